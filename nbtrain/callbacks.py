@@ -1,0 +1,209 @@
+"""Callbacks with Keras's names and semantics, called once per epoch (the epoch itself runs compiled,
+so batch-level hooks are not called)."""
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+
+
+class Callback:
+    """Base class: override on_train_begin/end and on_epoch_begin/end(epoch, logs)."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+
+class CallbackList:
+    """Calls each hook on every callback in order: the user's, then History, then the progress printer."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks or [])
+        for cb in self.callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be nbtrain.callbacks.Callback instances, got {type(cb).__name__}")
+        self.history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
+        if self.history is None:
+            self.history = History()
+            self.callbacks.append(self.history)
+        if params.get("verbose") and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def __getattr__(self, hook):
+        def call(*args, **kwargs):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args, **kwargs)
+        return call
+
+
+class History(Callback):
+    """Records each epoch's logs: history.history is a dict of lists that pandas.DataFrame accepts."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+        self.model.history = self
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than min_delta for `patience` epochs (Keras 3 rules:
+    the wait counts epochs since the last improvement, a baseline must be beaten to reset it, and with
+    restore_best_weights the best epoch's weights are restored when training ends)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
+        self.verbose, self.mode, self.baseline = verbose, mode, baseline
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+        self.wait = self.stopped_epoch = self.best_epoch = 0
+        self.best = None
+        self.best_weights = None
+
+    def _direction(self):
+        if self.mode != "auto":
+            return self.mode
+        name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
+        if name == "loss":
+            return "min"
+        for metric in getattr(self.model, "metrics", []) or []:
+            if metric.name == name:
+                return "max" if metric.direction == "up" else "min"
+        raise ValueError(f"EarlyStopping cannot tell whether {self.monitor!r} should go up or down: "
+                         "pass mode='min' or mode='max'")
+
+    def _is_improvement(self, value, reference):
+        if self._direction() == "min":
+            return value + self.min_delta < reference
+        return value - self.min_delta > reference
+
+    def on_train_begin(self, logs=None):
+        self.wait = self.stopped_epoch = self.best_epoch = 0
+        self.best = math.inf if self._direction() == "min" else -math.inf
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"EarlyStopping is conditioned on {self.monitor!r}, which is not available. "
+                          f"Available: {', '.join(logs or {})}", stacklevel=2)
+            return
+        if epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss is NaN or infinite. (nbtrain's fit always stops there, before the
+    offending batch's update; this callback exists so Keras code that lists it runs unchanged.)"""
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Epoch {epoch + 1}: invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None):
+        super().__init__()
+        for name, fn in (("on_epoch_begin", on_epoch_begin), ("on_epoch_end", on_epoch_end),
+                         ("on_train_begin", on_train_begin), ("on_train_end", on_train_end)):
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+def format_logs(logs):
+    """' - loss: 0.1234 - val_loss: 0.2345' in Keras's number format."""
+    return "".join(f" - {k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 or not np.isfinite(v) else f" - {k}: {v:.4e}"
+                   for k, v in logs.items())
+
+
+def format_duration(seconds):
+    if seconds >= 1:
+        return f"{seconds:.0f}s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms"
+    return f"{seconds * 1e6:.0f}us"
+
+
+class ProgbarLogger(Callback):
+    """Prints one Keras-style line per epoch (verbose=1: 'Epoch i/N' and a filled bar; verbose=2: compact)."""
+
+    def __init__(self, stream=None):
+        super().__init__()
+        self.stream = stream
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        if self.params.get("verbose") == 1:
+            print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=self.stream or sys.stdout)
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        steps = self.params.get("steps") or 1
+        per_step = format_duration(elapsed / steps)
+        if self.params.get("verbose") == 1:
+            line = f"{steps}/{steps} {'━' * 20} {format_duration(elapsed)} {per_step}/step"
+        else:
+            line = f"{steps}/{steps} - {format_duration(elapsed)} - {per_step}/step"
+        print(line + format_logs(logs or {}), file=self.stream or sys.stdout, flush=True)

@@ -1,0 +1,466 @@
+"""Numba CPU kernels, in network order with each forward beside its backward, and the fused loops.
+
+Every kernel works for float32 (training) and float64 (gradient checks): constants are cast to the
+array dtype with `like`, so float32 arithmetic stays float32. Buffers are flat 1-D arrays; an op's
+output is a C-contiguous (rows, width) view made by `rows`, so matrix products go straight to BLAS.
+"""
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
+
+from .plan import (
+    ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, METRIC_BINARY_ACCURACY,
+    OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A, T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND,
+    T_OUT, T_P, T_P2, T_S, T_X,
+)
+from .rng import permutation, random_uniform
+
+KERNEL = dict(cache=True, error_model="numpy", nogil=True)
+BCE_EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
+
+
+def like(x, value):
+    """`value` as a scalar of the float dtype of `x` (an array or a scalar)."""
+    return np.asarray(x).dtype.type(value)
+
+
+@overload(like)
+def _like(x, value):
+    scalar = as_dtype(x.dtype if isinstance(x, types.Array) else x).type
+    return lambda x, value: scalar(value)
+
+
+@njit(**KERNEL)
+def rows(buf, col, capacity, n, width):
+    """The (n, width) view at column offset `col` of a buffer laid out for `capacity` rows."""
+    start = col * capacity
+    return buf[start:start + n * width].reshape((n, width))
+
+
+@njit(**KERNEL)
+def bias(theta, offset, width):
+    """The bias slice of theta, or an empty slice for a layer without one."""
+    if offset < 0:
+        return theta[:0]
+    return theta[offset:offset + width]
+
+
+# ---------------------------------------------------------------- dense: y = x W + b
+@njit(**KERNEL)
+def dense_forward(x, w, b, y):
+    np.dot(x, w, y)
+    if b.size:
+        for i in range(y.shape[0]):
+            for j in range(y.shape[1]):
+                y[i, j] += b[j]
+
+
+@njit(**KERNEL)
+def dense_backward(x, w, dy, dw, db, dx):
+    """dW = x^T dy and db = column sums of dy (overwritten, not accumulated); dx = dy W^T when dx has rows."""
+    np.dot(x.T, dy, dw)
+    if db.size:
+        db[:] = 0
+        for i in range(dy.shape[0]):
+            for j in range(dy.shape[1]):
+                db[j] += dy[i, j]
+    if dx.shape[0]:
+        np.dot(dy, w.T, dx)
+
+
+# ---------------------------------------------------------------- activations (derivatives from outputs)
+@njit(**KERNEL)
+def activation_forward(act, x, y):
+    n, m = x.shape
+    zero, one = like(x, 0.0), like(x, 1.0)
+    if act == ACT_RELU:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = max(x[i, j], zero)
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            for j in range(m):
+                v = x[i, j]
+                if v >= zero:
+                    y[i, j] = one / (one + np.exp(-v))
+                else:
+                    e = np.exp(v)
+                    y[i, j] = e / (one + e)
+    else:
+        y[:] = x
+
+
+@njit(**KERNEL)
+def activation_backward(act, y, dy, dx):
+    """dx from the stored output y: ReLU passes where y > 0, sigmoid scales by y (1 - y)."""
+    n, m = dx.shape
+    zero, one = like(y, 0.0), like(y, 1.0)
+    if act == ACT_RELU:
+        for i in range(n):
+            for j in range(m):
+                dx[i, j] = dy[i, j] if y[i, j] > zero else zero
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            for j in range(m):
+                dx[i, j] = dy[i, j] * y[i, j] * (one - y[i, j])
+    else:
+        dx[:] = dy
+
+
+# ---------------------------------------------------------------- inverted dropout
+@njit(**KERNEL)
+def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
+    """Training: zero each unit with probability `rate`, scale the kept ones by 1/(1 - rate).
+
+    The draw for row r, unit j of step `step` is random_uniform(seed, stream, step, (row0 + r) * width + j),
+    where row0 is the batch's first row within the global batch. Inference: identity.
+    """
+    if not train:
+        y[:] = x
+        return
+    n, m = x.shape
+    keep, zero = like(x, 1.0 / (1.0 - rate)), like(x, 0.0)
+    for i in range(n):
+        base = (row0 + i) * m
+        for j in range(m):
+            scale = keep if random_uniform(seed, stream, step, base + j) >= rate else zero
+            mask[i, j] = scale
+            y[i, j] = x[i, j] * scale
+
+
+@njit(**KERNEL)
+def dropout_backward(mask, dy, dx):
+    n, m = dx.shape
+    for i in range(n):
+        for j in range(m):
+            dx[i, j] = dy[i, j] * mask[i, j]
+
+
+# ---------------------------------------------------------------- batch normalization
+@njit(**KERNEL)
+def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y):
+    """Training: normalize with the batch's mean and (biased) variance and update the moving statistics
+    as Keras does (moving = moving * momentum + batch * (1 - momentum)); inference: use the moving ones.
+
+    stats[:m] receives the mean used, stats[m:] the inverse standard deviation; xhat the normalized x.
+    """
+    n, m = x.shape
+    mean, inv_std = stats[:m], stats[m:2 * m]
+    eps, mom, one, count = like(x, epsilon), like(x, momentum), like(x, 1.0), like(x, n)
+    if train:
+        mean[:] = 0
+        inv_std[:] = 0
+        for i in range(n):
+            for j in range(m):
+                mean[j] += x[i, j]
+        mean /= count
+        for i in range(n):
+            for j in range(m):
+                d = x[i, j] - mean[j]
+                inv_std[j] += d * d
+        for j in range(m):
+            var = inv_std[j] / count
+            inv_std[j] = one / np.sqrt(var + eps)
+            moving_mean[j] = moving_mean[j] * mom + mean[j] * (one - mom)
+            moving_var[j] = moving_var[j] * mom + var * (one - mom)
+    else:
+        for j in range(m):
+            mean[j] = moving_mean[j]
+            inv_std[j] = one / np.sqrt(moving_var[j] + eps)
+    for i in range(n):
+        for j in range(m):
+            h = (x[i, j] - mean[j]) * inv_std[j]
+            xhat[i, j] = h
+            y[i, j] = gamma[j] * h + beta[j]
+
+
+@njit(**KERNEL)
+def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
+    """Gradients of training-mode batch normalization; the batch statistics' own gradients are included:
+    dx = gamma * inv_std / n * (n dy - dbeta - xhat dgamma). stats[:m] is reused as scratch."""
+    n, m = dy.shape
+    dgamma[:] = 0
+    dbeta[:] = 0
+    for i in range(n):
+        for j in range(m):
+            dbeta[j] += dy[i, j]
+            dgamma[j] += dy[i, j] * xhat[i, j]
+    if dx.shape[0]:
+        coef, inv_std, count = stats[:m], stats[m:2 * m], like(dy, n)
+        for j in range(m):
+            coef[j] = gamma[j] * inv_std[j] / count
+        for i in range(n):
+            for j in range(m):
+                dx[i, j] = coef[j] * (count * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+
+
+# ---------------------------------------------------------------- losses (per element; the model's loss is their mean)
+@njit(**KERNEL)
+def loss_value(code, param, p, y):
+    """One element's loss. For LOSS_BCE_LOGITS, p is the logit z and the loss is computed stably from it."""
+    zero, one, half = like(p, 0.0), like(p, 1.0), like(p, 0.5)
+    e = p - y
+    if code == LOSS_MAE:
+        return abs(e)
+    if code == LOSS_MSE:
+        return e * e
+    if code == LOSS_HUBER:
+        delta = like(p, param)
+        return half * e * e if abs(e) <= delta else delta * (abs(e) - half * delta)
+    if code == LOSS_BCE:
+        eps = like(p, BCE_EPSILON)
+        q = min(max(p, eps), one - eps)
+        return -(y * np.log(q) + (one - y) * np.log(one - q))
+    return max(p, zero) - p * y + np.log1p(np.exp(-abs(p)))
+
+
+@njit(**KERNEL)
+def loss_grad(code, param, p, y):
+    """d loss_value / d p (for LOSS_BCE_LOGITS: sigmoid(z) - y, the fused sigmoid + cross-entropy gradient)."""
+    zero, one = like(p, 0.0), like(p, 1.0)
+    e = p - y
+    if code == LOSS_MAE:
+        return one if e > zero else (-one if e < zero else zero)
+    if code == LOSS_MSE:
+        return (one + one) * e
+    if code == LOSS_HUBER:
+        delta = like(p, param)
+        return e if abs(e) <= delta else (delta if e > zero else -delta)
+    if code == LOSS_BCE:
+        eps = like(p, BCE_EPSILON)
+        return e / (p * (one - p)) if eps <= p <= one - eps else zero
+    if p >= zero:
+        s = one / (one + np.exp(-p))
+    else:
+        s = np.exp(p) / (one + np.exp(p))
+    return s - y
+
+
+@njit(**KERNEL)
+def loss_forward(code, param, p, y):
+    """Sum of the element losses over the batch, accumulated in float64."""
+    total = 0.0
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            total += loss_value(code, param, p[i, j], y[i, j])
+    return total
+
+
+@njit(**KERNEL)
+def loss_backward(code, param, p, y, scale, dp):
+    """dp = scale * d loss / d p, where scale = 1 / (elements in the batch) makes the loss a mean."""
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            dp[i, j] = scale * loss_grad(code, param, p[i, j], y[i, j])
+
+
+@njit(**KERNEL)
+def metric_sum(code, param, p, y):
+    """Sum over the batch of one metric: binary accuracy (p > threshold equals y) or a loss used as a metric."""
+    if code == METRIC_BINARY_ACCURACY:
+        hits = 0.0
+        for i in range(p.shape[0]):
+            for j in range(p.shape[1]):
+                label = like(y, 1.0) if p[i, j] > param else like(y, 0.0)
+                hits += 1.0 if label == y[i, j] else 0.0
+        return hits
+    return loss_forward(code, param, p, y)
+
+
+# ---------------------------------------------------------------- optimizers over the whole flat vector
+@njit(**KERNEL)
+def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
+    """Keras SGD: v = momentum v - lr g; theta += v (nesterov: theta += momentum v - lr g)."""
+    lr, mom = like(theta, lr), like(theta, momentum)
+    if momentum == 0.0:
+        for i in range(theta.size):
+            theta[i] -= lr * grad[i]
+        return
+    for i in range(theta.size):
+        velocity[i] = mom * velocity[i] - lr * grad[i]
+        theta[i] += mom * velocity[i] - lr * grad[i] if nesterov else velocity[i]
+
+
+@njit(**KERNEL)
+def adam_update(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
+    """Keras Adam at step t (1-based): alpha = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= alpha m / (sqrt(v) + eps)."""
+    alpha = like(theta, lr * np.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t))
+    c1, c2, eps = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon)
+    for i in range(theta.size):
+        g = grad[i]
+        m[i] += (g - m[i]) * c1
+        v[i] += (g * g - v[i]) * c2
+        theta[i] -= alpha * m[i] / (np.sqrt(v[i]) + eps)
+
+
+@njit(**KERNEL)
+def optimizer_update(opt_code, hp, t, theta, grad, slot1, slot2):
+    """One step of the compiled optimizer; hp holds its hyperparameters in Keras order."""
+    if opt_code == OPT_ADAM:
+        adam_update(theta, grad, slot1, slot2, t, hp[0], hp[1], hp[2], hp[3])
+    else:
+        sgd_update(theta, grad, slot1, hp[0], hp[1], hp[2] != 0.0)
+
+
+# ---------------------------------------------------------------- the network: walk the op table
+@njit(**KERNEL)
+def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0):
+    """Run every op on the batch x; op i writes its output to its rows of `acts`."""
+    n = x.shape[0]
+    for i in range(table.shape[0]):
+        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
+        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
+        out = rows(acts, table[i, T_A], capacity, n, fan_out)
+        p, fp = table[i, T_P], table[i, T_FP]
+        if kind == OP_DENSE:
+            w = theta[p:p + fan_in * fan_out].reshape((fan_in, fan_out))
+            dense_forward(inp, w, bias(theta, table[i, T_P2], fan_out), out)
+        elif kind == OP_ACTIVATION:
+            activation_forward(table[i, T_ACT], inp, out)
+        elif kind == OP_DROPOUT:
+            mask = rows(aux, table[i, T_X], capacity, n, fan_out)
+            dropout_forward(inp, fparams[fp], seed, table[i, T_ID], step, row0, train, mask, out)
+        elif kind == OP_BATCHNORM:
+            s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
+            batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
+                              state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], train,
+                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out)
+
+
+@njit(**KERNEL)
+def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
+    """Backpropagate from d(output of op `start`), held in dacts, down to the first op with parameters.
+
+    Every parameter gradient is overwritten, so grad holds exactly this batch's gradient afterwards."""
+    n = x.shape[0]
+    first = table.shape[0]
+    for i in range(table.shape[0]):
+        if table[i, T_KIND] == OP_DENSE or table[i, T_KIND] == OP_BATCHNORM:
+            first = min(first, i)
+    for i in range(start, first - 1, -1):
+        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
+        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
+        out = rows(acts, table[i, T_A], capacity, n, fan_out)
+        dy = rows(dacts, table[i, T_A], capacity, n, fan_out)
+        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n if i > first else 0, fan_in)
+        p = table[i, T_P]
+        if kind == OP_DENSE:
+            q = p + fan_in * fan_out
+            w = theta[p:q].reshape((fan_in, fan_out))
+            dw = grad[p:q].reshape((fan_in, fan_out))
+            dense_backward(inp, w, dy, dw, bias(grad, table[i, T_P2], fan_out), dx)
+        elif kind == OP_ACTIVATION:
+            activation_backward(table[i, T_ACT], out, dy, dx)
+        elif kind == OP_DROPOUT:
+            dropout_backward(rows(aux, table[i, T_X], capacity, n, fan_out), dy, dx)
+        elif kind == OP_BATCHNORM:
+            f, q = table[i, T_F], table[i, T_P2]
+            batchnorm_backward(dy, rows(aux, table[i, T_X], capacity, n, fan_out), theta[p:p + fan_out],
+                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx)
+
+
+@njit(**KERNEL)
+def loss_head(table, loss_code, x, acts, capacity):
+    """Where the loss reads from: (array, loss code, op index that wrote it).
+
+    A model ending in a sigmoid trained with binary cross-entropy is scored on the sigmoid's input
+    (the logits) with the stable log-sum-exp form, and its gradient is the fused p - y."""
+    n, last = x.shape[0], table.shape[0] - 1
+    if loss_code == LOSS_BCE and table[last, T_KIND] == OP_ACTIVATION and table[last, T_ACT] == ACT_SIGMOID:
+        if last == 0:
+            return x, LOSS_BCE_LOGITS, -1
+        return rows(acts, table[last - 1, T_A], capacity, n, table[last - 1, T_OUT]), LOSS_BCE_LOGITS, last - 1
+    return rows(acts, table[last, T_A], capacity, n, table[last, T_OUT]), loss_code, last
+
+
+@njit(**KERNEL)
+def train_step(table, fparams, theta, grad, state, x, y, acts, dacts, aux, feat, capacity, loss_code, loss_param,
+               seed, step, row0):
+    """Forward, loss and backward for one batch: fills grad and returns the batch's summed loss."""
+    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0)
+    z, code, index = loss_head(table, loss_code, x, acts, capacity)
+    loss = loss_forward(code, loss_param, z, y)
+    if index >= 0:
+        dz = rows(dacts, table[index, T_A], capacity, z.shape[0], z.shape[1])
+        loss_backward(code, loss_param, z, y, like(theta, 1.0 / y.size), dz)
+        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index)
+    return loss
+
+
+@njit(**KERNEL)
+def add_metrics(metric_codes, metric_params, p, y, logs):
+    for j in range(metric_codes.size):
+        logs[1 + j] += metric_sum(metric_codes[j], metric_params[j], p, y)
+
+
+@njit(**KERNEL)
+def evaluate(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param, metric_codes,
+             metric_params, logs):
+    """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means."""
+    logs[:] = 0.0
+    n, last = X.shape[0], table.shape[0] - 1
+    for a in range(0, n, capacity):
+        xb, yb = X[a:a + capacity], Y[a:a + capacity]
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        z, code, _ = loss_head(table, loss_code, xb, acts, capacity)
+        logs[0] += loss_forward(code, loss_param, z, yb)
+        add_metrics(metric_codes, metric_params,
+                    rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]), yb, logs)
+    logs /= max(Y.size, 1)
+
+
+@njit(**KERNEL)
+def predict(table, fparams, theta, state, X, acts, aux, feat, capacity, out):
+    """Inference-mode outputs for all rows of X, `capacity` rows at a time."""
+    last = table.shape[0] - 1
+    for a in range(0, X.shape[0], capacity):
+        xb = X[a:a + capacity]
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        out[a:a + xb.shape[0]] = rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT])
+
+
+@njit(**KERNEL)
+def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, xin, yin, acts, dacts, aux, feat,
+                capacity, batch_size, shuffle, seed, step0, loss_code, loss_param, metric_codes,
+                metric_params, opt_code, opt_hp, logs):
+    """One epoch: shuffle, then for every batch forward, loss, backward and update; then validation.
+
+    step0 is the optimizer's step count at the start of the epoch; it keys the epoch's shuffle and, with
+    the step within the epoch, the dropout masks, so every epoch of every fit draws fresh ones.
+
+    logs receives [loss, *metrics, val_loss, *val_metrics] (element means; validation NaN when absent).
+    Returns the number of steps taken: fewer than the epoch's when a batch's loss was not finite, in which
+    case that batch's update was not applied and logs[0] is NaN."""
+    n, n_in = X.shape
+    k = Y.shape[1]
+    order = permutation(n, seed, step0) if shuffle else np.arange(n)
+    width = 1 + metric_codes.size
+    logs[:] = 0.0
+    last = table.shape[0] - 1
+    steps = (n + batch_size - 1) // batch_size
+    for s in range(steps):
+        a = s * batch_size
+        nb = min(batch_size, n - a)
+        xb = xin[:nb * n_in].reshape((nb, n_in))
+        yb = yin[:nb * k].reshape((nb, k))
+        for r in range(nb):
+            xb[r] = X[order[a + r]]
+            yb[r] = Y[order[a + r]]
+        step = step0 + s
+        loss = train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity, loss_code,
+                          loss_param, seed, step, 0)
+        if not np.isfinite(loss):
+            logs[:] = np.nan
+            return s
+        logs[0] += loss
+        add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, nb, table[last, T_OUT]),
+                    yb, logs)
+        optimizer_update(opt_code, opt_hp, step + 1, theta, grad, slot1, slot2)
+    logs[:width] /= n * k
+    if Xv.shape[0]:
+        evaluate(table, fparams, theta, state, Xv, Yv, acts, aux, feat, capacity, loss_code, loss_param,
+                 metric_codes, metric_params, logs[width:])
+    else:
+        logs[width:] = np.nan
+    return steps

@@ -1,0 +1,161 @@
+"""Compile a built layer stack into a Plan: an int64 op table, float hyperparameters and flat buffer sizes.
+
+The engine never sees layer objects. Each row of `table` is one operation (a Dense layer with an
+activation becomes a DENSE row and an ACTIVATION row); its columns say where the operation's parameters
+live in the flat `theta` vector, where its output lives in the activation buffer, and so on.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Operation kinds.
+OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM = 0, 1, 2, 3
+# Activation codes.
+ACT_LINEAR, ACT_RELU, ACT_SIGMOID = 0, 1, 2
+ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID}
+# Loss codes; metrics reuse them and add their own after.
+LOSS_MAE, LOSS_MSE, LOSS_HUBER, LOSS_BCE, LOSS_BCE_LOGITS = 0, 1, 2, 3, 4
+METRIC_BINARY_ACCURACY = 5
+# Optimizer codes.
+OPT_SGD, OPT_ADAM = 0, 1
+
+# Columns of the op table.
+T_KIND = 0  # operation kind
+T_IN = 1  # input width
+T_OUT = 2  # output width
+T_ACT = 3  # activation code (ACTIVATION rows)
+T_P = 4  # theta offset: Dense kernel, BatchNormalization gamma
+T_P2 = 5  # theta offset: Dense bias, BatchNormalization beta; -1 when absent
+T_S = 6  # state offset: BatchNormalization moving mean (moving variance follows)
+T_A = 7  # column offset of the output in the activation buffers (times capacity = element offset)
+T_X = 8  # column offset in the aux buffer: dropout mask, BatchNormalization x-hat; -1 when unused
+T_F = 9  # offset in the per-feature scratch vector: BatchNormalization batch mean, then inverse std
+T_FP = 10  # offset in fparams: dropout rate; BatchNormalization momentum, epsilon
+T_ID = 11  # stream id for random numbers (op index + 1; stream 0 is the shuffle)
+N_COLUMNS = 12
+
+
+@dataclass
+class Variable:
+    """One weight array of a layer, as a slice of the flat theta (trainable) or state vector."""
+
+    layer: int
+    name: str
+    shape: tuple
+    offset: int
+    trainable: bool
+    initializer: str
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class Plan:
+    """Everything the kernels need to know about a model's structure, as plain arrays and sizes."""
+
+    table: np.ndarray
+    fparams: np.ndarray
+    n_in: int
+    n_out: int
+    n_params: int
+    n_state: int
+    act_width: int
+    aux_width: int
+    feat_size: int
+    variables: list = field(default_factory=list)
+
+
+@dataclass
+class Workspace:
+    """Preallocated buffers for batches of up to `capacity` rows; op outputs are views into them."""
+
+    capacity: int
+    xin: np.ndarray
+    yin: np.ndarray
+    acts: np.ndarray
+    dacts: np.ndarray
+    aux: np.ndarray
+    feat: np.ndarray
+
+
+def compile_plan(layers, n_in):
+    """Lay out the ops, parameters and buffers of `layers` applied to inputs of width `n_in`."""
+    rows, fparams, variables = [], [], []
+    sizes = {"theta": 0, "state": 0, "act": 0, "aux": 0, "feat": 0}
+
+    def take(key, n):
+        start = sizes[key]
+        sizes[key] += n
+        return start
+
+    def add_row(kind, fan_in, fan_out, cols=None):
+        row = [0] * N_COLUMNS
+        row[T_KIND], row[T_IN], row[T_OUT] = kind, fan_in, fan_out
+        row[T_P2] = row[T_X] = -1
+        row[T_A] = take("act", fan_out)
+        row[T_ID] = len(rows) + 1
+        for col, value in (cols or {}).items():
+            row[col] = value
+        rows.append(row)
+
+    def add_variables(index, specs):
+        offsets = []
+        for name, shape, trainable, init in specs:
+            size = int(np.prod(shape))
+            offset = take("theta" if trainable else "state", size)
+            variables.append(Variable(index, name, tuple(shape), offset, trainable, init))
+            offsets.append(offset)
+        return offsets
+
+    width = n_in
+    for index, layer in enumerate(layers):
+        kind = type(layer).__name__
+        if kind == "Dense":
+            offsets = add_variables(index, layer.variable_specs(width))
+            add_row(OP_DENSE, width, layer.units, {T_P: offsets[0], T_P2: offsets[1] if layer.use_bias else -1})
+            width = layer.units
+            if layer.activation != "linear":
+                add_row(OP_ACTIVATION, width, width, {T_ACT: ACTIVATIONS[layer.activation]})
+        elif kind == "Activation":
+            if layer.activation != "linear":
+                add_row(OP_ACTIVATION, width, width, {T_ACT: ACTIVATIONS[layer.activation]})
+        elif kind == "Dropout":
+            if layer.rate > 0:
+                add_row(OP_DROPOUT, width, width, {T_X: take("aux", width), T_FP: len(fparams)})
+                fparams.append(layer.rate)
+        elif kind == "BatchNormalization":
+            gamma, beta, mean, _ = add_variables(index, layer.variable_specs(width))
+            add_row(OP_BATCHNORM, width, width, {T_P: gamma, T_P2: beta, T_S: mean, T_X: take("aux", width),
+                                                 T_F: take("feat", 2 * width), T_FP: len(fparams)})
+            fparams.extend([layer.momentum, layer.epsilon])
+        elif kind != "InputLayer":
+            raise TypeError(f"nbtrain cannot compile a layer of type {kind}")
+    if not rows:
+        raise ValueError("the model has no layer that computes anything: add a Dense layer")
+    return Plan(
+        table=np.array(rows, dtype=np.int64),
+        fparams=np.array(fparams + [0.0], dtype=np.float64),
+        n_in=n_in,
+        n_out=width,
+        n_params=sizes["theta"],
+        n_state=sizes["state"],
+        act_width=sizes["act"],
+        aux_width=sizes["aux"],
+        feat_size=sizes["feat"],
+        variables=variables,
+    )
+
+
+def workspace(plan, capacity, n_targets, dtype=np.float32):
+    """Allocate the buffers for batches of up to `capacity` rows with `n_targets` target columns."""
+    return Workspace(
+        capacity=capacity,
+        xin=np.zeros(capacity * plan.n_in, dtype),
+        yin=np.zeros(capacity * n_targets, dtype),
+        acts=np.zeros(capacity * plan.act_width, dtype),
+        dacts=np.zeros(capacity * plan.act_width, dtype),
+        aux=np.zeros(max(capacity * plan.aux_width, 1), dtype),
+        feat=np.zeros(max(plan.feat_size, 1), dtype),
+    )

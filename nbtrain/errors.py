@@ -1,0 +1,9 @@
+"""Exceptions for bad input: each carries a one-line message fit to show a user as it is."""
+
+
+class InputError(ValueError):
+    """Data that cannot be trained on or scored: wrong shape, non-numeric, NaN, missing columns."""
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read: missing, corrupt, not an nbtrain model, or from a newer version."""

@@ -1,0 +1,183 @@
+"""Layers: configuration and weight shapes only; the arithmetic lives in the engine.
+
+After the model is built, each layer's `weights` are live views into the model's flat parameter vectors.
+"""
+import numpy as np
+
+from .engine.plan import ACTIVATIONS
+from .initializers import INITIALIZERS
+
+_name_counts = {}
+
+
+def _unique_name(base):
+    count = _name_counts.get(base, 0)
+    _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _snake(name):
+    return "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def _activation_name(activation):
+    name = "linear" if activation is None else activation
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}: use one of {', '.join(sorted(ACTIVATIONS))}")
+    return name
+
+
+def _shape(shape, what):
+    if shape is None:
+        return None
+    shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
+    if len(shape) != 1 or shape[0] < 1:
+        raise ValueError(f"{what} must be one positive width such as [11], got {shape}")
+    return shape
+
+
+class Layer:
+    """Base class: a name, an optional input shape, weight specs and (once built) weight views."""
+
+    def __init__(self, name=None, input_shape=None, input_dim=None):
+        self.name = name or _unique_name(_snake(type(self).__name__))
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self.input_shape = _shape(input_shape, "input_shape")
+        self.weights = []
+
+    def variable_specs(self, n_in):
+        """(name, shape, trainable, initializer) of each weight, in Keras's get_weights order."""
+        return []
+
+    def output_width(self, n_in):
+        return n_in
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        if len(weights) != len(self.weights):
+            raise ValueError(f"layer {self.name} expects {len(self.weights)} weight arrays, got {len(weights)}")
+        for view, value in zip(self.weights, weights):
+            value = np.asarray(value)
+            if value.shape != view.shape:
+                raise ValueError(f"layer {self.name}: weight shape {value.shape} does not match {view.shape}")
+            view[...] = value
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    def get_config(self):
+        config = {"name": self.name}
+        if self.input_shape is not None:
+            config["input_shape"] = list(self.input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class InputLayer(Layer):
+    """Declares the input width; computes nothing (keras.Input / keras.layers.InputLayer)."""
+
+    def __init__(self, shape=None, name=None, input_shape=None):
+        super().__init__(name=name, input_shape=shape if shape is not None else input_shape)
+        if self.input_shape is None:
+            raise ValueError("InputLayer needs shape=[n_features]")
+
+
+def Input(shape, name=None):
+    """keras.Input(shape=(n,)): usable as the first entry of a Sequential model."""
+    return InputLayer(shape=shape, name=name)
+
+
+class Dense(Layer):
+    """Fully connected layer: activation(x @ kernel + bias), kernel of shape (inputs, units)."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if int(units) != units or units < 1:
+            raise ValueError(f"Dense units must be a positive integer, got {units!r}")
+        for init in (kernel_initializer, bias_initializer):
+            if init not in INITIALIZERS:
+                raise ValueError(f"unknown initializer {init!r}: use one of {', '.join(sorted(INITIALIZERS))}")
+        self.units = int(units)
+        self.activation = _activation_name(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def variable_specs(self, n_in):
+        specs = [("kernel", (n_in, self.units), True, self.kernel_initializer)]
+        if self.use_bias:
+            specs.append(("bias", (self.units,), True, self.bias_initializer))
+        return specs
+
+    def output_width(self, n_in):
+        return self.units
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                "bias_initializer": self.bias_initializer}
+
+
+class Activation(Layer):
+    """Applies an activation function: "relu", "sigmoid" or "linear"."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = _activation_name(activation)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes units with probability `rate` and scales the rest by
+    1/(1 - rate); identity at inference."""
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+class BatchNormalization(Layer):
+    """Normalizes with batch statistics in training and moving statistics at inference (Keras defaults:
+    momentum=0.99, epsilon=1e-3). As a first layer it acts as an adaptive input scaler."""
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= momentum < 1 or epsilon <= 0:
+            raise ValueError("BatchNormalization needs 0 <= momentum < 1 and epsilon > 0")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+
+    def variable_specs(self, n_in):
+        return [("gamma", (n_in,), True, "ones"), ("beta", (n_in,), True, "zeros"),
+                ("moving_mean", (n_in,), False, "zeros"), ("moving_variance", (n_in,), False, "ones")]
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization)}
+
+
+def deserialize(entry):
+    """A layer from {"class_name": ..., "config": {...}} as written by Sequential.get_config."""
+    cls = LAYERS.get(entry.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown layer class {entry.get('class_name')!r}")
+    return cls.from_config(entry["config"])

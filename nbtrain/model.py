@@ -1,0 +1,306 @@
+"""Sequential: the Keras-shaped model. It builds a Plan from its layers, owns the flat weight vectors,
+and drives the engine one compiled epoch at a time, running callbacks in between."""
+import time
+import warnings
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from . import utils
+from .data import as_matrix, as_pair
+from .engine.plan import LOSS_BCE, compile_plan, workspace
+from .errors import InputError
+from .initializers import INITIALIZERS
+from .layers import InputLayer, Layer, deserialize
+
+EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when no batch size is given
+
+
+def _engine():
+    """The CPU engine, imported on first use so that `import nbtrain` does not load Numba."""
+    from .engine import cpu
+    return cpu
+
+
+class Sequential:
+    """A linear stack of layers: Sequential([layers.Dense(512, activation="relu", input_shape=[11]), ...])."""
+
+    def __init__(self, layers=None, name=None):
+        self.name = name or "sequential"
+        self.layers = []
+        self.plan = None
+        self.theta = self.state = None
+        self.optimizer = self.loss = None
+        self.metrics = []
+        self.history = None
+        self.stop_training = False
+        self.stop_reason = None
+        self.metadata = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ structure
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes nbtrain layers, got {type(layer).__name__}")
+        if self.built:
+            raise ValueError("cannot add layers to a model that is already built; create a new Sequential")
+        if isinstance(layer, InputLayer) and self.layers:
+            raise ValueError("an Input layer can only be the first layer")
+        self.layers.append(layer)
+
+    @property
+    def built(self):
+        return self.plan is not None
+
+    @property
+    def input_shape(self):
+        if self.built:
+            return (None, self.plan.n_in)
+        declared = self.layers[0].input_shape if self.layers else None
+        return (None, *declared) if declared else None
+
+    @property
+    def output_shape(self):
+        return (None, self.plan.n_out) if self.built else None
+
+    def build(self, input_shape=None, seed=None):
+        """Lay out the weights for inputs of width input_shape[-1] and initialize them as Keras does
+        (Glorot-uniform kernels, zero biases; weights drawn from `seed` or the global generator)."""
+        if input_shape is None:
+            if self.input_shape is None:
+                raise ValueError("the model's input width is unknown: give the first layer input_shape=[n] "
+                                 "or call build(input_shape=(None, n))")
+            input_shape = self.input_shape
+        n_in = int(np.atleast_1d(input_shape)[-1])
+        declared = self.input_shape
+        if declared is not None and declared[-1] != n_in:
+            raise InputError(f"the model expects {declared[-1]} input features but got {n_in}")
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        plan = compile_plan(self.layers, n_in)
+        rng = utils.generator() if seed is None else np.random.default_rng(seed)
+        self.theta = np.zeros(plan.n_params, np.float32)
+        self.state = np.zeros(plan.n_state, np.float32)
+        views = {i: [] for i in range(len(self.layers))}
+        for var in plan.variables:
+            buffer = self.theta if var.trainable else self.state
+            view = buffer[var.offset:var.offset + var.size].reshape(var.shape)
+            view[...] = INITIALIZERS[var.initializer](var.shape, rng)
+            views[var.layer].append(view)
+        for index, layer in enumerate(self.layers):
+            layer.weights = views[index]
+        self.plan = plan
+
+    def _ensure_built(self, X, seed=None):
+        if not self.built:
+            self.build((None, X.shape[1]), seed=seed)
+        elif X.shape[1] != self.plan.n_in:
+            raise InputError(f"the model expects {self.plan.n_in} input features but the data has {X.shape[1]}")
+
+    @property
+    def weights(self):
+        """Live views of every weight array, in Keras order."""
+        return [w for layer in self.layers for w in layer.weights]
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        if not self.built:
+            raise ValueError("build the model (or fit/predict once) before set_weights")
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"the model has {len(self.weights)} weight arrays, got {len(weights)}")
+        for layer in self.layers:
+            n = len(layer.weights)
+            layer.set_weights(weights[:n])
+            weights = weights[n:]
+
+    def count_params(self):
+        return int(self.theta.size + self.state.size) if self.built else 0
+
+    # ------------------------------------------------------------------ training configuration
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """Choose the optimizer, the loss and the metrics to report (Keras names or objects)."""
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss) if loss is not None else None
+        self.metrics = [metrics_module.get(m) for m in (metrics or [])]
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names) or "loss" in names:
+            raise ValueError(f"metric names must be distinct and not 'loss', got {names}")
+
+    def _check_compiled(self):
+        if self.loss is None:
+            raise RuntimeError("compile the model with a loss before fit/evaluate: model.compile(loss='mae')")
+
+    def _check_targets(self, Y, what):
+        if Y.shape[1] != self.plan.n_out:
+            raise InputError(f"{what} has {Y.shape[1]} target columns but the model outputs {self.plan.n_out}")
+        if self.loss.code == LOSS_BCE and (Y.min() < 0 or Y.max() > 1):
+            raise InputError(f"binary_crossentropy needs {what} in [0, 1], got values from {Y.min()} to {Y.max()}")
+
+    def _codes(self):
+        return (np.array([m.code for m in self.metrics], np.int64),
+                np.array([m.param for m in self.metrics], np.float64))
+
+    def _log_names(self):
+        return ["loss"] + [m.name for m in self.metrics]
+
+    # ------------------------------------------------------------------ fit / evaluate / predict
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, initial_epoch=0, seed=None):
+        """Train for `epochs` epochs; returns a History whose .history maps 'loss', metric names and their
+        'val_' versions to per-epoch lists. Stops cleanly on a non-finite loss (keeping the weights from
+        before the bad batch) and on Ctrl-C; in both cases the history so far is returned."""
+        self._check_compiled()
+        X, Y = as_pair(x, y)
+        Xv = Yv = None
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise InputError("validation_data must be a pair (x_val, y_val)")
+            Xv, Yv = as_pair(*validation_data, what="validation_data")
+        elif validation_split:
+            if not 0 < validation_split < 1:
+                raise InputError(f"validation_split must be in (0, 1), got {validation_split}")
+            cut = int(X.shape[0] * (1.0 - validation_split))
+            if cut < 1 or cut >= X.shape[0]:
+                raise InputError(f"validation_split={validation_split} leaves no rows for training or validation")
+            X, Xv, Y, Yv = X[:cut], X[cut:], Y[:cut], Y[cut:]
+        batch_size = int(batch_size or 32)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be positive, got {batch_size}")
+        if seed is None:
+            seed = utils.draw_seed()
+        self._ensure_built(X, seed)
+        self._check_targets(Y, "y")
+        if Xv is not None:
+            self._ensure_built(Xv)
+            self._check_targets(Yv, "validation targets")
+        else:
+            Xv, Yv = X[:0], Y[:0]
+
+        cpu = _engine()
+        n = X.shape[0]
+        train_rows = min(batch_size, n)
+        ws = workspace(self.plan, max(train_rows, min(Xv.shape[0], EVAL_ROWS)), Y.shape[1])
+        self.optimizer.build(self.plan.n_params)
+        grad = np.zeros(self.plan.n_params, np.float32)
+        metric_codes, metric_params = self._codes()
+        names = self._log_names()
+        has_val = Xv.shape[0] > 0
+        keys = names + (["val_" + k for k in names] if has_val else [])
+        logs_buffer = np.zeros(2 * len(names), np.float64)
+        steps = (n + train_rows - 1) // train_rows
+        verbose = 1 if verbose == "auto" else int(verbose)
+        cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
+        opt = self.optimizer
+        self.stop_training = False
+        self.stop_reason = None
+        logs = {}
+        cbs.on_train_begin()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                done = cpu.train_epoch(
+                    self.plan.table, self.plan.fparams, self.theta, grad, opt.slots[0], opt.slots[1], self.state,
+                    X, Y, Xv, Yv, ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, train_rows,
+                    bool(shuffle), seed, opt.iterations, self.loss.code, self.loss.param,
+                    metric_codes, metric_params, opt.code, opt.hyperparameters(), logs_buffer)
+                opt.iterations += done
+                logs = {k: float(v) for k, v in zip(keys, logs_buffer)}
+                if done < steps:
+                    self.stop_training = True
+                    self.stop_reason = (f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; training "
+                                        "stopped before that batch's update (try a lower learning rate)")
+                    warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=2)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            self.stop_reason = f"interrupted after {len(cbs.history.epoch)} epochs"
+            print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+        cbs.on_train_end(logs)
+        self.history = cbs.history
+        return cbs.history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        """Inference-mode loss, or [loss, *metrics] when metrics were compiled (a dict with return_dict)."""
+        self._check_compiled()
+        X, Y = as_pair(x, y)
+        self._ensure_built(X)
+        self._check_targets(Y, "y")
+        ws = workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1])
+        metric_codes, metric_params = self._codes()
+        logs = np.zeros(1 + len(self.metrics), np.float64)
+        started = time.perf_counter()
+        _engine().evaluate(self.plan.table, self.plan.fparams, self.theta, self.state, X, Y, ws.acts, ws.aux,
+                           ws.feat, ws.capacity, self.loss.code, self.loss.param, metric_codes, metric_params, logs)
+        result = {k: float(v) for k, v in zip(self._log_names(), logs)}
+        if verbose == "auto" or int(verbose):
+            steps = -(-X.shape[0] // ws.capacity)
+            elapsed = time.perf_counter() - started
+            print(f"{steps}/{steps} - {callbacks_module.format_duration(elapsed)}" + callbacks_module.format_logs(result))
+        if return_dict:
+            return result
+        return result["loss"] if not self.metrics else list(result.values())
+
+    def predict(self, x, batch_size=None, verbose=0):
+        """Inference-mode outputs, shape (rows, units of the last layer), float32."""
+        X = as_matrix(x)
+        self._ensure_built(X)
+        ws = workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), 1)
+        out = np.empty((X.shape[0], self.plan.n_out), np.float32)
+        _engine().predict(self.plan.table, self.plan.fparams, self.theta, self.state, X, ws.acts, ws.aux, ws.feat,
+                          ws.capacity, out)
+        return out
+
+    def __call__(self, x):
+        return self.predict(x)
+
+    # ------------------------------------------------------------------ description and persistence
+    def summary(self, print_fn=print):
+        """Print each layer's output shape and parameter count, then the totals."""
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        width = self.input_shape[-1] if self.input_shape else None
+        for layer in self.layers:
+            if width is not None:
+                width = layer.output_width(width)
+            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {width if width else '?'})",
+                         f"{layer.count_params():,}" if self.built else "0 (unbuilt)"))
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        rule = "-" * sum(widths)
+        lines = [f'Model: "{self.name}"', rule]
+        for i, row in enumerate(rows):
+            lines.append(row[0].ljust(widths[0]) + row[1].ljust(widths[1]) + row[2].rjust(widths[2]))
+            if i == 0:
+                lines.append(rule)
+        trainable = self.theta.size if self.built else 0
+        state = self.state.size if self.built else 0
+        lines += [rule, f"Total params: {trainable + state:,}", f"Trainable params: {trainable:,}",
+                  f"Non-trainable params: {state:,}"]
+        print_fn("\n".join(lines))
+
+    def get_config(self):
+        return {"name": self.name,
+                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([deserialize(entry) for entry in config["layers"]], name=config.get("name"))
+
+    def compile_config(self):
+        """The compile() arguments as plain data, or None when the model was not compiled."""
+        if self.optimizer is None:
+            return None
+        return {"optimizer": self.optimizer.get_config(),
+                "loss": self.loss.get_config() if self.loss else None,
+                "metrics": [m.get_config() for m in self.metrics]}
+
+    def save(self, path, metadata=None):
+        """Write the model (architecture, weights, optimizer state, history, optional metadata) to one file."""
+        from .io import save_model
+        save_model(self, path, metadata)

@@ -1,0 +1,232 @@
+"""Every backward kernel against central finite differences of its forward, in float64."""
+import numpy as np
+import pytest
+
+from nbtrain import Sequential, layers
+from nbtrain.engine import cpu
+from nbtrain.engine.plan import (
+    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, workspace,
+)
+
+H = 1e-6
+RTOL = 1e-6
+
+
+def numeric_grad(f, x):
+    """Central differences of scalar f() with respect to every element of x (perturbed in place)."""
+    g = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + H
+        up = f()
+        flat[i] = old - H
+        down = f()
+        flat[i] = old
+        gflat[i] = (up - down) / (2 * H)
+    return g
+
+
+def assert_close(analytic, numeric):
+    scale = max(1.0, np.abs(numeric).max())
+    np.testing.assert_allclose(analytic, numeric, rtol=0, atol=RTOL * scale * 100)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(42)
+
+
+def test_dense(rng):
+    x, w, b = rng.normal(size=(7, 5)), rng.normal(size=(5, 3)), rng.normal(size=3)
+    r = rng.normal(size=(7, 3))
+    y = np.zeros((7, 3))
+
+    def f():
+        cpu.dense_forward(x, w, b, y)
+        return np.sum(r * y)
+
+    f()
+    np.testing.assert_allclose(y, x @ w + b, rtol=1e-12)
+    dw, db, dx = np.zeros_like(w), np.zeros_like(b), np.zeros_like(x)
+    cpu.dense_backward(x, w, r, dw, db, dx)
+    for analytic, wrt in ((dw, w), (db, b), (dx, x)):
+        assert_close(analytic, numeric_grad(f, wrt))
+
+
+def test_dense_without_bias_or_input_gradient(rng):
+    x, w, r = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=(4, 2))
+    y, dw = np.zeros((4, 2)), np.zeros((3, 2))
+    cpu.dense_forward(x, w, np.zeros(0), y)
+    np.testing.assert_allclose(y, x @ w, rtol=1e-12)
+    cpu.dense_backward(x, w, r, dw, np.zeros(0), np.zeros((0, 3)))
+    np.testing.assert_allclose(dw, x.T @ r, rtol=1e-12)
+
+
+@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID])
+def test_activations(rng, act):
+    x = rng.normal(size=(6, 4)) * 3
+    x[np.abs(x) < 1e-3] = 0.5  # keep ReLU away from its kink
+    r = rng.normal(size=(6, 4))
+    y = np.zeros_like(x)
+
+    def f():
+        cpu.activation_forward(act, x, y)
+        return np.sum(r * y)
+
+    f()
+    expected = {ACT_LINEAR: x, ACT_RELU: np.maximum(x, 0), ACT_SIGMOID: 1 / (1 + np.exp(-x))}[act]
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    dx = np.zeros_like(x)
+    cpu.activation_backward(act, y, r, dx)
+    assert_close(dx, numeric_grad(f, x))
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    x = np.array([[-800.0, -50.0, 0.0, 50.0, 800.0]], np.float32)
+    y = np.zeros_like(x)
+    cpu.activation_forward(ACT_SIGMOID, x, y)
+    assert np.all(np.isfinite(y)) and y[0, 0] == 0.0 and y[0, 2] == 0.5 and y[0, 4] == 1.0
+
+
+def test_dropout(rng):
+    x, r = rng.normal(size=(50, 40)), rng.normal(size=(50, 40))
+    mask, y = np.zeros_like(x), np.zeros_like(x)
+    rate = 0.3
+
+    def f():
+        cpu.dropout_forward(x, rate, 7, 1, 3, 0, True, mask, y)
+        return np.sum(r * y)
+
+    f()
+    kept = mask != 0
+    np.testing.assert_allclose(mask[kept], 1 / (1 - rate))
+    assert abs(kept.mean() - (1 - rate)) < 0.03
+    np.testing.assert_allclose(y, x * mask)
+    dx = np.zeros_like(x)
+    cpu.dropout_backward(mask, r, dx)
+    assert_close(dx, numeric_grad(f, x))
+    cpu.dropout_forward(x, rate, 7, 1, 3, 0, False, mask, y)
+    np.testing.assert_array_equal(y, x)
+
+
+def test_dropout_masks_depend_on_global_row_only(rng):
+    """Rows drawn as the second half of a batch (row0 = 4) get the masks the full batch gives them."""
+    x = np.ones((8, 5))
+    full, half = np.zeros_like(x), np.zeros((4, 5))
+    cpu.dropout_forward(x, 0.5, 11, 2, 9, 0, True, full, np.zeros_like(x))
+    cpu.dropout_forward(x[4:], 0.5, 11, 2, 9, 4, True, half, np.zeros((4, 5)))
+    np.testing.assert_array_equal(full[4:], half)
+    other = np.zeros_like(x)
+    cpu.dropout_forward(x, 0.5, 11, 2, 10, 0, True, other, np.zeros_like(x))
+    assert not np.array_equal(full, other)
+
+
+def test_batchnorm_training(rng):
+    n, m = 9, 4
+    x = rng.normal(size=(n, m)) * 2 + 1
+    gamma, beta = rng.normal(size=m), rng.normal(size=m)
+    r = rng.normal(size=(n, m))
+    mm, mv = np.zeros(m), np.ones(m)
+    stats, xhat, y = np.zeros(2 * m), np.zeros((n, m)), np.zeros((n, m))
+
+    def f():
+        cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, True, stats, xhat, y)
+        return np.sum(r * y)
+
+    f()
+    expected = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3) + beta
+    np.testing.assert_allclose(y, expected, rtol=1e-10)
+    dgamma, dbeta, dx = np.zeros(m), np.zeros(m), np.zeros((n, m))
+    cpu.batchnorm_backward(r, xhat, gamma, stats, dgamma, dbeta, dx)
+    for analytic, wrt in ((dgamma, gamma), (dbeta, beta), (dx, x)):
+        assert_close(analytic, numeric_grad(f, wrt))
+
+
+def test_batchnorm_moving_statistics_and_inference(rng):
+    n, m = 16, 3
+    x = rng.normal(size=(n, m)) * 3 + 2
+    gamma, beta = np.ones(m), np.zeros(m)
+    mm, mv = np.zeros(m), np.ones(m)
+    stats, xhat, y = np.zeros(2 * m), np.zeros((n, m)), np.zeros((n, m))
+    cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, True, stats, xhat, y)
+    np.testing.assert_allclose(mm, 0.01 * x.mean(0), rtol=1e-12)  # Keras: moving*momentum + batch*(1-momentum)
+    np.testing.assert_allclose(mv, 0.99 + 0.01 * x.var(0), rtol=1e-12)  # biased batch variance, as Keras 3
+    cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, False, stats, xhat, y)
+    np.testing.assert_allclose(y, (x - mm) / np.sqrt(mv + 1e-3), rtol=1e-12)
+
+
+LOSS_REFERENCES = {
+    LOSS_MAE: lambda p, y: np.abs(p - y),
+    LOSS_MSE: lambda p, y: (p - y) ** 2,
+    LOSS_HUBER: lambda p, y: np.where(np.abs(p - y) <= 1.0, 0.5 * (p - y) ** 2, np.abs(p - y) - 0.5),
+    LOSS_BCE: lambda p, y: -(y * np.log(p) + (1 - y) * np.log(1 - p)),
+    LOSS_BCE_LOGITS: lambda z, y: -(y * np.log(1 / (1 + np.exp(-z))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-z)))),
+}
+
+
+@pytest.mark.parametrize("code", sorted(LOSS_REFERENCES))
+def test_losses(rng, code):
+    if code == LOSS_BCE:
+        p, y = rng.uniform(0.05, 0.95, size=(8, 2)), rng.integers(0, 2, size=(8, 2)).astype(float)
+    elif code == LOSS_BCE_LOGITS:
+        p, y = rng.normal(size=(8, 2)) * 3, rng.integers(0, 2, size=(8, 2)).astype(float)
+    else:
+        p, y = rng.normal(size=(8, 2)) * 2, rng.normal(size=(8, 2))
+    total = cpu.loss_forward(code, 1.0, p, y)
+    np.testing.assert_allclose(total, LOSS_REFERENCES[code](p, y).sum(), rtol=1e-10)
+    dp = np.zeros_like(p)
+    cpu.loss_backward(code, 1.0, p, y, 1.0, dp)
+    assert_close(dp, numeric_grad(lambda: cpu.loss_forward(code, 1.0, p, y), p))
+
+
+def test_huber_delta(rng):
+    p, y = rng.normal(size=(20, 1)) * 3, np.zeros((20, 1))
+    delta = 0.7
+    e = np.abs(p)
+    expected = np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta)).sum()
+    np.testing.assert_allclose(cpu.loss_forward(LOSS_HUBER, delta, p, y), expected, rtol=1e-12)
+
+
+def test_bce_logits_is_stable():
+    z = np.array([[-200.0], [200.0]], np.float32)
+    y = np.array([[1.0], [0.0]], np.float32)
+    assert np.isclose(cpu.loss_forward(LOSS_BCE_LOGITS, 0.0, z, y), 400.0)
+
+
+def network_and_batch(n=6, seed=0):
+    model = Sequential([
+        layers.Dense(5, activation="relu", input_shape=[4]),
+        layers.Dropout(0.25),
+        layers.BatchNormalization(),
+        layers.Dense(3, use_bias=False),
+        layers.Activation("sigmoid"),
+        layers.Dense(1, activation="sigmoid"),
+    ])
+    model.build(seed=seed)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    y = rng.integers(0, 2, size=(n, 1)).astype(np.float64)
+    return model, x, y
+
+
+@pytest.mark.parametrize("loss_code", [LOSS_BCE, LOSS_MSE, LOSS_HUBER])
+def test_whole_network(loss_code):
+    """train_step's gradient of the whole network (dropout, batchnorm, fused sigmoid + BCE) in float64."""
+    model, x, y = network_and_batch()
+    plan = model.plan
+    theta = model.theta.astype(np.float64)
+    state = model.state.astype(np.float64)
+    ws = workspace(plan, x.shape[0], 1, np.float64)
+    grad = np.zeros_like(theta)
+
+    def loss(g=None):
+        total = cpu.train_step(plan.table, plan.fparams, theta, grad if g is None else g, state, x, y, ws.acts,
+                               ws.dacts, ws.aux, ws.feat, ws.capacity, loss_code, 1.0, 5, 3, 0)
+        return total / y.size
+
+    loss()
+    analytic = grad.copy()
+    numeric = numeric_grad(lambda: loss(np.zeros_like(grad)), theta)
+    assert np.abs(analytic).max() > 1e-3
+    assert_close(analytic, numeric)
