@@ -35,7 +35,8 @@ class Callback:
 
 
 class CallbackList:
-    """Calls each hook on every callback in order: the user's, then History, then the progress printer."""
+    """Calls each hook on every callback in order: History first (so an epoch is recorded as soon as it
+    ends, even if a later callback is interrupted), then the user's, then the progress printer."""
 
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks or [])
@@ -45,18 +46,28 @@ class CallbackList:
         self.history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
         if self.history is None:
             self.history = History()
-            self.callbacks.append(self.history)
+            self.callbacks.insert(0, self.history)
         if params.get("verbose") and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
             self.callbacks.append(ProgbarLogger())
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)
 
-    def __getattr__(self, hook):
-        def call(*args, **kwargs):
-            for cb in self.callbacks:
-                getattr(cb, hook)(*args, **kwargs)
-        return call
+    def on_train_begin(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
 
 
 class History(Callback):

@@ -13,8 +13,9 @@ def as_matrix(data, what="x"):
     """A C-contiguous float32 (rows, columns) array; 1-D input is one column."""
     columns = _columns(data)
     if columns is not None:
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
         bad = [f"{c!r} ({dt})" for c, dt in zip(columns, data.dtypes)
-               if not (np.issubdtype(dt, np.number) or np.issubdtype(dt, np.bool_))]
+               if not (is_numeric_dtype(dt) or is_bool_dtype(dt))]
         if bad:
             raise InputError(f"{what} has non-numeric columns: {', '.join(bad)}; encode or drop them first")
         data = data.to_numpy(dtype=np.float32, na_value=np.nan)
@@ -37,7 +38,8 @@ def as_matrix(data, what="x"):
         kind = "NaN" if np.isnan(array[row, col]) else "an infinite value"
         raise InputError(f"{what} has {kind} at row {row}, {name} ({int(bad.sum())} such cells); "
                          "impute or drop them first")
-    return np.ascontiguousarray(array)
+    # one array type for the compiled kernels: read-only input (pandas' copy-on-write) would compile anew
+    return np.require(array, np.float32, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
 
 
 def as_pair(x, y, what="x"):

@@ -198,6 +198,7 @@ class Sequential:
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         opt = self.optimizer
+        hyperparameters = opt.hyperparameters()
         self.stop_training = False
         self.stop_reason = None
         logs = {}
@@ -209,7 +210,7 @@ class Sequential:
                     self.plan.table, self.plan.fparams, self.theta, grad, opt.slots[0], opt.slots[1], self.state,
                     X, Y, Xv, Yv, ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, train_rows,
                     bool(shuffle), seed, opt.iterations, self.loss.code, self.loss.param,
-                    metric_codes, metric_params, opt.code, opt.hyperparameters(), logs_buffer)
+                    metric_codes, metric_params, opt.code, hyperparameters, logs_buffer)
                 opt.iterations += done
                 logs = {k: float(v) for k, v in zip(keys, logs_buffer)}
                 if done < steps:

@@ -34,8 +34,9 @@ def random_uniform(seed, a, b, c):
 
 @njit(cache=True)
 def permutation(n, seed, key):
-    """A shuffle of range(n): rows sorted by random bits drawn from (seed, stream 0, key, row)."""
-    keys = np.empty(n, np.uint64)
-    for i in range(n):
-        keys[i] = random_bits(seed, 0, key, i)
-    return np.argsort(keys, kind="mergesort")
+    """A shuffle of range(n) (Fisher-Yates), each swap drawn from (seed, stream 0, key, position)."""
+    order = np.arange(n)
+    for i in range(n - 1, 0, -1):
+        j = np.int64(random_bits(seed, 0, key, i) % np.uint64(i + 1))
+        order[i], order[j] = order[j], order[i]
+    return order

@@ -1,0 +1,209 @@
+"""Time the Keras course's workloads with nbtrain and (when installed) PyTorch in one run; write RESULTS.md.
+
+    python bench/course.py [--data ../shared/data] [--repeats 3] [--write bench/RESULTS.md]
+
+Measures (all on this machine, in this run, so the ratios compare like with like):
+  1. ionosphere 4-4-1, batch 512, exactly 1000 epochs with validation: wall time of the whole fit.
+  2. red wine 3x512, batch 256: seconds per epoch (training + validation), the achieved GFLOP/s, and NumPy's
+     float32 matmul GFLOP/s on the same matrix shapes (the ceiling for an sgemm-bound epoch).
+  3. time to the end of the first epoch in a fresh process with a warm compile cache, and where it goes.
+"""
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import workloads  # noqa: E402
+
+
+def nbtrain_model(spec, n_in, seed):
+    from nbtrain import Sequential, layers
+    model = Sequential([layers.Dense(units, activation=act) for units, act in spec])
+    model.build((None, n_in), seed=seed)
+    return model
+
+
+def nbtrain_fit(data, spec, loss, batch_size, epochs, seed=0):
+    """Seconds for model.fit(...) of a fresh model (compile cache already warm)."""
+    (X, y), (Xv, yv) = data
+    X, y, Xv, yv = (np.ascontiguousarray(a, dtype=np.float32) for a in (X, y, Xv, yv))
+    model = nbtrain_model(spec, X.shape[1], seed)
+    model.compile(optimizer="adam", loss=loss)
+    start = time.perf_counter()
+    model.fit(X, y, validation_data=(Xv, yv), batch_size=batch_size, epochs=epochs, verbose=0, seed=seed)
+    return time.perf_counter() - start
+
+
+def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
+    """The same fit written as a PyTorch user would: DataLoader, train loop, no_grad validation."""
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(seed)
+    (X, y), (Xv, yv) = data
+    tensors = [torch.tensor(np.asarray(a, dtype=np.float32)) for a in (X, y, Xv, yv)]
+    X, y, Xv, yv = tensors[0], tensors[1][:, None], tensors[2], tensors[3][:, None]
+    stack, width = [], X.shape[1]
+    for units, act in spec:
+        linear = nn.Linear(width, units)
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        stack.append(linear)
+        if act == "relu":
+            stack.append(nn.ReLU())
+        width = units
+    model = nn.Sequential(*stack)
+    loss_fn = nn.L1Loss() if loss == "mae" else nn.BCEWithLogitsLoss()  # sigmoid folded into the loss
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            batch_loss = loss_fn(model(xb), yb)
+            batch_loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            loss_fn(model(Xv), yv).item()
+    return time.perf_counter() - start
+
+
+def matmul_flops(spec, n_in, rows, val_rows):
+    """FLOPs of one epoch's matrix products: forward, dW and dX (not for the first layer) per batch, plus
+    the validation forward pass. Element-wise work is not counted."""
+    total, width = 0, n_in
+    for index, (units, _) in enumerate(spec):
+        per_row = 2 * width * units
+        total += rows * per_row * (3 if index else 2) + val_rows * per_row
+        width = units
+    return total
+
+
+def numpy_matmul_seconds(spec, n_in, rows, val_rows, batch_size, repeats):
+    """Best time for NumPy to do exactly the epoch's products, shape for shape, in float32."""
+    rng = np.random.default_rng(0)
+    products, width = [], n_in
+    for index, (units, _) in enumerate(spec):
+        w = rng.normal(size=(width, units)).astype(np.float32)
+        for n in [batch_size] * (rows // batch_size) + ([rows % batch_size] if rows % batch_size else []):
+            x, dy = rng.normal(size=(n, width)).astype(np.float32), rng.normal(size=(n, units)).astype(np.float32)
+            products += [(x, w), (x.T, dy)] + ([(dy, w.T)] if index else [])
+        products.append((rng.normal(size=(val_rows, width)).astype(np.float32), w))
+        width = units
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for a, b in products:
+            np.dot(a, b)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+FIRST_EPOCH = """
+import time; t0 = time.perf_counter()
+import numpy as np; import nbtrain; t1 = time.perf_counter()
+from nbtrain.engine import cpu; t2 = time.perf_counter()
+rng = np.random.default_rng(0); X = rng.random((246, 33), dtype=np.float32); y = (X[:, 0] > .5).astype(np.float32)
+m = nbtrain.Sequential([nbtrain.layers.Dense(4, activation="relu"), nbtrain.layers.Dense(4, activation="relu"),
+                        nbtrain.layers.Dense(1, activation="sigmoid")])
+m.compile(optimizer="adam", loss="binary_crossentropy", metrics=["binary_accuracy"])
+m.fit(X, y, validation_split=0.3, batch_size=512, epochs=1, verbose=0); t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def first_epoch():
+    """(process wall time to the end of epoch 1, import nbtrain, import numba + load kernels, first fit)."""
+    subprocess.run([sys.executable, "-c", FIRST_EPOCH], check=True, capture_output=True)  # warm the cache
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", FIRST_EPOCH], check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - start
+    return (wall, *map(float, out.split()))
+
+
+def best_of(fn, repeats):
+    return min(fn() for _ in range(repeats))
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+    versions = f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
+    try:
+        import torch
+        versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        versions += ", torch not installed"
+    return f"{cpu}, {os.cpu_count()} cores; {versions}"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("NBTRAIN_DATA_DIR", str(HERE.parent.parent / "shared/data")))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--wine-epochs", type=int, default=20)
+    parser.add_argument("--write", help="write the results table to this markdown file")
+    args = parser.parse_args()
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+
+    ion, wine = workloads.ionosphere(args.data), workloads.red_wine(args.data)
+    nbtrain_fit(ion, workloads.ION_4_4_1, "binary_crossentropy", 512, 2)  # compile (or load) the kernels
+    rows = []
+
+    ion_nb = best_of(lambda: nbtrain_fit(ion, workloads.ION_4_4_1, "binary_crossentropy", 512, 1000), args.repeats)
+    ion_pt = best_of(lambda: torch_fit(ion, workloads.ION_4_4_1, "bce", 512, 1000), args.repeats) if have_torch else None
+    rows.append(("ionosphere 4-4-1, batch 512, 1000 epochs + validation: whole fit",
+                 f"{ion_nb:.3f} s ({ion_nb:.2e} s/epoch)",
+                 f"{ion_pt:.3f} s" if ion_pt else "not installed",
+                 f"**{ion_pt / ion_nb:.0f}x** faster" if ion_pt else "-"))
+
+    epochs = args.wine_epochs
+    wine_nb = best_of(lambda: nbtrain_fit(wine, workloads.WINE_3X512, "mae", 256, epochs), args.repeats) / epochs
+    wine_pt = (best_of(lambda: torch_fit(wine, workloads.WINE_3X512, "mae", 256, epochs), args.repeats) / epochs
+               if have_torch else None)
+    rows.append(("red wine 3x512, batch 256: seconds per epoch (train + validation)", f"{wine_nb * 1e3:.1f} ms",
+                 f"{wine_pt * 1e3:.1f} ms" if wine_pt else "not installed",
+                 f"**{wine_pt / wine_nb:.2f}x**" if wine_pt else "-"))
+
+    (X, _), (Xv, _) = wine
+    flops = matmul_flops(workloads.WINE_3X512, X.shape[1], len(X), len(Xv))
+    numpy_s = numpy_matmul_seconds(workloads.WINE_3X512, X.shape[1], len(X), len(Xv), 256, args.repeats)
+    rows.append(("red wine 3x512: matmul GFLOP/s achieved per epoch vs NumPy float32 matmul on the same shapes",
+                 f"{flops / wine_nb / 1e9:.1f} GFLOP/s", f"NumPy: {flops / numpy_s / 1e9:.1f} GFLOP/s",
+                 f"**{numpy_s / wine_nb:.0%}** of NumPy"))
+
+    wall, t_import, t_kernels, t_fit = first_epoch()
+    rows.append(("time to the end of the first epoch, fresh process, warm compile cache", f"{wall:.2f} s",
+                 f"import nbtrain {t_import:.2f} s, load kernels {t_kernels:.2f} s, build + fit {t_fit:.2f} s",
+                 "target < 1.5 s"))
+
+    table = ["| workload | nbtrain | peer (PyTorch CPU) / breakdown | ratio |", "| --- | --- | --- | --- |"]
+    table += [f"| {' | '.join(row)} |" for row in rows]
+    report = "\n".join(table)
+    print(f"Machine: {machine()}\n\n{report}")
+    if args.write:
+        Path(args.write).write_text(
+            f"Machine: {machine()}\n\nCommand: `python bench/course.py --repeats {args.repeats} "
+            f"--wine-epochs {epochs}` (best of {args.repeats}; compile cache warm)\n\n{report}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Model files: round trips, continued training, and clear errors for files that cannot be read."""
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from nbtrain import ModelFileError, Sequential, layers, load_model, optimizers
+
+
+@pytest.fixture
+def trained(regression_data):
+    X, y = regression_data
+    model = Sequential([layers.Dense(8, activation="relu", input_shape=[5]), layers.Dropout(0.2),
+                        layers.BatchNormalization(momentum=0.9), layers.Dense(1)])
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="huber", metrics=["mae"])
+    model.fit(X, y, validation_split=0.2, epochs=3, verbose=0, seed=0)
+    return model
+
+
+def test_round_trip_gives_identical_predictions(trained, regression_data, tmp_path):
+    X, _ = regression_data
+    path = tmp_path / "model.nbt"
+    trained.save(path, metadata={"task": "regression", "columns": ["a", "b"]})
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X), trained.predict(X))
+    assert loaded.history.history == trained.history.history
+    assert loaded.metadata == {"task": "regression", "columns": ["a", "b"]}
+    assert loaded.get_config() == trained.get_config()
+    assert loaded.compile_config() == trained.compile_config()
+    assert loaded.layers[2].momentum == 0.9 and loaded.optimizer.learning_rate == 0.01
+    assert [f for f in tmp_path.iterdir()] == [path]  # no temporary file left behind
+
+
+def test_training_continues_exactly_after_loading(trained, regression_data, tmp_path):
+    X, y = regression_data
+    trained.save(tmp_path / "m.nbt")
+    loaded = load_model(tmp_path / "m.nbt")
+    assert loaded.optimizer.iterations == trained.optimizer.iterations > 0
+    for model in (trained, loaded):
+        model.fit(X, y, epochs=2, verbose=0, seed=5)
+    for a, b in zip(trained.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unbuilt_and_uncompiled_models(tmp_path, regression_data):
+    with pytest.raises(ValueError, match="build or fit"):
+        Sequential([layers.Dense(1)]).save(tmp_path / "x.nbt")
+    model = Sequential([layers.Dense(2, input_shape=[5])])
+    model.build(seed=0)
+    model.save(tmp_path / "plain.nbt")
+    loaded = load_model(tmp_path / "plain.nbt")
+    assert loaded.loss is None and loaded.metadata is None
+    np.testing.assert_array_equal(loaded.predict(regression_data[0]), model.predict(regression_data[0]))
+
+
+def rewrite(path, out, **replace):
+    """Copy a model zip, replacing members by name (None drops the member)."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for name in src.namelist():
+            data = replace.get(name.replace(".", "_"), src.read(name))
+            if data is not None:
+                dst.writestr(name, data)
+    return out
+
+
+def npz_bytes(**arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_unreadable_files_raise_one_line_errors(trained, tmp_path):
+    good = tmp_path / "good.nbt"
+    trained.save(good)
+    config = json.loads(zipfile.ZipFile(good).read("config.json"))
+    (tmp_path / "noise.nbt").write_bytes(np.random.default_rng(0).bytes(500))
+    (tmp_path / "truncated.nbt").write_bytes(good.read_bytes()[:300])
+    cases = {
+        tmp_path / "absent.nbt": "not found",
+        tmp_path: "is a directory",
+        tmp_path / "noise.nbt": "not a readable nbtrain model file",
+        tmp_path / "truncated.nbt": "not a readable nbtrain model file",
+        rewrite(good, tmp_path / "noconfig.nbt", config_json=None): "not a readable nbtrain model file",
+        rewrite(good, tmp_path / "other.nbt", config_json=json.dumps({"format": "keras"})): "not an nbtrain model",
+        rewrite(good, tmp_path / "newer.nbt", config_json=json.dumps({**config, "format_version": 99})):
+            "newer nbtrain",
+        rewrite(good, tmp_path / "pickle.nbt", weights_npz=npz_bytes(weight_0000=np.array([{}], dtype=object))):
+            "not a readable nbtrain model file",
+        rewrite(good, tmp_path / "shapes.nbt", weights_npz=npz_bytes(
+            **{f"weight_{i:04d}": np.zeros(3, np.float32) for i in range(8)})): "inconsistent",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ModelFileError, match=message) as info:
+            load_model(path)
+        assert "\n" not in str(info.value)
+
+
+def test_failed_save_leaves_the_old_file_intact(trained, tmp_path):
+    path = tmp_path / "model.nbt"
+    trained.save(path)
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        trained.save(path, metadata={"not json": {1, 2}})
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+    with pytest.raises(FileNotFoundError):
+        trained.save(tmp_path / "missing-folder" / "model.nbt")
