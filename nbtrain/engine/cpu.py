@@ -4,31 +4,22 @@ Every kernel works for float32 (training) and float64 (gradient checks): constan
 array dtype with `like`, so float32 arithmetic stays float32. Buffers are flat 1-D arrays; an op's
 output is a C-contiguous (rows, width) view made by `rows`, so matrix products go straight to BLAS.
 """
-import numpy as np
-from numba import njit, types
-from numba.extending import overload
-from numba.np.numpy_support import as_dtype
+import math
 
-from .plan import (
-    ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, METRIC_BINARY_ACCURACY,
-    OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A, T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND,
-    T_OUT, T_P, T_P2, T_S, T_X,
+import numpy as np
+from numba import njit
+
+from .elementwise import (
+    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, loss_value,
+    metric_value, sgd_step,
 )
-from .rng import permutation, random_uniform
+from .plan import (
+    ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A,
+    T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
+)
+from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
-BCE_EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
-
-
-def like(x, value):
-    """`value` as a scalar of the float dtype of `x` (an array or a scalar)."""
-    return np.asarray(x).dtype.type(value)
-
-
-@overload(like)
-def _like(x, value):
-    scalar = as_dtype(x.dtype if isinstance(x, types.Array) else x).type
-    return lambda x, value: scalar(value)
 
 
 @njit(**KERNEL)
@@ -72,40 +63,17 @@ def dense_backward(x, w, dy, dw, db, dx):
 # ---------------------------------------------------------------- activations (derivatives from outputs)
 @njit(**KERNEL)
 def activation_forward(act, x, y):
-    n, m = x.shape
-    zero, one = like(x, 0.0), like(x, 1.0)
-    if act == ACT_RELU:
-        for i in range(n):
-            for j in range(m):
-                y[i, j] = max(x[i, j], zero)
-    elif act == ACT_SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                v = x[i, j]
-                if v >= zero:
-                    y[i, j] = one / (one + np.exp(-v))
-                else:
-                    e = np.exp(v)
-                    y[i, j] = e / (one + e)
-    else:
-        y[:] = x
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            y[i, j] = activation_value(act, x[i, j])
 
 
 @njit(**KERNEL)
 def activation_backward(act, y, dy, dx):
-    """dx from the stored output y: ReLU passes where y > 0, sigmoid scales by y (1 - y)."""
-    n, m = dx.shape
-    zero, one = like(y, 0.0), like(y, 1.0)
-    if act == ACT_RELU:
-        for i in range(n):
-            for j in range(m):
-                dx[i, j] = dy[i, j] if y[i, j] > zero else zero
-    elif act == ACT_SIGMOID:
-        for i in range(n):
-            for j in range(m):
-                dx[i, j] = dy[i, j] * y[i, j] * (one - y[i, j])
-    else:
-        dx[:] = dy
+    """dx = dy times the activation's slope, read from the stored output y."""
+    for i in range(dx.shape[0]):
+        for j in range(dx.shape[1]):
+            dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
 
 
 # ---------------------------------------------------------------- inverted dropout
@@ -120,11 +88,9 @@ def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
         y[:] = x
         return
     n, m = x.shape
-    keep, zero = like(x, 1.0 / (1.0 - rate)), like(x, 0.0)
     for i in range(n):
-        base = (row0 + i) * m
         for j in range(m):
-            scale = keep if random_uniform(seed, stream, step, base + j) >= rate else zero
+            scale = dropout_scale(x[i, j], rate, seed, stream, step, (row0 + i) * m + j)
             mask[i, j] = scale
             y[i, j] = x[i, j] * scale
 
@@ -161,13 +127,13 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon
                 inv_std[j] += d * d
         for j in range(m):
             var = inv_std[j] / count
-            inv_std[j] = one / np.sqrt(var + eps)
+            inv_std[j] = one / math.sqrt(var + eps)
             moving_mean[j] = moving_mean[j] * mom + mean[j] * (one - mom)
             moving_var[j] = moving_var[j] * mom + var * (one - mom)
     else:
         for j in range(m):
             mean[j] = moving_mean[j]
-            inv_std[j] = one / np.sqrt(moving_var[j] + eps)
+            inv_std[j] = one / math.sqrt(moving_var[j] + eps)
     for i in range(n):
         for j in range(m):
             h = (x[i, j] - mean[j]) * inv_std[j]
@@ -197,47 +163,6 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
 
 # ---------------------------------------------------------------- losses (per element; the model's loss is their mean)
 @njit(**KERNEL)
-def loss_value(code, param, p, y):
-    """One element's loss. For LOSS_BCE_LOGITS, p is the logit z and the loss is computed stably from it."""
-    zero, one, half = like(p, 0.0), like(p, 1.0), like(p, 0.5)
-    e = p - y
-    if code == LOSS_MAE:
-        return abs(e)
-    if code == LOSS_MSE:
-        return e * e
-    if code == LOSS_HUBER:
-        delta = like(p, param)
-        return half * e * e if abs(e) <= delta else delta * (abs(e) - half * delta)
-    if code == LOSS_BCE:
-        eps = like(p, BCE_EPSILON)
-        q = min(max(p, eps), one - eps)
-        return -(y * np.log(q) + (one - y) * np.log(one - q))
-    return max(p, zero) - p * y + np.log1p(np.exp(-abs(p)))
-
-
-@njit(**KERNEL)
-def loss_grad(code, param, p, y):
-    """d loss_value / d p (for LOSS_BCE_LOGITS: sigmoid(z) - y, the fused sigmoid + cross-entropy gradient)."""
-    zero, one = like(p, 0.0), like(p, 1.0)
-    e = p - y
-    if code == LOSS_MAE:
-        return one if e > zero else (-one if e < zero else zero)
-    if code == LOSS_MSE:
-        return (one + one) * e
-    if code == LOSS_HUBER:
-        delta = like(p, param)
-        return e if abs(e) <= delta else (delta if e > zero else -delta)
-    if code == LOSS_BCE:
-        eps = like(p, BCE_EPSILON)
-        return e / (p * (one - p)) if eps <= p <= one - eps else zero
-    if p >= zero:
-        s = one / (one + np.exp(-p))
-    else:
-        s = np.exp(p) / (one + np.exp(p))
-    return s - y
-
-
-@njit(**KERNEL)
 def loss_forward(code, param, p, y):
     """Sum of the element losses over the batch, accumulated in float64."""
     total = 0.0
@@ -257,41 +182,29 @@ def loss_backward(code, param, p, y, scale, dp):
 
 @njit(**KERNEL)
 def metric_sum(code, param, p, y):
-    """Sum over the batch of one metric: binary accuracy (p > threshold equals y) or a loss used as a metric."""
-    if code == METRIC_BINARY_ACCURACY:
-        hits = 0.0
-        for i in range(p.shape[0]):
-            for j in range(p.shape[1]):
-                label = like(y, 1.0) if p[i, j] > param else like(y, 0.0)
-                hits += 1.0 if label == y[i, j] else 0.0
-        return hits
-    return loss_forward(code, param, p, y)
+    """Sum over the batch of one metric (binary accuracy, or a loss used as a metric), in float64."""
+    total = 0.0
+    for i in range(p.shape[0]):
+        for j in range(p.shape[1]):
+            total += metric_value(code, param, p[i, j], y[i, j])
+    return total
 
 
 # ---------------------------------------------------------------- optimizers over the whole flat vector
 @njit(**KERNEL)
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
-    """Keras SGD: v = momentum v - lr g; theta += v (nesterov: theta += momentum v - lr g)."""
-    lr, mom = like(theta, lr), like(theta, momentum)
-    if momentum == 0.0:
-        for i in range(theta.size):
-            theta[i] -= lr * grad[i]
-        return
+    lr, momentum = like(theta, lr), like(theta, momentum)
     for i in range(theta.size):
-        velocity[i] = mom * velocity[i] - lr * grad[i]
-        theta[i] += mom * velocity[i] - lr * grad[i] if nesterov else velocity[i]
+        sgd_step(theta, grad, velocity, i, lr, momentum, nesterov)
 
 
 @njit(**KERNEL)
 def adam_update(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
-    """Keras Adam at step t (1-based): alpha = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= alpha m / (sqrt(v) + eps)."""
-    alpha = like(theta, lr * np.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t))
+    """Keras Adam at step t (1-based)."""
+    alpha = like(theta, adam_alpha(lr, beta_1, beta_2, t))
     c1, c2, eps = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon)
     for i in range(theta.size):
-        g = grad[i]
-        m[i] += (g - m[i]) * c1
-        v[i] += (g * g - v[i]) * c2
-        theta[i] -= alpha * m[i] / (np.sqrt(v[i]) + eps)
+        adam_step(theta, grad, m, v, i, alpha, c1, c2, eps)
 
 
 @njit(**KERNEL)
