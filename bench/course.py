@@ -30,12 +30,12 @@ def nbtrain_model(spec, n_in, seed):
     return model
 
 
-def nbtrain_fit(data, spec, loss, batch_size, epochs, seed=0):
+def nbtrain_fit(data, spec, loss, batch_size, epochs, seed=0, device="cpu"):
     """Seconds for model.fit(...) of a fresh model (compile cache already warm)."""
     (X, y), (Xv, yv) = data
     X, y, Xv, yv = (np.ascontiguousarray(a, dtype=np.float32) for a in (X, y, Xv, yv))
     model = nbtrain_model(spec, X.shape[1], seed)
-    model.compile(optimizer="adam", loss=loss)
+    model.compile(optimizer="adam", loss=loss, device=device)
     start = time.perf_counter()
     model.fit(X, y, validation_data=(Xv, yv), batch_size=batch_size, epochs=epochs, verbose=0, seed=seed)
     return time.perf_counter() - start
@@ -169,7 +169,8 @@ def main():
     rows = []
 
     ion_nb = best_of(lambda: nbtrain_fit(ion, workloads.ION_4_4_1, "binary_crossentropy", 512, 1000), args.repeats)
-    ion_pt = best_of(lambda: torch_fit(ion, workloads.ION_4_4_1, "bce", 512, 1000), args.repeats) if have_torch else None
+    ion_pt = (best_of(lambda: torch_fit(ion, workloads.ION_4_4_1, "bce", 512, 1000), args.repeats)
+              if have_torch else None)
     rows.append(("ionosphere 4-4-1, batch 512, 1000 epochs + validation: whole fit",
                  f"{ion_nb:.3f} s ({ion_nb / 1000 * 1e6:.0f} us/epoch)",
                  f"{ion_pt:.3f} s" if ion_pt else "not installed",

@@ -7,3 +7,7 @@ class InputError(ValueError):
 
 class ModelFileError(ValueError):
     """A model file that cannot be read: missing, corrupt, not an nbtrain model, or from a newer version."""
+
+
+class DeviceError(RuntimeError):
+    """A device that was asked for cannot be used here (no GPU, no driver, or the GPU extra missing)."""

@@ -22,10 +22,27 @@ def _npz_bytes(arrays):
     return buffer.getvalue()
 
 
+def atomic_write(path, write):
+    """Call write(temporary_path) for a file in path's folder, give it the permissions a new file gets, then
+    rename it to `path`: readers see the old file or the whole new one, never half of one."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".nbtrain-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def save_model(model, path, metadata=None):
     if not model.built:
         raise ValueError("build or fit the model before saving it")
-    path = os.fspath(path)
     arrays = {f"weight_{i:04d}": w for i, w in enumerate(model.get_weights())}
     opt = model.optimizer
     if opt is not None and opt.slots is not None:
@@ -34,26 +51,30 @@ def save_model(model, path, metadata=None):
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.get_config(),
               "input_width": model.plan.n_in, "compile": model.compile_config()}
     history = model.history.history if model.history is not None else {}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nbtrain-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("config.json", json.dumps(config, indent=1))
-            archive.writestr("weights.npz", _npz_bytes(arrays))
-            archive.writestr("history.json", json.dumps(history))
-            if metadata is not None:
-                archive.writestr("metadata.json", json.dumps(metadata, indent=1))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    members = {"config.json": json.dumps(config, indent=1), "weights.npz": _npz_bytes(arrays),
+               "history.json": json.dumps(history)}
+    if metadata is not None:
+        members["metadata.json"] = json.dumps(metadata, indent=1)
+
+    def write(tmp):
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    atomic_write(path, write)
 
 
 def _read(path):
-    """(config, arrays, history, metadata) from a model file, or ModelFileError saying what is wrong."""
+    """(config, arrays, history, metadata) from a model file, or ModelFileError saying what is wrong.
+    The format and version are checked before anything else is parsed, so a newer file is reported as such."""
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
+            if not isinstance(config, dict) or config.get("format") != FORMAT:
+                raise ModelFileError(f"{path} is not an nbtrain model file")
+            version = config.get("format_version")
+            if not isinstance(version, int) or version > FORMAT_VERSION:
+                raise ModelFileError(f"{path} was written by a newer nbtrain (model format {version}; this version "
+                                     f"reads up to {FORMAT_VERSION}): upgrade nbtrain")
             with np.load(io.BytesIO(archive.read("weights.npz")), allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
             history = json.loads(archive.read("history.json"))
@@ -64,18 +85,14 @@ def _read(path):
     except IsADirectoryError:
         raise ModelFileError(f"{path} is a directory, not a model file") from None
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
         raise ModelFileError(f"{path} is not a readable nbtrain model file ({type(exc).__name__}: {exc})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFileError(f"{path} is not an nbtrain model file")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer nbtrain (model format {version}; this version "
-                             f"reads up to {FORMAT_VERSION}): upgrade nbtrain")
     return config, arrays, history, metadata
 
 
-def load_model(path):
-    """Rebuild a saved model with its weights, compile settings, optimizer state and history.
+def load_model(path, device="auto"):
+    """Rebuild a saved model with its weights, compile settings (on `device`), optimizer state and history.
     The file's metadata (or None) is available as model.metadata."""
     from .callbacks import History
     from .model import Sequential
@@ -88,7 +105,7 @@ def load_model(path):
         model.set_weights(weights)
         if config.get("compile"):
             compiled = config["compile"]
-            model.compile(compiled["optimizer"], compiled["loss"], compiled["metrics"])
+            model.compile(compiled["optimizer"], compiled["loss"], compiled["metrics"], device=device)
             if "optimizer_slot1" in arrays:
                 slots = [arrays["optimizer_slot1"].astype(np.float32), arrays["optimizer_slot2"].astype(np.float32)]
                 if any(slot.shape != (model.plan.n_params,) for slot in slots):

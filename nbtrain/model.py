@@ -11,18 +11,13 @@ from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import utils
 from .data import as_matrix, as_pair
-from .engine.plan import LOSS_BCE, compile_plan, workspace
+from .engine import Device, resolve
+from .engine.plan import LOSS_BCE, compile_plan
 from .errors import InputError
 from .initializers import INITIALIZERS
 from .layers import InputLayer, Layer, deserialize
 
 EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when no batch size is given
-
-
-def _engine():
-    """The CPU engine, imported on first use so that `import nbtrain` does not load Numba."""
-    from .engine import cpu
-    return cpu
 
 
 class Sequential:
@@ -38,7 +33,11 @@ class Sequential:
         self.history = None
         self.stop_training = False
         self.stop_reason = None
+        self.stop_cause = None  # why the last fit ended early: "nonfinite", "interrupted" or None
         self.metadata = None
+        self.device = "cpu"
+        self._target = None  # the resolved device's engine, made on first use (imports Numba)
+        self._live = None  # (target, theta, state) while a fit keeps the weights on a device
         for layer in layers or []:
             self.add(layer)
 
@@ -107,7 +106,15 @@ class Sequential:
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
+        self._pull()
         return [w.copy() for w in self.weights]
+
+    def _pull(self):
+        """Bring the weights of a fit running on a device back into the host arrays."""
+        if self._live:
+            target, theta, state = self._live
+            target.fetch(theta, self.theta)
+            target.fetch(state, self.state)
 
     def set_weights(self, weights):
         if not self.built:
@@ -119,13 +126,20 @@ class Sequential:
             n = len(layer.weights)
             layer.set_weights(weights[:n])
             weights = weights[n:]
+        if self._live:
+            _, theta, state = self._live
+            theta.copy_to_device(self.theta)
+            state.copy_to_device(self.state)
 
     def count_params(self):
         return int(self.theta.size + self.state.size) if self.built else 0
 
     # ------------------------------------------------------------------ training configuration
-    def compile(self, optimizer="adam", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics to report (Keras names or objects)."""
+    def compile(self, optimizer="adam", loss=None, metrics=None, device="auto"):
+        """Choose the optimizer, the loss and the metrics to report (Keras names or objects), and the
+        device: "cpu", "cuda", or "auto" (CUDA when a usable GPU and the gpu extra are present)."""
+        self._target = Device(resolve(device))
+        self.device = self._target.name
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss) if loss is not None else None
         self.metrics = [metrics_module.get(m) for m in (metrics or [])]
@@ -142,6 +156,11 @@ class Sequential:
             raise InputError(f"{what} has {Y.shape[1]} target columns but the model outputs {self.plan.n_out}")
         if self.loss.code == LOSS_BCE and (Y.min() < 0 or Y.max() > 1):
             raise InputError(f"binary_crossentropy needs {what} in [0, 1], got values from {Y.min()} to {Y.max()}")
+
+    def _engine_target(self):
+        if self._target is None:
+            self._target = Device(self.device)
+        return self._target
 
     def _codes(self):
         return (np.array([m.code for m in self.metrics], np.int64),
@@ -183,12 +202,17 @@ class Sequential:
         else:
             Xv, Yv = X[:0], Y[:0]
 
-        cpu = _engine()
+        target = self._engine_target()
+        put = target.put
         n = X.shape[0]
         train_rows = min(batch_size, n)
-        ws = workspace(self.plan, max(train_rows, min(Xv.shape[0], EVAL_ROWS)), Y.shape[1])
-        self.optimizer.build(self.plan.n_params)
-        grad = np.zeros(self.plan.n_params, np.float32)
+        ws = target.workspace(self.plan, max(train_rows, min(Xv.shape[0], EVAL_ROWS)), Y.shape[1])
+        opt = self.optimizer
+        opt.build(self.plan.n_params)
+        theta, state, grad = put(self.theta), put(self.state), put(np.zeros(self.plan.n_params, np.float32))
+        slots = [put(slot) for slot in opt.slots]
+        data = [put(a) for a in (X, Y, Xv, Yv)]
+        self._live = None if target.on_host else (target, theta, state)
         metric_codes, metric_params = self._codes()
         names = self._log_names()
         has_val = Xv.shape[0] > 0
@@ -197,24 +221,24 @@ class Sequential:
         steps = (n + train_rows - 1) // train_rows
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
-        opt = self.optimizer
         hyperparameters = opt.hyperparameters()
         self.stop_training = False
-        self.stop_reason = None
+        self.stop_reason = self.stop_cause = None
         logs = {}
         cbs.on_train_begin()
         try:
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
-                done = cpu.train_epoch(
-                    self.plan.table, self.plan.fparams, self.theta, grad, opt.slots[0], opt.slots[1], self.state,
-                    X, Y, Xv, Yv, ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, train_rows,
-                    bool(shuffle), seed, opt.iterations, self.loss.code, self.loss.param,
-                    metric_codes, metric_params, opt.code, hyperparameters, logs_buffer)
+                done = target.engine.train_epoch(
+                    self.plan.table, self.plan.fparams, theta, grad, slots[0], slots[1], state, *data,
+                    ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, train_rows, bool(shuffle), seed,
+                    opt.iterations, self.loss.code, self.loss.param, metric_codes, metric_params, opt.code,
+                    hyperparameters, logs_buffer)
                 opt.iterations += done
                 logs = {k: float(v) for k, v in zip(keys, logs_buffer)}
                 if done < steps:
                     self.stop_training = True
+                    self.stop_cause = "nonfinite"
                     self.stop_reason = (f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; training "
                                         "stopped before that batch's update (try a lower learning rate)")
                     warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=2)
@@ -222,8 +246,13 @@ class Sequential:
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
+            self.stop_cause = "interrupted"
             self.stop_reason = f"interrupted after {len(cbs.history.epoch)} epochs"
             print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+        self._pull()
+        for slot, host in zip(slots, opt.slots):
+            target.fetch(slot, host)
+        self._live = None
         cbs.on_train_end(logs)
         self.history = cbs.history
         return cbs.history
@@ -234,17 +263,20 @@ class Sequential:
         X, Y = as_pair(x, y)
         self._ensure_built(X)
         self._check_targets(Y, "y")
-        ws = workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1])
+        target = self._engine_target()
+        ws = target.workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1])
         metric_codes, metric_params = self._codes()
         logs = np.zeros(1 + len(self.metrics), np.float64)
         started = time.perf_counter()
-        _engine().evaluate(self.plan.table, self.plan.fparams, self.theta, self.state, X, Y, ws.acts, ws.aux,
-                           ws.feat, ws.capacity, self.loss.code, self.loss.param, metric_codes, metric_params, logs)
+        target.engine.evaluate(self.plan.table, self.plan.fparams, target.put(self.theta), target.put(self.state),
+                               target.put(X), target.put(Y), ws.acts, ws.aux, ws.feat, ws.capacity, self.loss.code,
+                               self.loss.param, metric_codes, metric_params, logs)
         result = {k: float(v) for k, v in zip(self._log_names(), logs)}
         if verbose == "auto" or int(verbose):
             steps = -(-X.shape[0] // ws.capacity)
             elapsed = time.perf_counter() - started
-            print(f"{steps}/{steps} - {callbacks_module.format_duration(elapsed)}" + callbacks_module.format_logs(result))
+            duration = callbacks_module.format_duration(elapsed)
+            print(f"{steps}/{steps} - {duration}" + callbacks_module.format_logs(result))
         if return_dict:
             return result
         return result["loss"] if not self.metrics else list(result.values())
@@ -253,10 +285,13 @@ class Sequential:
         """Inference-mode outputs, shape (rows, units of the last layer), float32."""
         X = as_matrix(x)
         self._ensure_built(X)
-        ws = workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), 1)
+        target = self._engine_target()
+        ws = target.workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), 1)
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
-        _engine().predict(self.plan.table, self.plan.fparams, self.theta, self.state, X, ws.acts, ws.aux, ws.feat,
-                          ws.capacity, out)
+        result = target.put(out)
+        target.engine.predict(self.plan.table, self.plan.fparams, target.put(self.theta), target.put(self.state),
+                              target.put(X), ws.acts, ws.aux, ws.feat, ws.capacity, result)
+        target.fetch(result, out)
         return out
 
     def __call__(self, x):

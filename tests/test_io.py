@@ -1,6 +1,8 @@
 """Model files: round trips, continued training, and clear errors for files that cannot be read."""
 import io
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -86,6 +88,8 @@ def test_unreadable_files_raise_one_line_errors(trained, tmp_path):
         rewrite(good, tmp_path / "other.nbt", config_json=json.dumps({"format": "keras"})): "not an nbtrain model",
         rewrite(good, tmp_path / "newer.nbt", config_json=json.dumps({**config, "format_version": 99})):
             "newer nbtrain",
+        rewrite(good, tmp_path / "newer-layout.nbt", config_json=json.dumps({**config, "format_version": 2}),
+                weights_npz=None): "newer nbtrain",
         rewrite(good, tmp_path / "pickle.nbt", weights_npz=npz_bytes(weight_0000=np.array([{}], dtype=object))):
             "not a readable nbtrain model file",
         rewrite(good, tmp_path / "shapes.nbt", weights_npz=npz_bytes(
@@ -95,6 +99,15 @@ def test_unreadable_files_raise_one_line_errors(trained, tmp_path):
         with pytest.raises(ModelFileError, match=message) as info:
             load_model(path)
         assert "\n" not in str(info.value)
+
+
+def test_saved_files_get_ordinary_permissions(trained, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        trained.save(tmp_path / "model.nbt")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "model.nbt").stat().st_mode) == 0o644
 
 
 def test_failed_save_leaves_the_old_file_intact(trained, tmp_path):

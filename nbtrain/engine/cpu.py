@@ -144,7 +144,7 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon
 @njit(**KERNEL)
 def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
     """Gradients of training-mode batch normalization; the batch statistics' own gradients are included:
-    dx = gamma * inv_std / n * (n dy - dbeta - xhat dgamma). stats[:m] is reused as scratch."""
+    dx = gamma * inv_std / n * (n dy - dbeta - xhat dgamma)."""
     n, m = dy.shape
     dgamma[:] = 0
     dbeta[:] = 0
@@ -153,12 +153,10 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
             dbeta[j] += dy[i, j]
             dgamma[j] += dy[i, j] * xhat[i, j]
     if dx.shape[0]:
-        coef, inv_std, count = stats[:m], stats[m:2 * m], like(dy, n)
-        for j in range(m):
-            coef[j] = gamma[j] * inv_std[j] / count
+        inv_std, count = stats[m:2 * m], like(dy, n)
         for i in range(n):
             for j in range(m):
-                dx[i, j] = coef[j] * (count * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+                dx[i, j] = gamma[j] * inv_std[j] / count * (count * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
 
 
 # ---------------------------------------------------------------- losses (per element; the model's loss is their mean)
@@ -195,7 +193,7 @@ def metric_sum(code, param, p, y):
 def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
     lr, momentum = like(theta, lr), like(theta, momentum)
     for i in range(theta.size):
-        sgd_step(theta, grad, velocity, i, lr, momentum, nesterov)
+        theta[i], velocity[i] = sgd_step(theta[i], grad[i], velocity[i], lr, momentum, nesterov)
 
 
 @njit(**KERNEL)
@@ -204,7 +202,7 @@ def adam_update(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
     alpha = like(theta, adam_alpha(lr, beta_1, beta_2, t))
     c1, c2, eps = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon)
     for i in range(theta.size):
-        adam_step(theta, grad, m, v, i, alpha, c1, c2, eps)
+        theta[i], m[i], v[i] = adam_step(theta[i], grad[i], m[i], v[i], alpha, c1, c2, eps)
 
 
 @njit(**KERNEL)

@@ -120,19 +120,19 @@ def adam_alpha(lr, beta_1, beta_2, t):
 
 
 @njit(**ELEMENT)
-def adam_step(theta, grad, m, v, i, alpha, c1, c2, eps):
-    """m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); theta -= alpha m / (sqrt(v) + eps), for element i."""
-    g = grad[i]
-    m[i] += (g - m[i]) * c1
-    v[i] += (g * g - v[i]) * c2
-    theta[i] -= alpha * m[i] / (math.sqrt(v[i]) + eps)
+def adam_step(theta, g, m, v, alpha, c1, c2, eps):
+    """One element of Keras Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); theta -= alpha m / (sqrt(v) + eps).
+    Returns the new (theta, m, v)."""
+    m += (g - m) * c1
+    v += (g * g - v) * c2
+    return theta - alpha * m / (math.sqrt(v) + eps), m, v
 
 
 @njit(**ELEMENT)
-def sgd_step(theta, grad, velocity, i, lr, momentum, nesterov):
-    """Keras SGD for element i: v = momentum v - lr g; theta += v (Nesterov: momentum v - lr g)."""
+def sgd_step(theta, g, velocity, lr, momentum, nesterov):
+    """One element of Keras SGD: v = momentum v - lr g; theta += v (Nesterov: momentum v - lr g).
+    Returns the new (theta, velocity)."""
     if momentum == like(lr, 0.0):
-        theta[i] -= lr * grad[i]
-        return
-    velocity[i] = momentum * velocity[i] - lr * grad[i]
-    theta[i] += momentum * velocity[i] - lr * grad[i] if nesterov else velocity[i]
+        return theta - lr * g, velocity
+    velocity = momentum * velocity - lr * g
+    return (theta + momentum * velocity - lr * g if nesterov else theta + velocity), velocity

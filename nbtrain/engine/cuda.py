@@ -1,0 +1,504 @@
+"""numba.cuda kernels with the CPU engine's names and contracts, and the host loop that walks the op table.
+
+The functions named like those in cpu.py take device arrays (views of flat device buffers) and launch
+kernels on the default stream; nothing comes back to the host until an epoch ends. The element math
+(activations, dropout draws, losses, metrics, optimizer steps) is the @njit code of elementwise.py, which
+Numba compiles for the GPU, so both targets compute the same numbers. CUDA kernels are float32 only.
+
+Import this module only when CUDA is asked for: importing numba.cuda costs about 0.2 s.
+"""
+import math
+
+import numpy as np
+from numba import config, cuda
+
+from .elementwise import activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad
+from .elementwise import metric_value, sgd_step
+from .plan import (
+    ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A,
+    T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
+)
+from .rng import permutation
+
+# The simulator runs every GPU thread as a Python thread: keep its blocks small.
+SIMULATED = bool(config.ENABLE_CUDASIM)
+TILE = 4 if SIMULATED else 16  # edge of the square shared-memory tiles of the matrix product
+THREADS = 32 if SIMULATED else 256  # threads per block of element-wise kernels (a power of two)
+MAX_BLOCKS = 2 if SIMULATED else 2048
+COLS, LANES = (4, 4) if SIMULATED else (32, 8)  # column-reduction blocks: columns x row lanes
+
+
+def launch(count):
+    """(blocks, threads) for a grid-stride kernel over `count` elements."""
+    return min(max((count + THREADS - 1) // THREADS, 1), MAX_BLOCKS), THREADS
+
+
+def rows(buf, col, capacity, n, width):
+    """The (n, width) view at column offset `col` of a buffer laid out for `capacity` rows."""
+    start = col * capacity
+    return buf[start:start + n * width].reshape((n, width))
+
+
+def bias(theta, offset, width):
+    """The bias slice of theta, or an empty slice for a layer without one."""
+    return theta[:0] if offset < 0 else theta[offset:offset + width]
+
+
+# ---------------------------------------------------------------- kernels shared by several operations
+@cuda.jit
+def _matmul(a, b, c, trans_a, trans_b, bias_row):
+    """c = op(a) @ op(b) (+ bias_row broadcast over rows), op transposing when asked; shared-memory tiles."""
+    sa = cuda.shared.array((TILE, TILE), np.float32)
+    sb = cuda.shared.array((TILE, TILE), np.float32)
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    row, col = cuda.blockIdx.y * TILE + ty, cuda.blockIdx.x * TILE + tx
+    m, n = c.shape
+    depth = a.shape[0] if trans_a else a.shape[1]
+    acc = np.float32(0.0)
+    for t in range((depth + TILE - 1) // TILE):
+        ka, kb = t * TILE + tx, t * TILE + ty
+        if row < m and ka < depth:
+            sa[ty, tx] = a[ka, row] if trans_a else a[row, ka]
+        else:
+            sa[ty, tx] = np.float32(0.0)
+        if col < n and kb < depth:
+            sb[ty, tx] = b[col, kb] if trans_b else b[kb, col]
+        else:
+            sb[ty, tx] = np.float32(0.0)
+        cuda.syncthreads()
+        for q in range(TILE):
+            acc += sa[ty, q] * sb[q, tx]
+        cuda.syncthreads()
+    if row < m and col < n:
+        c[row, col] = acc + bias_row[col] if bias_row.size else acc
+
+
+def matmul(a, b, c, trans_a=False, trans_b=False, bias_row=None):
+    m, n = c.shape
+    grid = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE)
+    _matmul[grid, (TILE, TILE)](a, b, c, trans_a, trans_b, c[:0, 0] if bias_row is None else bias_row)
+
+
+@cuda.jit
+def _column_sums(a, b, sums, products):
+    """sums[j] = sum_i a[i, j] and products[j] = sum_i a[i, j] b[i, j], each when it has elements."""
+    part_s = cuda.shared.array((LANES, COLS), np.float32)
+    part_p = cuda.shared.array((LANES, COLS), np.float32)
+    tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
+    j = cuda.blockIdx.x * COLS + tx
+    s = np.float32(0.0)
+    p = np.float32(0.0)
+    if j < a.shape[1]:
+        for i in range(ty, a.shape[0], LANES):
+            s += a[i, j]
+            if products.size:
+                p += a[i, j] * b[i, j]
+    part_s[ty, tx] = s
+    part_p[ty, tx] = p
+    cuda.syncthreads()
+    if ty == 0 and j < a.shape[1]:
+        for lane in range(1, LANES):
+            s += part_s[lane, tx]
+            p += part_p[lane, tx]
+        if sums.size:
+            sums[j] = s
+        if products.size:
+            products[j] = p
+
+
+def column_sums(a, b, sums, products):
+    _column_sums[((a.shape[1] + COLS - 1) // COLS,), (COLS, LANES)](a, b, sums, products)
+
+
+@cuda.jit
+def _score(code, param, p, y, total, slot):
+    """total[slot] += sum of metric_value over all elements (block tree reduction, one atomic per block)."""
+    part = cuda.shared.array(THREADS, np.float64)
+    tid = cuda.threadIdx.x
+    acc = 0.0
+    m = p.shape[1]
+    for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        acc += metric_value(code, param, p[e // m, e % m], y[e // m, e % m])
+    part[tid] = acc
+    cuda.syncthreads()
+    half = THREADS // 2
+    while half > 0:
+        if tid < half:
+            part[tid] += part[tid + half]
+        cuda.syncthreads()
+        half //= 2
+    if tid == 0:
+        cuda.atomic.add(total, slot, part[0])
+
+
+# ---------------------------------------------------------------- dense: y = x W + b
+def dense_forward(x, w, b, y):
+    matmul(x, w, y, bias_row=b)
+
+
+def dense_backward(x, w, dy, dw, db, dx):
+    """dW = x^T dy and db = column sums of dy (overwritten); dx = dy W^T when dx has rows."""
+    matmul(x, dy, dw, trans_a=True)
+    if db.size:
+        column_sums(dy, dy, db, db[:0])
+    if dx.shape[0]:
+        matmul(dy, w, dx, trans_b=True)
+
+
+# ---------------------------------------------------------------- activations (derivatives from outputs)
+@cuda.jit
+def _activation_forward(act, x, y):
+    m = x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        y[e // m, e % m] = activation_value(act, x[e // m, e % m])
+
+
+def activation_forward(act, x, y):
+    _activation_forward[launch(x.size)](act, x, y)
+
+
+@cuda.jit
+def _activation_backward(act, y, dy, dx):
+    m = dx.shape[1]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
+
+
+def activation_backward(act, y, dy, dx):
+    if dx.shape[0]:
+        _activation_backward[launch(dx.size)](act, y, dy, dx)
+
+
+# ---------------------------------------------------------------- inverted dropout
+@cuda.jit
+def _dropout_forward(x, rate, seed, stream, step, row0, mask, y):
+    m = x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        scale = dropout_scale(x[i, j], rate, seed, stream, step, (row0 + i) * m + j)
+        mask[i, j] = scale
+        y[i, j] = x[i, j] * scale
+
+
+def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
+    """Same draws as the CPU kernel: unit j of global row row0 + r uses index (row0 + r) * width + j."""
+    if train:
+        _dropout_forward[launch(x.size)](x, rate, seed, stream, step, row0, mask, y)
+    else:
+        _multiply[launch(x.size)](x, x[:0], y)
+
+
+@cuda.jit
+def _multiply(a, b, out):
+    """out = a * b element by element (out = a when b is empty)."""
+    m = a.shape[1]
+    for e in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        out[i, j] = a[i, j] * b[i, j] if b.size else a[i, j]
+
+
+def dropout_backward(mask, dy, dx):
+    if dx.shape[0]:
+        _multiply[launch(dx.size)](dy, mask, dx)
+
+
+# ---------------------------------------------------------------- batch normalization
+@cuda.jit
+def _batchnorm_statistics(n, momentum, epsilon, train, moving_mean, moving_var, mean, inv_std):
+    """Per column: training turns sums (mean) and squared deviations (inv_std) into the batch mean and
+    inverse standard deviation and updates the moving statistics; inference copies the moving ones."""
+    for j in range(cuda.grid(1), mean.size, cuda.gridsize(1)):
+        if train:
+            var = inv_std[j] / np.float32(n)
+            inv_std[j] = np.float32(1.0) / math.sqrt(var + np.float32(epsilon))
+            moving_mean[j] = moving_mean[j] * np.float32(momentum) + mean[j] * (np.float32(1.0) - np.float32(momentum))
+            moving_var[j] = moving_var[j] * np.float32(momentum) + var * (np.float32(1.0) - np.float32(momentum))
+        else:
+            mean[j] = moving_mean[j]
+            inv_std[j] = np.float32(1.0) / math.sqrt(moving_var[j] + np.float32(epsilon))
+
+
+@cuda.jit
+def _batchnorm_center(x, mean, xhat):
+    m = x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        xhat[i, j] = x[i, j] - mean[j]
+
+
+@cuda.jit
+def _batchnorm_mean(sums, n):
+    for j in range(cuda.grid(1), sums.size, cuda.gridsize(1)):
+        sums[j] /= np.float32(n)
+
+
+@cuda.jit
+def _batchnorm_scale(xhat, inv_std, gamma, beta, y):
+    m = xhat.shape[1]
+    for e in range(cuda.grid(1), xhat.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        h = xhat[i, j] * inv_std[j]
+        xhat[i, j] = h
+        y[i, j] = gamma[j] * h + beta[j]
+
+
+def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y):
+    """Training: batch mean and biased variance, moving statistics updated as Keras does; inference:
+    moving statistics. stats[:m] receives the mean used, stats[m:] the inverse standard deviation."""
+    n, m = x.shape
+    mean, inv_std = stats[:m], stats[m:2 * m]
+    if train:
+        column_sums(x, x, mean, mean[:0])
+        _batchnorm_mean[launch(m)](mean, n)
+        _batchnorm_center[launch(x.size)](x, mean, xhat)
+        column_sums(xhat, xhat, mean[:0], inv_std)
+        _batchnorm_statistics[launch(m)](n, momentum, epsilon, True, moving_mean, moving_var, mean, inv_std)
+    else:
+        _batchnorm_statistics[launch(m)](n, momentum, epsilon, False, moving_mean, moving_var, mean, inv_std)
+        _batchnorm_center[launch(x.size)](x, mean, xhat)
+    _batchnorm_scale[launch(x.size)](xhat, inv_std, gamma, beta, y)
+
+
+@cuda.jit
+def _batchnorm_dx(dy, xhat, gamma, inv_std, dgamma, dbeta, dx):
+    n, m = dx.shape
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        coef = gamma[j] * inv_std[j] / np.float32(n)
+        dx[i, j] = coef * (np.float32(n) * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+
+
+def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
+    m = dy.shape[1]
+    column_sums(dy, xhat, dbeta, dgamma)
+    if dx.shape[0]:
+        _batchnorm_dx[launch(dx.size)](dy, xhat, gamma, stats[m:2 * m], dgamma, dbeta, dx)
+
+
+# ---------------------------------------------------------------- losses and metrics
+def loss_forward(code, param, p, y, total, slot):
+    """total[slot] += the batch's summed loss (on the device: nothing comes back until the epoch ends)."""
+    _score[launch(p.size)](code, param, p, y, total, slot)
+
+
+def metric_sum(code, param, p, y, total, slot):
+    _score[launch(p.size)](code, param, p, y, total, slot)
+
+
+@cuda.jit
+def _loss_backward(code, param, p, y, scale, dp):
+    m = p.shape[1]
+    for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        dp[i, j] = scale * loss_grad(code, param, p[i, j], y[i, j])
+
+
+def loss_backward(code, param, p, y, scale, dp):
+    _loss_backward[launch(p.size)](code, param, p, y, np.float32(scale), dp)
+
+
+# ---------------------------------------------------------------- optimizers over the whole flat vector
+@cuda.jit
+def _sgd(theta, grad, velocity, lr, momentum, nesterov, halted):
+    if halted[0]:
+        return
+    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
+        theta[i], velocity[i] = sgd_step(theta[i], grad[i], velocity[i], lr, momentum, nesterov)
+
+
+@cuda.jit
+def _adam(theta, grad, m, v, alpha, c1, c2, eps, halted):
+    if halted[0]:
+        return
+    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
+        theta[i], m[i], v[i] = adam_step(theta[i], grad[i], m[i], v[i], alpha, c1, c2, eps)
+
+
+def optimizer_update(opt_code, hp, t, theta, grad, slot1, slot2, halted):
+    """One step of the compiled optimizer, skipped on the device once `halted` is set."""
+    if not theta.size:
+        return
+    if opt_code == OPT_ADAM:
+        _adam[launch(theta.size)](theta, grad, slot1, slot2, np.float32(adam_alpha(hp[0], hp[1], hp[2], t)),
+                                  np.float32(1.0 - hp[1]), np.float32(1.0 - hp[2]), np.float32(hp[3]), halted)
+    else:
+        _sgd[launch(theta.size)](theta, grad, slot1, np.float32(hp[0]), np.float32(hp[1]), bool(hp[2]), halted)
+
+
+@cuda.jit
+def _halt_if_not_finite(total, slot, halted, step):
+    """Set halted to step + 1 the first time total[slot] is NaN or infinite."""
+    if cuda.grid(1) == 0 and halted[0] == 0:
+        value = total[slot]
+        if value != value or value - value != 0.0:
+            halted[0] = step + 1
+
+
+@cuda.jit
+def _gather(X, Y, order, start, xb, yb):
+    """xb, yb = the rows order[start:start + len(xb)] of X, Y."""
+    n_in, k = X.shape[1], Y.shape[1]
+    width = n_in + k
+    for e in range(cuda.grid(1), xb.shape[0] * width, cuda.gridsize(1)):
+        r, c = e // width, e % width
+        src = order[start + r]
+        if c < n_in:
+            xb[r, c] = X[src, c]
+        else:
+            yb[r, c - n_in] = Y[src, c - n_in]
+
+
+# ---------------------------------------------------------------- the network: walk the op table on the host
+def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0):
+    """Run every op on the batch x; op i writes its output to its rows of `acts`."""
+    n = x.shape[0]
+    for i in range(table.shape[0]):
+        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
+        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
+        out = rows(acts, table[i, T_A], capacity, n, fan_out)
+        p, fp = table[i, T_P], table[i, T_FP]
+        if kind == OP_DENSE:
+            w = theta[p:p + fan_in * fan_out].reshape((fan_in, fan_out))
+            dense_forward(inp, w, bias(theta, table[i, T_P2], fan_out), out)
+        elif kind == OP_ACTIVATION:
+            activation_forward(table[i, T_ACT], inp, out)
+        elif kind == OP_DROPOUT:
+            mask = rows(aux, table[i, T_X], capacity, n, fan_out)
+            dropout_forward(inp, fparams[fp], seed, table[i, T_ID], step, row0, train, mask, out)
+        elif kind == OP_BATCHNORM:
+            s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
+            batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
+                              state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], train,
+                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out)
+
+
+def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
+    """Backpropagate from d(output of op `start`), held in dacts, down to the first op with parameters."""
+    n = x.shape[0]
+    kinds = list(table[:, T_KIND])
+    first = min([i for i, k in enumerate(kinds) if k in (OP_DENSE, OP_BATCHNORM)], default=len(kinds))
+    for i in range(start, first - 1, -1):
+        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
+        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
+        out = rows(acts, table[i, T_A], capacity, n, fan_out)
+        dy = rows(dacts, table[i, T_A], capacity, n, fan_out)
+        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n if i > first else 0, fan_in)
+        p = table[i, T_P]
+        if kind == OP_DENSE:
+            q = p + fan_in * fan_out
+            dense_backward(inp, theta[p:q].reshape((fan_in, fan_out)), dy, grad[p:q].reshape((fan_in, fan_out)),
+                           bias(grad, table[i, T_P2], fan_out), dx)
+        elif kind == OP_ACTIVATION:
+            activation_backward(table[i, T_ACT], out, dy, dx)
+        elif kind == OP_DROPOUT:
+            dropout_backward(rows(aux, table[i, T_X], capacity, n, fan_out), dy, dx)
+        elif kind == OP_BATCHNORM:
+            f, q = table[i, T_F], table[i, T_P2]
+            batchnorm_backward(dy, rows(aux, table[i, T_X], capacity, n, fan_out), theta[p:p + fan_out],
+                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx)
+
+
+def loss_head(table, loss_code, x, acts, capacity):
+    """Where the loss reads from: (array, loss code, op index that wrote it); see cpu.loss_head."""
+    n, last = x.shape[0], table.shape[0] - 1
+    if loss_code == LOSS_BCE and table[last, T_KIND] == OP_ACTIVATION and table[last, T_ACT] == ACT_SIGMOID:
+        if last == 0:
+            return x, LOSS_BCE_LOGITS, -1
+        return rows(acts, table[last - 1, T_A], capacity, n, table[last - 1, T_OUT]), LOSS_BCE_LOGITS, last - 1
+    return rows(acts, table[last, T_A], capacity, n, table[last, T_OUT]), loss_code, last
+
+
+def train_step(table, fparams, theta, grad, state, x, y, acts, dacts, aux, feat, capacity, loss_code, loss_param,
+               seed, step, row0, total, slot):
+    """Forward, loss and backward for one batch: fills grad and adds the batch's summed loss to total[slot]."""
+    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0)
+    z, code, index = loss_head(table, loss_code, x, acts, capacity)
+    loss_forward(code, loss_param, z, y, total, slot)
+    if index >= 0:
+        dz = rows(dacts, table[index, T_A], capacity, z.shape[0], z.shape[1])
+        loss_backward(code, loss_param, z, y, 1.0 / y.size, dz)
+        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index)
+
+
+def add_metrics(metric_codes, metric_params, p, y, total, offset):
+    for j in range(metric_codes.size):
+        metric_sum(metric_codes[j], metric_params[j], p, y, total, offset + 1 + j)
+
+
+def _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param,
+                   metric_codes, metric_params, total, offset):
+    last = table.shape[0] - 1
+    for a in range(0, X.shape[0], capacity):
+        xb, yb = X[a:a + capacity], Y[a:a + capacity]
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        z, code, _ = loss_head(table, loss_code, xb, acts, capacity)
+        loss_forward(code, loss_param, z, yb, total, offset)
+        add_metrics(metric_codes, metric_params,
+                    rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]), yb, total, offset)
+
+
+def evaluate(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param, metric_codes,
+             metric_params, logs):
+    """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means."""
+    total = cuda.to_device(np.zeros(logs.size, np.float64))
+    _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param,
+                   metric_codes, metric_params, total, 0)
+    logs[:] = total.copy_to_host() / max(Y.size, 1)
+
+
+def predict(table, fparams, theta, state, X, acts, aux, feat, capacity, out):
+    """Inference-mode outputs for all rows of X, `capacity` rows at a time, into the device array out."""
+    last = table.shape[0] - 1
+    for a in range(0, X.shape[0], capacity):
+        xb = X[a:a + capacity]
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        out[a:a + xb.shape[0]].copy_to_device(rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]))
+
+
+def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, xin, yin, acts, dacts, aux, feat,
+                capacity, batch_size, shuffle, seed, step0, loss_code, loss_param, metric_codes, metric_params,
+                opt_code, opt_hp, logs):
+    """cpu.train_epoch on the GPU: same arguments (device arrays for data, weights and buffers; host arrays
+    for the table, hyperparameters and logs), same shuffle and dropout draws, same result contract.
+
+    The shuffle order is computed on the host (the same function as on the CPU) and uploaded; the losses
+    and metrics accumulate on the device and come back once. A non-finite batch loss halts the optimizer
+    on the device, so that batch's update and all later ones are skipped, as on the CPU."""
+    n, n_in = X.shape
+    k = Y.shape[1]
+    order = cuda.to_device(permutation(n, seed, step0) if shuffle else np.arange(n))
+    width = 1 + metric_codes.size
+    total = cuda.to_device(np.zeros(logs.size, np.float64))
+    halted = cuda.to_device(np.zeros(1, np.int64))
+    last = table.shape[0] - 1
+    steps = (n + batch_size - 1) // batch_size
+    for s in range(steps):
+        a = s * batch_size
+        nb = min(batch_size, n - a)
+        xb, yb = xin[:nb * n_in].reshape((nb, n_in)), yin[:nb * k].reshape((nb, k))
+        _gather[launch(nb * (n_in + k))](X, Y, order, a, xb, yb)
+        step = step0 + s
+        train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity, loss_code,
+                   loss_param, seed, step, 0, total, 0)
+        _halt_if_not_finite[1, 1](total, 0, halted, s)
+        add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, nb, table[last, T_OUT]),
+                    yb, total, 0)
+        optimizer_update(opt_code, opt_hp, step + 1, theta, grad, slot1, slot2, halted)
+    if Xv.shape[0]:
+        _evaluate_into(table, fparams, theta, state, Xv, Yv, acts, aux, feat, capacity, loss_code, loss_param,
+                       metric_codes, metric_params, total, width)
+    stopped = int(halted.copy_to_host()[0])
+    if stopped:
+        logs[:] = np.nan
+        return stopped - 1
+    logs[:] = total.copy_to_host()
+    logs[:width] /= n * k
+    logs[width:] = logs[width:] / Yv.size if Xv.shape[0] else np.nan
+    return steps
+
+
+
+def upload(array):
+    """A device copy of a host array (copied once per fit)."""
+    return cuda.to_device(np.ascontiguousarray(array))

@@ -1,0 +1,266 @@
+"""Tabular preprocessing in nbtrain.data: reading files, task inference, imputation, scaling, one-hot encoding,
+the split, and the plain-data record that lets a saved model repeat all of it."""
+import io
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nbtrain import InputError, ModelFileError
+from nbtrain.data import Feature, Preprocessing, Target, prepare, read_table, sniff_delimiter, split_rows
+
+WINE_LIKE = [("fixed acidity", [7.4, 7.8, 11.2]), ("pH", [3.51, 3.2, 3.16]), ("quality", [5, 5, 6])]
+
+
+def write(tmp_path, text, name="data.csv"):
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ reading
+@pytest.mark.parametrize("delimiter, quote", [(",", ""), (";", '"'), ("\t", ""), ("|", "")])
+def test_read_table_sniffs_the_delimiter(tmp_path, delimiter, quote):
+    header = delimiter.join(f"{quote}{name}{quote}" for name, _ in WINE_LIKE)
+    rows = [delimiter.join(str(values[i]) for _, values in WINE_LIKE) for i in range(3)]
+    frame = read_table(write(tmp_path, "\n".join([header, *rows]) + "\n"))
+    assert list(frame.columns) == [name for name, _ in WINE_LIKE]
+    assert frame["pH"].tolist() == [3.51, 3.2, 3.16]
+
+
+def test_sniffer_prefers_the_delimiter_that_splits_the_header():
+    assert sniff_delimiter("a;b;c\n7,4;0,7;1,2\n") == ";"  # decimal commas split the data lines, not the header
+    assert sniff_delimiter("a,b\n1,2,3\n") == ","  # no consistent split: the header decides
+    assert sniff_delimiter("only\n1\n2\n") == ","
+
+
+def test_unnamed_first_column_is_the_row_index(tmp_path):
+    frame = read_table(write(tmp_path, '"","V1","Class"\n"1",0.5,"good"\n"2",0.25,"bad"\n'))
+    assert list(frame.columns) == ["V1", "Class"]
+    assert frame.index.tolist() == [1, 2]
+
+
+def test_read_table_from_stdin(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a;b\n1;x\n2;y\n")))
+    frame = read_table("-")
+    assert frame.to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
+
+
+def test_read_parquet(tmp_path):
+    pytest.importorskip("pyarrow")
+    original = pd.DataFrame({"x": [1.5, 2.5], "color": ["red", "blue"]})
+    original.to_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.parquet"), original)
+
+
+def test_damaged_parquet_is_an_input_error(tmp_path):
+    # without pyarrow the message says to install it; with it, that the file is not readable
+    with pytest.raises(InputError, match="Parquet"):
+        read_table(write(tmp_path, b"PAR1 not really parquet", "t.parquet"))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"  \n\n", "is empty"),
+    (b"a,b\n", "has a header but no data rows"),
+    (b"1,2\n3,4\n", "has no header row"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+    (b"name,city\nJos\xe9,M\xe1laga\n", "not UTF-8"),
+    (b"a,b\n1,2,3,4\n5,6\n", "line 2 has 4 fields but the header has 2"),
+    (b"a,b\n1,2\n3,4,5\n", "Expected 2 fields in line 3"),
+])
+def test_unreadable_tables_are_one_line_input_errors(tmp_path, content, message):
+    with pytest.raises(InputError, match=message) as info:
+        read_table(write(tmp_path, content))
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match="is a directory"):
+        read_table(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------ the target
+@pytest.mark.parametrize("values, labels", [
+    ([0, 1, 1, 0], [0, 1]),
+    (["yes", "no", "yes"], ["no", "yes"]),
+    (["good", "bad", None, "good"], ["bad", "good"]),
+    ([True, False, True], [False, True]),
+    ([3.5, 8.0, 8.0], [3.5, 8.0]),
+])
+def test_two_distinct_values_make_a_binary_task_with_sorted_labels(values, labels):
+    target = Target.infer(pd.Series(values), "y")
+    assert (target.task, target.labels) == ("binary", labels)
+    assert json.loads(json.dumps(target.labels)) == labels  # plain JSON values
+
+
+def test_numeric_targets_with_more_values_are_regression():
+    assert Target.infer(pd.Series([3, 4, 5, 5]), "q").task == "regression"
+    assert Target.infer(pd.Series([0, 1, 1]), "q", task="regression").task == "regression"
+
+
+@pytest.mark.parametrize("values, task, message", [
+    (["a", "a", None], "auto", "only one distinct value"),
+    ([None, None], "auto", "no values"),
+    (["u", "v", "w"], "auto", "not numeric"),
+    (["u", "v"], "regression", "not numeric"),
+    ([1, 2, 3], "binary", "two distinct values; 'y' has 3"),
+])
+def test_unusable_targets(values, task, message):
+    with pytest.raises(InputError, match=message):
+        Target.infer(pd.Series(values, dtype=object if isinstance(values[0], str) or values[0] is None else None),
+                     "y", task)
+
+
+def test_regression_target_is_standardized_with_training_statistics_and_decoded_back():
+    target = Target("price", "regression")
+    target.fit_scaling(pd.Series([10.0, 20.0, 30.0]))
+    assert (target.center, target.scale) == pytest.approx((20.0, np.std([10, 20, 30])))
+    y = target.encode(pd.Series([10.0, 40.0]), "data")
+    assert y.dtype == np.float32 and y.shape == (2, 1)
+    np.testing.assert_allclose(target.decode(y)["prediction"], [10.0, 40.0], rtol=1e-6)
+
+
+def test_binary_target_encoding_and_decoding():
+    target = Target("Class", "binary", ["bad", "good"])
+    np.testing.assert_array_equal(target.encode(pd.Series(["good", "bad", "good"]), "data")[:, 0], [1, 0, 1])
+    decoded = target.decode(np.array([[0.9], [0.5], [0.1]], np.float32))
+    assert decoded["prediction"].tolist() == ["good", "bad", "bad"]  # probability > 0.5 means labels[1]
+    np.testing.assert_allclose(decoded["probability"], [0.9, 0.5, 0.1])
+    with pytest.raises(InputError, match="values the model was not trained on: 'maybe'"):
+        target.encode(pd.Series(["good", "maybe"]), "data")
+
+
+def test_numeric_labels_match_across_integer_and_float_columns():
+    target = Target.infer(pd.Series([0, 1, 1]), "y")
+    np.testing.assert_array_equal(target.encode(pd.Series([1.0, 0.0]), "data")[:, 0], [1, 0])
+
+
+# ------------------------------------------------------------------------------------------------ features
+def test_numeric_feature_imputes_the_training_median_then_scales():
+    train = pd.Series([1.0, np.nan, 3.0, 10.0, np.inf])
+    for scaling, expected in [("standard", ((1 + 3 + 10) / 3, np.std([1, 3, 10]))), ("minmax", (1.0, 9.0)),
+                              ("none", (0.0, 1.0))]:
+        feature = Feature.fit(train, "x", scaling)
+        assert feature.fill == 3.0  # median of the finite training values
+        assert (feature.center, feature.scale) == pytest.approx(expected)
+        out = feature.transform(pd.Series([np.nan, 10.0]), "data")[:, 0]
+        np.testing.assert_allclose(out, (np.array([3.0, 10.0]) - expected[0]) / expected[1])
+
+
+def test_constant_numeric_column_becomes_zeros():
+    feature = Feature.fit(pd.Series([0, 0, 0]), "V2", "standard")
+    np.testing.assert_array_equal(feature.transform(pd.Series([0, 0]), "data"), [[0.0], [0.0]])
+
+
+def test_categorical_feature_one_hot_with_mode_imputation_and_unseen_as_zeros():
+    feature = Feature.fit(pd.Series(["red", "blue", None, "red", "green"]), "color", "standard")
+    assert (feature.kind, feature.fill, feature.categories) == ("categorical", "red", ["blue", "green", "red"])
+    assert feature.outputs == ["color=blue", "color=green", "color=red"]
+    block = feature.transform(pd.Series(["green", None, "purple"]), "data")
+    np.testing.assert_array_equal(block, [[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+
+
+def test_numeric_category_codes_match_when_a_gap_makes_the_column_float():
+    feature = Feature.fit(pd.Series(["a1", "7", "12"]), "zone", "standard")
+    assert feature.categories == ["12", "7", "a1"]
+    np.testing.assert_array_equal(feature.transform(pd.Series([7.0, np.nan, 12.0]), "data")[[0, 2]],
+                                  [[0, 1, 0], [1, 0, 0]])
+
+
+def test_text_in_a_numeric_column_is_an_input_error():
+    feature = Feature.fit(pd.Series([1.0, 2.0]), "x", "standard")
+    with pytest.raises(InputError, match="column 'x' in new.csv must be numeric but holds '\\?'"):
+        feature.transform(pd.Series(["1.5", "?"]), "new.csv")
+
+
+# ------------------------------------------------------------------------------------------------ the whole table
+def shop(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"id": np.arange(n), "x": rng.normal(size=n), "color": rng.choice(["a", "b", "c"], n),
+                          "y": rng.normal(10, 2, n)})
+    frame.loc[[1, 5], "x"] = np.nan
+    frame.loc[[2], "color"] = None
+    frame.loc[[4], "y"] = np.nan
+    frame.loc[[9], "y"] = np.inf  # counts as missing
+    return frame
+
+
+def test_prepare_fits_on_the_training_rows_only():
+    frame = shop()
+    prep = prepare(frame, "y", drop=["id"], val_split=0.25, seed=3)
+    labelled = frame[np.isfinite(frame["y"])]
+    train_rows, _ = split_rows(len(labelled), 0.25, 3)
+    train = labelled.iloc[train_rows]
+    x_feature = prep.preprocessing.features[0]
+    assert x_feature.name == "x" and x_feature.center == pytest.approx(train["x"].mean())
+    assert prep.preprocessing.target.center == pytest.approx(train["y"].mean())
+    assert prep.preprocessing.input_names == ["x", "color=a", "color=b", "color=c"]
+    assert (prep.x.shape, prep.x_val.shape) == ((44, 4), (14, 4))
+    assert prep.x.dtype == np.float32 and prep.y.shape == (44, 1)
+    np.testing.assert_allclose(prep.y[:, 0] * prep.preprocessing.target.scale + prep.preprocessing.target.center,
+                               train["y"], rtol=1e-5)
+    assert prep.notes == ["2 rows of the data have no 'y' value and were left out"]
+
+
+def test_split_rows_is_a_seeded_partition():
+    train, val = split_rows(10, 0.2, seed=1)
+    assert (len(train), len(val)) == (8, 2)
+    assert sorted([*train, *val]) == list(range(10))
+    np.testing.assert_array_equal(split_rows(10, 0.2, seed=1)[1], val)
+    assert not np.array_equal(split_rows(10, 0.2, seed=2)[1], val)
+    assert len(split_rows(10, 0.0, seed=1)[1]) == 0
+    with pytest.raises(InputError, match="too few"):
+        split_rows(1, 0.5, seed=0)
+
+
+def test_prepare_with_a_validation_table():
+    frame, other = shop(seed=0), shop(n=30, seed=1)
+    prep = prepare(frame, "y", validation=other)
+    assert (len(prep.x), len(prep.x_val)) == (58, 28)
+    assert prep.notes[-1] == "2 rows of the validation data have no 'y' value and were left out"
+
+
+@pytest.mark.parametrize("change, kwargs, message", [
+    (lambda f: f, {"target": "price"}, "target column 'price' not found in the data; its columns are 'id', 'x'"),
+    (lambda f: f, {"target": "y", "drop": ["zzz"]}, "column 'zzz' to drop not found"),
+    (lambda f: f, {"target": "y", "drop": ["y"]}, "cannot also be dropped"),
+    (lambda f: f.assign(x=np.nan), {"target": "y"}, "column 'x' has no values"),
+    (lambda f: f[["y"]], {"target": "y"}, "no feature columns"),
+])
+def test_prepare_rejects_unusable_tables(change, kwargs, message):
+    with pytest.raises(InputError, match=message):
+        prepare(change(shop()), **kwargs)
+
+
+def test_identifier_like_text_columns_get_a_note():
+    frame = shop(n=120).assign(name=[f"n{i}" for i in range(120)])
+    assert any("'name' has" in note and "identifier" in note for note in prepare(frame, "y").notes)
+
+
+def test_preprocessing_round_trips_through_json():
+    frame = shop()
+    pre = prepare(frame, "y", scaling="minmax", drop=["id"]).preprocessing
+    again = Preprocessing.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert again == pre
+    np.testing.assert_array_equal(again.transform(frame), pre.transform(frame))
+
+
+def test_transform_finds_columns_by_name_and_reports_missing_ones():
+    frame = shop()
+    pre = prepare(frame, "y", drop=["id"]).preprocessing
+    shuffled = frame[["color", "y", "x"]].assign(extra=1)  # other order, the target and an extra column
+    np.testing.assert_array_equal(pre.transform(shuffled), pre.transform(frame))
+    with pytest.raises(InputError, match="new.csv lacks the feature column 'x'"):
+        pre.transform(frame.drop(columns="x"), "new.csv")
+
+
+def test_unreadable_preprocessing_record_is_a_model_file_error():
+    with pytest.raises(ModelFileError, match="preprocessing is unreadable"):
+        Preprocessing.from_dict({"format": 1, "target": {"name": "y"}})
+    with pytest.raises(ModelFileError, match="preprocessing format 99"):
+        Preprocessing.from_dict({"format": 99})
