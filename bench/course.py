@@ -78,6 +78,30 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
     return time.perf_counter() - start
 
 
+def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
+    """Seconds per epoch of the compiled epoch alone (cpu.train_epoch called in a loop, no callbacks or logs):
+    the difference to a whole fit's epoch is fit's per-epoch Python."""
+    from nbtrain.engine import cpu
+    from nbtrain.engine.plan import workspace
+    (X, y), (Xv, yv) = data
+    X, Xv = (np.ascontiguousarray(a, dtype=np.float32) for a in (X, Xv))
+    y, yv = (np.ascontiguousarray(a, dtype=np.float32)[:, None] for a in (y, yv))
+    model = nbtrain_model(spec, X.shape[1], seed)
+    model.compile(optimizer="adam", loss=loss)
+    model.fit(X, y, validation_data=(Xv, yv), batch_size=batch_size, epochs=1, verbose=0, seed=seed)
+    plan, opt = model.plan, model.optimizer
+    rows = min(batch_size, len(X))
+    ws = workspace(plan, max(rows, len(Xv)), 1)
+    grad, logs, no_metrics = np.zeros(plan.n_params, np.float32), np.zeros(2), np.zeros(0, np.int64)
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        cpu.train_epoch(plan.table, plan.fparams, model.theta, grad, opt.slots[0], opt.slots[1], model.state, X, y,
+                        Xv, yv, ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, rows, True, seed,
+                        epoch, model.loss.code, model.loss.param, no_metrics, np.zeros(0), opt.code,
+                        opt.hyperparameters(), logs)
+    return (time.perf_counter() - start) / epochs
+
+
 def matmul_flops(spec, n_in, rows, val_rows):
     """FLOPs of one epoch's matrix products: forward, dW and dX (not for the first layer) per batch, plus
     the validation forward pass. Element-wise work is not counted."""
@@ -175,6 +199,10 @@ def main():
                  f"{ion_nb:.3f} s ({ion_nb / 1000 * 1e6:.0f} us/epoch)",
                  f"{ion_pt:.3f} s" if ion_pt else "not installed",
                  f"**{ion_pt / ion_nb:.0f}x** faster" if ion_pt else "-"))
+    ion_core = best_of(lambda: compiled_epoch_seconds(ion, workloads.ION_4_4_1, "binary_crossentropy", 512, 1000),
+                       args.repeats)
+    rows.append(("ionosphere: where an epoch's time goes", f"{ion_core * 1e6:.0f} us compiled epoch",
+                 f"{(ion_nb / 1000 - ion_core) * 1e6:.0f} us of fit's per-epoch Python (callbacks, logs)", "-"))
 
     epochs = args.wine_epochs
     wine_nb = best_of(lambda: nbtrain_fit(wine, workloads.WINE_3X512, "mae", 256, epochs), args.repeats) / epochs
@@ -190,6 +218,9 @@ def main():
     rows.append(("red wine 3x512: matmul GFLOP/s achieved per epoch vs NumPy float32 matmul on the same shapes",
                  f"{flops / wine_nb / 1e9:.1f} GFLOP/s", f"NumPy: {flops / numpy_s / 1e9:.1f} GFLOP/s",
                  f"**{numpy_s / wine_nb:.0%}** of NumPy"))
+    rows.append(("red wine 3x512: where an epoch's time goes", f"{numpy_s * 1e3:.1f} ms matrix products (NumPy's time)",
+                 f"{(wine_nb - numpy_s) * 1e3:.1f} ms the rest: bias, ReLU, MAE, column sums, Adam over 531,969 "
+                 "parameters, batch gathers", "-"))
 
     wall, t_import, t_kernels, t_fit = first_epoch()
     rows.append(("time to the end of the first epoch, fresh process, warm compile cache", f"{wall:.2f} s",
@@ -202,8 +233,11 @@ def main():
     print(f"Machine: {machine()}\n\n{report}")
     if args.write:
         Path(args.write).write_text(
-            f"Machine: {machine()}\n\nCommand: `python bench/course.py --repeats {args.repeats} "
-            f"--wine-epochs {epochs}` (best of {args.repeats}; compile cache warm)\n\n{report}\n")
+            "# Benchmark results\n\nEvery figure here was measured by the command above its table, on the machine it "
+            "names; ratios compare runs made in the same process, one after the other.\n\n"
+            f"## The course workloads: nbtrain vs PyTorch on the CPU\n\nMachine: {machine()}\n\n"
+            f"Command: `python bench/course.py --repeats {args.repeats} --wine-epochs {epochs} --write "
+            f"{args.write}` (best of {args.repeats}; compile cache warm)\n\n{report}\n")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,9 @@ MODELS = {
         lambda: [layers.Dense(4, activation="relu", input_shape=[5]), layers.Dense(3, use_bias=False),
                  layers.Activation("sigmoid"), layers.Dense(1)],
         "mae", lambda: optimizers.SGD(learning_rate=0.1, momentum=0.5), ["mse"]),
+    "input-batchnorm-huber-mse": (
+        lambda: [layers.BatchNormalization(input_shape=[5]), layers.Dense(4, activation="relu"), layers.Dense(1)],
+        "huber", lambda: optimizers.Adam(learning_rate=0.01), ["mse", "binary_crossentropy"]),
 }
 
 

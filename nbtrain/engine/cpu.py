@@ -10,8 +10,8 @@ import numpy as np
 from numba import njit
 
 from .elementwise import (
-    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, loss_value,
-    metric_value, sgd_step,
+    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, metric_value,
+    sgd_step,
 )
 from .plan import (
     ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A,
@@ -162,12 +162,8 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
 # ---------------------------------------------------------------- losses (per element; the model's loss is their mean)
 @njit(**KERNEL)
 def loss_forward(code, param, p, y):
-    """Sum of the element losses over the batch, accumulated in float64."""
-    total = 0.0
-    for i in range(p.shape[0]):
-        for j in range(p.shape[1]):
-            total += loss_value(code, param, p[i, j], y[i, j])
-    return total
+    """Sum of the element losses over the batch, accumulated in float64 (a loss is also a metric)."""
+    return metric_sum(code, param, p, y)
 
 
 @njit(**KERNEL)
