@@ -22,6 +22,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import workloads  # noqa: E402
 
+from nbtrain import callbacks  # noqa: E402
+
+
+class EpochTimer(callbacks.Callback):
+    """Keeps each epoch's wall time in .times."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self.start)
+
 
 def nbtrain_model(spec, n_in, seed):
     from nbtrain import Sequential, layers
@@ -98,7 +113,7 @@ def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
         cpu.train_epoch(plan.table, plan.fparams, model.theta, grad, opt.slots[0], opt.slots[1], model.state, X, y,
                         Xv, yv, ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, rows, True, seed,
                         epoch, model.loss.code, model.loss.param, no_metrics, np.zeros(0), opt.code,
-                        opt.hyperparameters(), logs)
+                        opt.hyperparameters(), logs, None)
     return (time.perf_counter() - start) / epochs
 
 

@@ -22,18 +22,7 @@ sys.path.insert(0, str(HERE))
 import course  # noqa: E402
 import workloads  # noqa: E402
 
-from nbtrain import Sequential, callbacks, layers  # noqa: E402
-
-
-class EpochTimer(callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
+from nbtrain import Sequential, layers  # noqa: E402
 
 
 def synthetic(rows, seed=0):
@@ -47,7 +36,7 @@ def nbtrain_epoch_seconds(device, width, batch, steps):
     model = Sequential([layers.Dense(width, activation="relu"), layers.Dense(width, activation="relu"),
                         layers.Dense(width, activation="relu"), layers.Dense(1)])
     model.compile(optimizer="adam", loss="mae", device=device)
-    timer = EpochTimer()
+    timer = course.EpochTimer()
     model.fit(X, y, batch_size=batch, epochs=3, verbose=0, seed=0, callbacks=[timer])
     return statistics.median(timer.times[1:])
 

@@ -2,11 +2,8 @@
 pandas, Numba and matplotlib are imported inside the commands so that --help and --version start fast."""
 import contextlib
 import functools
-import math
-import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -14,8 +11,10 @@ import typer
 
 from . import __version__
 from .callbacks import Callback, format_duration, format_logs
-from .errors import DeviceError, InputError, ModelFileError
+from .distributed import launched_rank
+from .errors import DeviceError, DistributedError, InputError, ModelFileError
 from .io import atomic_write
+from .recipe import build_model, train
 
 MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_curves.png"
 # fit's options, as recorded in the model file
@@ -30,8 +29,10 @@ app = typer.Typer(
 
 # ------------------------------------------------------------------------------------------------ errors and output
 def _fail(message):
-    """One line on stderr and exit code 2: how every error a user can cause ends."""
-    typer.echo(f"Error: {' '.join(str(message).split())}", err=True)
+    """One line on stderr and exit code 2: how every error a user can cause ends (under mpiexec every rank
+    exits, and rank 0 alone prints)."""
+    if launched_rank() == 0:
+        typer.echo(f"Error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(2)
 
 
@@ -40,15 +41,15 @@ def _user_errors():
     """Bad data, bad model files and unwritable outputs end in _fail, without a traceback."""
     try:
         yield
-    except (InputError, ModelFileError, DeviceError) as exc:
+    except (InputError, ModelFileError, DeviceError, DistributedError) as exc:
         _fail(exc)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else exc)
 
 
-def _console(stderr=False):
+def _console(stderr=False, muted=False):
     from rich.console import Console
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, quiet=muted)
 
 
 def _say(console, text):
@@ -73,21 +74,6 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 
 # ------------------------------------------------------------------------------------------------ training display
-class TargetUnits(Callback):
-    """Turns the mae metrics of each epoch's logs into the target's own units: a regression target is
-    standardized for training, and MAE scales exactly with it. Listed before History and the progress display,
-    so that they, and the saved history, see original units (the loss stays on the standardized target)."""
-
-    def __init__(self, scale):
-        super().__init__()
-        self.scale = scale
-
-    def on_epoch_end(self, epoch, logs=None):
-        for key in ("mae", "val_mae"):
-            if key in logs:
-                logs[key] *= self.scale
-
-
 class EpochLines(Callback):
     """One plain line per epoch, like Keras's verbose=2, for logs and pipes."""
 
@@ -164,32 +150,68 @@ def _output_dir(out):
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
-        _fail(f"cannot write to the output directory {out}: {exc.strerror or exc}")
+        raise InputError(f"cannot write to the output directory {out}: {exc.strerror or exc}") from None
     return out, created
 
 
-def _build_model(width, units, dropout, batchnorm, task, optimizer, lr, loss, seed, device):
-    """The course's network: Dense ReLU layers (each followed by Dropout and BatchNormalization when asked),
-    then one linear output, or one sigmoid output for binary classification."""
-    from . import layers, optimizers
-    from .model import Sequential
-    stack = []
-    for n in units:
-        stack.append(layers.Dense(n, activation="relu"))
-        if dropout:
-            stack.append(layers.Dropout(dropout))
-        if batchnorm:
-            stack.append(layers.BatchNormalization())
-    binary = task == "binary"
-    model = Sequential(stack + [layers.Dense(1, activation="sigmoid" if binary else None)])
-    model.build((None, width), seed=seed)
-    opt = (optimizers.Adam if optimizer == "adam" else optimizers.SGD)(**({"learning_rate": lr} if lr else {}))
-    model.compile(opt, "binary_crossentropy" if binary else loss, ["binary_accuracy" if binary else "mae"],
-                  device=device)
-    return model
+# ------------------------------------------------------------------------------------------------ fit over MPI
+def _process_group(distributed):
+    """The MPI process group of `fit --distributed mpi` (None for one process)."""
+    if distributed == "none":
+        return None
+    from .distributed import Group
+    return Group()
 
 
-def _describe(console, frame, prep, model, units, args):
+def _read(source, group):
+    """The table at `source`; under MPI each rank reads its share of the rows and all ranks get the whole
+    table (so the preprocessing statistics are those of one process). An error on any rank stops all."""
+    from .data import check_table, read_table
+    if group is None:
+        return read_table(source)
+    part = error = None
+    try:
+        part = read_table(source, share=(group.rank, group.size))
+    except InputError as exc:
+        error = exc
+    message = group.first_error(error)
+    if message:
+        raise InputError(message)
+    return check_table(group.gather_table(part), str(source))
+
+
+def _on_rank_0(group, action):
+    """action() on rank 0 alone, its result on every rank; an error there stops every rank."""
+    if group is None:
+        return action()
+    result = error = None
+    if group.rank == 0:
+        try:
+            result = action()
+        except InputError as exc:
+            error = exc
+    message = group.first_error(error)
+    if message:
+        raise InputError(message)
+    return group.broadcast(result)
+
+
+@contextlib.contextmanager
+def _abort_job_on_crash(group):
+    """Under MPI, an unexpected error on one rank would leave the others waiting in a collective forever:
+    report it and abort the whole job."""
+    try:
+        yield
+    except (typer.Exit, InputError, ModelFileError, DeviceError, DistributedError, OSError):
+        raise
+    except Exception as exc:
+        if group is None:
+            raise
+        typer.echo(f"Error: rank {group.rank}: {type(exc).__name__}: {exc}", err=True)
+        group.abort(2)
+
+
+def _describe(console, frame, prep, model, units, args, group=None):
     """What is about to happen: task, label mapping, encoded width, split sizes, the model and its training."""
     pre, target = prep.preprocessing, prep.preprocessing.target
     say = functools.partial(_say, console)
@@ -212,7 +234,8 @@ def _describe(console, frame, prep, model, units, args):
     stops = (f"early stopping on {'val_loss' if len(prep.x_val) else 'loss'} (patience {args['patience']})"
              if args["patience"] else "no early stopping")
     say(f"Training: {args['optimizer']} lr {model.optimizer.learning_rate:g}, batch {args['batch_size']}, up to "
-        f"{args['epochs']} epochs, {stops}; device {model.device}")
+        f"{args['epochs']} epochs, {stops}; device {model.device}"
+        + (f", data-parallel over {group.size} MPI ranks" if group else ""))
     for note in prep.notes:
         say(f"Note: {note}")
 
@@ -316,66 +339,51 @@ def fit(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", show_default=False,
                                                 help="Run folder \\[default: runs/<timestamp>].")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+    distributed: Annotated[Literal["none", "mpi"], typer.Option(
+        help="mpi: data-parallel over the ranks of `mpiexec -n P nbtrain fit ...` (same model as one process; "
+             "rank 0 prints and writes).")] = "none",
 ):
     args = dict(locals())
     if lr is not None and lr <= 0:
         _fail(f"--lr must be positive, got {lr}")
+    if distributed == "mpi" and device == "cuda":
+        _fail("--distributed mpi trains on the CPU; leave out --device cuda")
     units = _hidden_layers(layers)
-    console = _console()
     with _user_errors():
-        from .data import prepare, read_table
-        frame = read_table(data)
+        group = _process_group(distributed)
+    console = _console(muted=bool(group and group.rank))
+    with _user_errors(), _abort_job_on_crash(group):
+        from .data import prepare
+        frame = _read(data, group)
         prep = prepare(frame, target, task=task, scaling=scale, drop=drop or (), val_split=val_split, seed=seed,
-                       validation=read_table(val) if val else None)
+                       validation=_read(val, group) if val else None)
         spec = prep.preprocessing.target
         if spec.task == "binary" and loss:
             _fail("--loss applies to regression; binary classification trains with binary_crossentropy")
         args["loss"] = "binary_crossentropy" if spec.task == "binary" else loss or "mae"
-        model = _build_model(prep.x.shape[1], units, dropout, batchnorm, spec.task, optimizer, lr, args["loss"], seed,
-                             device)
+        model = build_model(prep.x.shape[1], units, dropout, batchnorm, spec.task, optimizer, lr, args["loss"], seed,
+                            "cpu" if group else device)
         if not quiet:
-            _describe(console, frame, prep, model, units, args)
-        run_dir, created = _output_dir(out)
-        history, best, status, seconds, diverged = _train(model, prep, args, console)
+            _describe(console, frame, prep, model, units, args, group)
+        run_dir, created = _on_rank_0(group, lambda: _output_dir(out))
+        with _progress(console, quiet or bool(group and group.rank)) as display:
+            outcome = train(model, prep.x, prep.y, prep.x_val, prep.y_val, task=spec.task, target_scale=spec.scale,
+                            batch_size=batch_size, epochs=epochs, patience=patience, min_delta=min_delta, seed=seed,
+                            extra_callbacks=lambda recorder, stopper: display,
+                            distribute="mpi" if group else None)
+        history, best, status, seconds = outcome.history, outcome.best, outcome.status, outcome.seconds
         if best is None:
-            if created:
+            if created and not (group and group.rank):
                 run_dir.rmdir()
             _fail(f"{model.stop_reason or 'training ended'}; no epoch ended with a finite loss, so nothing was saved")
-        saved = _save_run(model, prep, run_dir, args, history, best, status, seconds)
+        saved = [] if group and group.rank else _save_run(model, prep, run_dir, args, history, best, status, seconds)
     _say(console, f"Training ended: {status}; the model keeps the weights of epoch {best}")
     console.print(_result_table(history, best, seconds, len(prep.x)))
     _say(console, f"Saved {', '.join(saved)} to {run_dir}")
     if CURVES_FILE not in saved:
         _say(console, "No learning_curves.png: install matplotlib for it (pip install 'nbtrain[plot]')")
-    if diverged:
+    if outcome.diverged:
         _fail(f"{model.stop_reason}; the model saved in {run_dir} has the weights of epoch {best}")
-
-
-def _train(model, prep, args, console):
-    """Fit with early stopping on val_loss (loss without validation rows); the best epoch's weights are
-    restored at the end, also after Ctrl-C or a diverging loss. Returns (history, best epoch from 1 or None
-    when no epoch ended with a finite loss, status, seconds, whether the loss diverged)."""
-    from .callbacks import EarlyStopping, History
-    spec = prep.preprocessing.target
-    has_val = len(prep.x_val) > 0
-    stopper = EarlyStopping(monitor="val_loss" if has_val else "loss", min_delta=args["min_delta"],
-                            patience=args["patience"] or args["epochs"], restore_best_weights=True)
-    recorder = History()
-    units = [TargetUnits(spec.scale)] if spec.task == "regression" else []
-    started = time.perf_counter()
-    with _progress(console, args["quiet"]) as display, warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported below, as an error
-        model.fit(prep.x, prep.y, validation_data=(prep.x_val, prep.y_val) if has_val else None,
-                  batch_size=args["batch_size"], epochs=args["epochs"], verbose=0, seed=args["seed"],
-                  callbacks=units + [recorder] + display + [stopper])
-    seconds = time.perf_counter() - started
-    diverged = model.stop_cause == "nonfinite"
-    if model.stop_reason:
-        status = "diverged" if diverged else model.stop_reason
-    else:
-        status = "stopped early" if stopper.stopped_epoch else "all epochs done"
-    best = stopper.best_epoch + 1 if recorder.history and math.isfinite(stopper.best) else None
-    return recorder.history, best, status, seconds, diverged
 
 
 def _save_run(model, prep, run_dir, args, history, best, status, seconds):
@@ -508,3 +516,70 @@ def info(model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model fi
     console.print(schema)
     if pre.dropped:
         say(f"Dropped at training: {', '.join(map(repr, pre.dropped))}")
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+SWEEP_HELP = (
+    "Train many models on one table with hyperparameters drawn from a search space, and keep the best.\n\n"
+    "The data options are fit's: the preprocessing is fitted once, on the training rows, and shared by every "
+    "trial. --space takes a TOML file (keys layers, units, lr, batch_size, dropout, batchnorm, optimizer, loss; "
+    "a value, an array of choices, or a table with log_uniform, uniform or choices); without it a default space "
+    "is searched. Trials run side by side in local worker processes (one BLAS thread each), or on Ray Tune with "
+    "ASHA early termination (--backend ray; pip install 'nbtrain\\[ray]'). The same command gives the same trials "
+    "and the same leaderboard.\n\n"
+    "The run folder gets leaderboard.csv, sweep.png (the metric against each hyperparameter, with matplotlib) "
+    "and best/ with the best trial's model.nbt, usable by nbtrain predict. Ctrl-C stops the sweep and saves "
+    "what finished.")
+SWEEP_EXAMPLES = """[bold]Examples[/bold]
+
+  nbtrain sweep ion.csv --target Class --trials 32
+
+  nbtrain sweep red-wine.csv -t quality --trials 8 --space space.toml --metric val_mae --out runs/wine-sweep
+
+  nbtrain sweep red-wine.csv -t quality --backend ray --address auto --search tpe --trials 200
+"""
+
+
+@app.command("sweep", help=SWEEP_HELP, epilog=SWEEP_EXAMPLES)
+def sweep_command(
+    data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with a header row.")],
+    target: Annotated[str, typer.Option("--target", "-t", metavar="COLUMN", help="The column to predict.")],
+    trials: Annotated[int, typer.Option(min=1, help="Number of models to train.")] = 20,
+    space: Annotated[Optional[Path], typer.Option(metavar="TOML", show_default=False,
+                                                  help="Search space file \\[default: a space for the task].")]
+    = None,
+    backend: Annotated[Literal["local", "ray"], typer.Option(help="local: a process pool on this machine; ray: "
+                                                                  "Ray Tune.")] = "local",
+    address: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Ray cluster to join: auto or HOST:PORT "
+                                                                        "\\[default: start a local Ray].",
+                                                   show_default=False)] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, show_default=False,
+                                                   help="Trials at a time \\[default: one per core].")] = None,
+    metric: Annotated[str, typer.Option(help="What ranks the trials: val_loss, val_mae, val_binary_accuracy, or "
+                                             "their training versions.")] = "val_loss",
+    search: Annotated[Literal["random", "tpe"], typer.Option(help="How Ray picks trials: random, or Optuna's TPE "
+                                                                  "(needs optuna).")] = "random",
+    task: Annotated[Literal["auto", "regression", "binary"],
+                    typer.Option(help="auto: binary for two distinct target values, else regression.")] = "auto",
+    scale: Annotated[Literal["standard", "minmax", "none"], typer.Option(help="Scaling of numeric columns.")]
+    = "standard",
+    drop: Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="A column to leave out (repeatable).")]
+    = None,
+    val: Annotated[Optional[str], typer.Option(metavar="DATA2", help="A validation file (instead of --val-split).")]
+    = None,
+    val_split: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of rows held out for validation.")] = 0.2,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs per trial.")] = 500,
+    patience: Annotated[int, typer.Option(min=0, help="Early stopping patience on val_loss (0: all epochs).")] = 20,
+    min_delta: Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
+    = 0.001,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the sampled trials and their fits.")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", show_default=False,
+                                                help="Run folder \\[default: runs/sweep-<timestamp>].")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")] = False,
+):
+    from .sweep import sweep as run_sweep
+    with _user_errors():
+        run_sweep(data, target, trials, space, backend, address, workers, metric, seed,
+                  out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"), task=task, scale=scale, drop=drop or (),
+                  val=val, val_split=val_split, epochs=epochs, patience=patience, min_delta=min_delta, search=search,
+                  verbose=1 if quiet else 2)

@@ -5,6 +5,7 @@ fitted on the training rows and kept as plain data so that it can be saved and a
 import csv
 import io
 import itertools
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 
@@ -71,13 +72,23 @@ SCALINGS = ("standard", "minmax", "none")
 PREPROCESSING_FORMAT = 1
 
 
-def read_table(source):
+def read_table(source, share=None):
     """A DataFrame with a header row from a CSV file (delimiter sniffed), '-' for standard input, or a Parquet
     file (needs pyarrow). A first column with an empty header, as R and pandas write a row index, becomes the
-    index rather than a feature."""
+    index rather than a feature.
+
+    With share=(rank, size), only that rank's share of the rows is read (CSV: a byte range cut at line ends;
+    Parquet: a run of row groups), unchecked: data-parallel training gathers the shares of all ranks, in rank
+    order, and passes their concatenation to check_table, which gives the frame read_table(source) gives."""
     name = "standard input" if str(source) == "-" else str(source)
+    if share is not None:
+        return _read_share(source, name, *share)
     raw = _read_bytes(source, name)
-    frame = _parse_parquet(raw, name) if raw[:4] == b"PAR1" else _parse_csv(raw, name)
+    return check_table(_parse_parquet(raw, name) if raw[:4] == b"PAR1" else _parse_csv(raw, name), name)
+
+
+def check_table(frame, name):
+    """Column names as text, an unnamed first column as the index, and a header and data rows required."""
     frame.columns = [str(c) for c in frame.columns]
     if len(frame.columns) and frame.columns[0] == "Unnamed: 0":
         frame = frame.set_index("Unnamed: 0").rename_axis(None)
@@ -89,13 +100,56 @@ def read_table(source):
     return frame
 
 
-def _read_bytes(source, name):
+def _read_share(source, name, rank, size):
+    if str(source) == "-":
+        raise InputError("standard input cannot be split between processes: give a file to a distributed fit")
+    head = _read_bytes(source, name, 0, SNIFF_CHARS)
+    if head[:4] == b"PAR1":
+        return _parquet_share(source, name, rank, size)
+    header_end = head.find(b"\n") + 1 or len(head)
+    total = os.path.getsize(source)
+    cuts = [_line_start(source, header_end + k * (total - header_end) // size, header_end, total)
+            for k in (rank, rank + 1)]
+    text = head.decode("utf-8-sig", errors="replace")
+    return _parse_csv(head[:header_end] + _read_bytes(source, name, *cuts), name, sniff_delimiter(text))
+
+
+def _line_start(source, position, first, total):
+    """The first line start at or after `position` (between the first data line and the end of the file)."""
+    if position <= first or position >= total:
+        return min(max(position, first), total)
+    with open(source, "rb") as handle:
+        handle.seek(position - 1)
+        while block := handle.read(SNIFF_CHARS):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return handle.tell() - len(block) + newline + 1
+    return total
+
+
+def _parquet_share(source, name, rank, size):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{name} is a Parquet file; reading Parquet needs pyarrow "
+                         "(pip install 'nbtrain[parquet]')") from None
+    try:
+        parquet = pq.ParquetFile(source)
+        groups = parquet.num_row_groups
+        return parquet.read_row_groups(list(range(rank * groups // size, (rank + 1) * groups // size))).to_pandas()
+    except Exception as exc:  # pyarrow raises its own error types for damaged files
+        raise InputError(f"{name} is not a readable Parquet file ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _read_bytes(source, name, start=0, stop=None):
+    """The file's bytes (from start to stop), or standard input's; one-line errors for unreadable sources."""
     if str(source) == "-":
         stream = sys.stdin
         return stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
     try:
         with open(source, "rb") as handle:
-            return handle.read()
+            handle.seek(start)
+            return handle.read() if stop is None else handle.read(stop - start)
     except FileNotFoundError:
         raise InputError(f"file not found: {name}") from None
     except IsADirectoryError:
@@ -115,7 +169,7 @@ def _parse_parquet(raw, name):
         raise InputError(f"{name} is not a readable Parquet file ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
-def _parse_csv(raw, name):
+def _parse_csv(raw, name, delimiter=None):
     import pandas as pd
     if not raw.strip():
         raise InputError(f"{name} is empty")
@@ -126,7 +180,7 @@ def _parse_csv(raw, name):
     except UnicodeDecodeError as exc:
         raise InputError(f"{name} is not UTF-8 text (undecodable byte at offset {exc.start}); "
                          "save it as a UTF-8 CSV file") from None
-    delimiter = sniff_delimiter(text[:SNIFF_CHARS])
+    delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
     header, *first = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), 2)
     if first and len(first[0]) > len(header):
         raise InputError(f"{name}: line 2 has {len(first[0])} fields but the header has {len(header)}")

@@ -11,3 +11,7 @@ class ModelFileError(ValueError):
 
 class DeviceError(RuntimeError):
     """A device that was asked for cannot be used here (no GPU, no driver, or the GPU extra missing)."""
+
+
+class DistributedError(RuntimeError):
+    """A distributed fit cannot go on: MPI is missing, or the ranks disagree (data, weights, an error on one rank)."""

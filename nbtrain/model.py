@@ -13,7 +13,7 @@ from . import utils
 from .data import as_matrix, as_pair
 from .engine import Device, resolve
 from .engine.plan import LOSS_BCE, compile_plan
-from .errors import InputError
+from .errors import DistributedError, InputError
 from .initializers import INITIALIZERS
 from .layers import InputLayer, Layer, deserialize
 
@@ -171,10 +171,14 @@ class Sequential:
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, seed=None):
+            validation_data=None, shuffle=True, initial_epoch=0, seed=None, distribute=None):
         """Train for `epochs` epochs; returns a History whose .history maps 'loss', metric names and their
         'val_' versions to per-epoch lists. Stops cleanly on a non-finite loss (keeping the weights from
-        before the bad batch) and on Ctrl-C; in both cases the history so far is returned."""
+        before the bad batch) and on Ctrl-C; in both cases the history so far is returned.
+
+        distribute="mpi" (under mpiexec, every rank calling fit with the same data): each rank computes its
+        share of every batch and the gradients are summed over the ranks; the result is the one-process fit.
+        Rank 0's seed and starting weights are used everywhere, and only rank 0 prints."""
         self._check_compiled()
         X, Y = as_pair(x, y)
         Xv = Yv = None
@@ -192,8 +196,11 @@ class Sequential:
         batch_size = int(batch_size or 32)
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
+        group = self._process_group(distribute)
         if seed is None:
             seed = utils.draw_seed()
+        if group:
+            seed = group.broadcast(seed)
         self._ensure_built(X, seed)
         self._check_targets(Y, "y")
         if Xv is not None:
@@ -209,6 +216,9 @@ class Sequential:
         ws = target.workspace(self.plan, max(train_rows, min(Xv.shape[0], EVAL_ROWS)), Y.shape[1])
         opt = self.optimizer
         opt.build(self.plan.n_params)
+        if group:
+            self._agree_with_rank_0(group, X, Y, Xv, Yv)
+            verbose = 0 if group.rank else verbose
         theta, state, grad = put(self.theta), put(self.state), put(np.zeros(self.plan.n_params, np.float32))
         slots = [put(slot) for slot in opt.slots]
         data = [put(a) for a in (X, Y, Xv, Yv)]
@@ -233,7 +243,7 @@ class Sequential:
                     self.plan.table, self.plan.fparams, theta, grad, slots[0], slots[1], state, *data,
                     ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, train_rows, bool(shuffle), seed,
                     opt.iterations, self.loss.code, self.loss.param, metric_codes, metric_params, opt.code,
-                    hyperparameters, logs_buffer)
+                    hyperparameters, logs_buffer, group.handle if group else None)
                 opt.iterations += done
                 logs = {k: float(v) for k, v in zip(keys, logs_buffer)}
                 if done < steps:
@@ -255,7 +265,28 @@ class Sequential:
         self._live = None
         cbs.on_train_end(logs)
         self.history = cbs.history
+        if group and self.stop_cause != "interrupted" and not group.identical(self.theta, self.state):
+            raise DistributedError("the ranks' weights differ after a distributed fit; please report this")
         return cbs.history
+
+    def _process_group(self, distribute):
+        """The MPI group for distribute="mpi" (None for one process)."""
+        if distribute is None:
+            return None
+        if distribute != "mpi":
+            raise ValueError(f"distribute must be None or 'mpi', got {distribute!r}")
+        if self._engine_target().name != "cpu":
+            raise DistributedError("distributed training runs on the CPU: compile the model with device='cpu'")
+        from .distributed import Group
+        return Group()
+
+    def _agree_with_rank_0(self, group, *data):
+        """Start every rank from rank 0's weights and optimizer state; refuse to go on with different data."""
+        if not group.identical(*data):
+            raise DistributedError("distribute='mpi' needs the same training and validation data on every rank")
+        for array in (self.theta, self.state, *self.optimizer.slots):
+            group.broadcast_array(array)
+        self.optimizer.iterations = group.broadcast(self.optimizer.iterations)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         """Inference-mode loss, or [loss, *metrics] when metrics were compiled (a dict with return_dict)."""
@@ -270,7 +301,7 @@ class Sequential:
         started = time.perf_counter()
         target.engine.evaluate(self.plan.table, self.plan.fparams, target.put(self.theta), target.put(self.state),
                                target.put(X), target.put(Y), ws.acts, ws.aux, ws.feat, ws.capacity, self.loss.code,
-                               self.loss.param, metric_codes, metric_params, logs)
+                               self.loss.param, metric_codes, metric_params, logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), logs)}
         if verbose == "auto" or int(verbose):
             steps = -(-X.shape[0] // ws.capacity)

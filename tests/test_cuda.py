@@ -95,14 +95,14 @@ def test_batchnorm_matches_cpu(rng, train):
     moving = [f32(rng, m), np.abs(f32(rng, m)) + 0.5]
     host = [np.zeros(2 * m, np.float32), np.zeros((n, m), np.float32), np.zeros((n, m), np.float32)]
     host_moving = [a.copy() for a in moving]
-    cpu.batchnorm_forward(x, gamma, beta, *host_moving, 0.9, 1e-3, train, *host)
+    cpu.batchnorm_forward(x, gamma, beta, *host_moving, 0.9, 1e-3, train, *host, n, None)
     grads = [np.zeros(m, np.float32), np.zeros(m, np.float32), np.zeros((n, m), np.float32)]
-    cpu.batchnorm_backward(dy, host[1], gamma, host[0], *grads)
+    cpu.batchnorm_backward(dy, host[1], gamma, host[0], *grads, n, None)
     d_x, d_gamma, d_beta, d_mm, d_mv, d_stats, d_xhat, d_y, d_dy = on_gpu(
         x, gamma, beta, *moving, *[np.zeros_like(h) for h in host], dy)
-    gpu.batchnorm_forward(d_x, d_gamma, d_beta, d_mm, d_mv, 0.9, 1e-3, train, d_stats, d_xhat, d_y)
+    gpu.batchnorm_forward(d_x, d_gamma, d_beta, d_mm, d_mv, 0.9, 1e-3, train, d_stats, d_xhat, d_y, n, None)
     d_grads = on_gpu(*[np.zeros_like(g) for g in grads])
-    gpu.batchnorm_backward(d_dy, d_xhat, d_gamma, d_stats, *d_grads)
+    gpu.batchnorm_backward(d_dy, d_xhat, d_gamma, d_stats, *d_grads, n, None)
     for expected, got in zip(host_moving + host + grads, [d_mm, d_mv, d_stats, d_xhat, d_y] + d_grads):
         np.testing.assert_allclose(got.copy_to_host(), expected, rtol=1e-4, atol=1e-5)
 

@@ -59,7 +59,7 @@ def test_dense_without_bias_or_input_gradient(rng):
     y, dw = np.zeros((4, 2)), np.zeros((3, 2))
     cpu.dense_forward(x, w, np.zeros(0), y)
     np.testing.assert_allclose(y, x @ w, rtol=1e-12)
-    cpu.dense_backward(x, w, r, dw, np.zeros(0), np.zeros((0, 3)))
+    cpu.dense_backward(x, w, r, dw, np.zeros(0), np.zeros((4, 0)))
     np.testing.assert_allclose(dw, x.T @ r, rtol=1e-12)
 
 
@@ -131,14 +131,14 @@ def test_batchnorm_training(rng):
     stats, xhat, y = np.zeros(2 * m), np.zeros((n, m)), np.zeros((n, m))
 
     def f():
-        cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, True, stats, xhat, y)
+        cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, True, stats, xhat, y, n, None)
         return np.sum(r * y)
 
     f()
     expected = gamma * (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3) + beta
     np.testing.assert_allclose(y, expected, rtol=1e-10)
     dgamma, dbeta, dx = np.zeros(m), np.zeros(m), np.zeros((n, m))
-    cpu.batchnorm_backward(r, xhat, gamma, stats, dgamma, dbeta, dx)
+    cpu.batchnorm_backward(r, xhat, gamma, stats, dgamma, dbeta, dx, n, None)
     for analytic, wrt in ((dgamma, gamma), (dbeta, beta), (dx, x)):
         assert_close(analytic, numeric_grad(f, wrt))
 
@@ -149,10 +149,10 @@ def test_batchnorm_moving_statistics_and_inference(rng):
     gamma, beta = np.ones(m), np.zeros(m)
     mm, mv = np.zeros(m), np.ones(m)
     stats, xhat, y = np.zeros(2 * m), np.zeros((n, m)), np.zeros((n, m))
-    cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, True, stats, xhat, y)
+    cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, True, stats, xhat, y, n, None)
     np.testing.assert_allclose(mm, 0.01 * x.mean(0), rtol=1e-12)  # Keras: moving*momentum + batch*(1-momentum)
     np.testing.assert_allclose(mv, 0.99 + 0.01 * x.var(0), rtol=1e-12)  # biased batch variance, as Keras 3
-    cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, False, stats, xhat, y)
+    cpu.batchnorm_forward(x, gamma, beta, mm, mv, 0.99, 1e-3, False, stats, xhat, y, n, None)
     np.testing.assert_allclose(y, (x - mm) / np.sqrt(mv + 1e-3), rtol=1e-12)
 
 
@@ -222,7 +222,7 @@ def test_whole_network(loss_code):
 
     def loss(g=None):
         total = cpu.train_step(plan.table, plan.fparams, theta, grad if g is None else g, state, x, y, ws.acts,
-                               ws.dacts, ws.aux, ws.feat, ws.capacity, loss_code, 1.0, 5, 3, 0)
+                               ws.dacts, ws.aux, ws.feat, ws.capacity, loss_code, 1.0, 5, 3, 0, x.shape[0], None)
         return total / y.size
 
     loss()

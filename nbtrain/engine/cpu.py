@@ -17,6 +17,7 @@ from .plan import (
     ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A,
     T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
 )
+from .collective import allreduce_sum, share
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -49,14 +50,15 @@ def dense_forward(x, w, b, y):
 
 @njit(**KERNEL)
 def dense_backward(x, w, dy, dw, db, dx):
-    """dW = x^T dy and db = column sums of dy (overwritten, not accumulated); dx = dy W^T when dx has rows."""
+    """dW = x^T dy and db = column sums of dy (overwritten, not accumulated); dx = dy W^T unless dx has no
+    columns (the first layer needs no input gradient)."""
     np.dot(x.T, dy, dw)
     if db.size:
         db[:] = 0
         for i in range(dy.shape[0]):
             for j in range(dy.shape[1]):
                 db[j] += dy[i, j]
-    if dx.shape[0]:
+    if dx.shape[1]:
         np.dot(dy, w.T, dx)
 
 
@@ -105,26 +107,29 @@ def dropout_backward(mask, dy, dx):
 
 # ---------------------------------------------------------------- batch normalization
 @njit(**KERNEL)
-def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y):
+def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y, total, comm):
     """Training: normalize with the batch's mean and (biased) variance and update the moving statistics
     as Keras does (moving = moving * momentum + batch * (1 - momentum)); inference: use the moving ones.
 
+    The batch is `total` rows over all ranks (x holds this rank's share; the sums are reduced over comm).
     stats[:m] receives the mean used, stats[m:] the inverse standard deviation; xhat the normalized x.
     """
     n, m = x.shape
     mean, inv_std = stats[:m], stats[m:2 * m]
-    eps, mom, one, count = like(x, epsilon), like(x, momentum), like(x, 1.0), like(x, n)
+    eps, mom, one, count = like(x, epsilon), like(x, momentum), like(x, 1.0), like(x, total)
     if train:
         mean[:] = 0
         inv_std[:] = 0
         for i in range(n):
             for j in range(m):
                 mean[j] += x[i, j]
+        allreduce_sum(mean, comm)
         mean /= count
         for i in range(n):
             for j in range(m):
                 d = x[i, j] - mean[j]
                 inv_std[j] += d * d
+        allreduce_sum(inv_std, comm)
         for j in range(m):
             var = inv_std[j] / count
             inv_std[j] = one / math.sqrt(var + eps)
@@ -142,9 +147,10 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon
 
 
 @njit(**KERNEL)
-def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
+def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
     """Gradients of training-mode batch normalization; the batch statistics' own gradients are included:
-    dx = gamma * inv_std / n * (n dy - dbeta - xhat dgamma)."""
+    dx = gamma * inv_std / total * (total dy - dbeta - xhat dgamma), with dbeta and dgamma summed over all
+    ranks. dgamma and dbeta keep this rank's share (the gradient all-reduce adds the shares up)."""
     n, m = dy.shape
     dgamma[:] = 0
     dbeta[:] = 0
@@ -152,11 +158,13 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
         for j in range(m):
             dbeta[j] += dy[i, j]
             dgamma[j] += dy[i, j] * xhat[i, j]
-    if dx.shape[0]:
-        inv_std, count = stats[m:2 * m], like(dy, n)
+    if dx.shape[1]:
+        sums = np.concatenate((dbeta, dgamma))
+        allreduce_sum(sums, comm)
+        inv_std, count = stats[m:2 * m], like(dy, total)
         for i in range(n):
             for j in range(m):
-                dx[i, j] = gamma[j] * inv_std[j] / count * (count * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+                dx[i, j] = gamma[j] * inv_std[j] / count * (count * dy[i, j] - sums[j] - xhat[i, j] * sums[m + j])
 
 
 # ---------------------------------------------------------------- losses (per element; the model's loss is their mean)
@@ -212,8 +220,10 @@ def optimizer_update(opt_code, hp, t, theta, grad, slot1, slot2):
 
 # ---------------------------------------------------------------- the network: walk the op table
 @njit(**KERNEL)
-def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0):
-    """Run every op on the batch x; op i writes its output to its rows of `acts`."""
+def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0, total, comm):
+    """Run every op on the batch x; op i writes its output to its rows of `acts`.
+
+    x is rows row0 .. row0 + len(x) of a batch of `total` rows spread over the ranks of comm (None: all here)."""
     n = x.shape[0]
     for i in range(table.shape[0]):
         kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
@@ -232,11 +242,12 @@ def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, s
             s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
             batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
                               state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], train,
-                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out)
+                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out, total,
+                              comm)
 
 
 @njit(**KERNEL)
-def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
+def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start, total, comm):
     """Backpropagate from d(output of op `start`), held in dacts, down to the first op with parameters.
 
     Every parameter gradient is overwritten, so grad holds exactly this batch's gradient afterwards."""
@@ -250,7 +261,9 @@ def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
         inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
         out = rows(acts, table[i, T_A], capacity, n, fan_out)
         dy = rows(dacts, table[i, T_A], capacity, n, fan_out)
-        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n if i > first else 0, fan_in)
+        # no input gradient below the first op with parameters: dx then has no columns (any rows: a rank's
+        # share of a batch may have none, and batchnorm must still take part in the reductions)
+        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n, fan_in if i > first else 0)
         p = table[i, T_P]
         if kind == OP_DENSE:
             q = p + fan_in * fan_out
@@ -264,7 +277,7 @@ def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
         elif kind == OP_BATCHNORM:
             f, q = table[i, T_F], table[i, T_P2]
             batchnorm_backward(dy, rows(aux, table[i, T_X], capacity, n, fan_out), theta[p:p + fan_out],
-                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx)
+                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx, total, comm)
 
 
 @njit(**KERNEL)
@@ -283,15 +296,17 @@ def loss_head(table, loss_code, x, acts, capacity):
 
 @njit(**KERNEL)
 def train_step(table, fparams, theta, grad, state, x, y, acts, dacts, aux, feat, capacity, loss_code, loss_param,
-               seed, step, row0):
-    """Forward, loss and backward for one batch: fills grad and returns the batch's summed loss."""
-    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0)
+               seed, step, row0, total, comm):
+    """Forward, loss and backward for rows row0 .. row0 + len(x) of a batch of `total` rows (the rest are on
+    the other ranks of comm; None: none): fills grad with this share's part of the batch-mean gradient and
+    returns this share's summed loss."""
+    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0, total, comm)
     z, code, index = loss_head(table, loss_code, x, acts, capacity)
     loss = loss_forward(code, loss_param, z, y)
     if index >= 0:
         dz = rows(dacts, table[index, T_A], capacity, z.shape[0], z.shape[1])
-        loss_backward(code, loss_param, z, y, like(theta, 1.0 / y.size), dz)
-        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index)
+        loss_backward(code, loss_param, z, y, like(theta, 1.0 / (total * y.shape[1])), dz)
+        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index, total, comm)
     return loss
 
 
@@ -303,17 +318,20 @@ def add_metrics(metric_codes, metric_params, p, y, logs):
 
 @njit(**KERNEL)
 def evaluate(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param, metric_codes,
-             metric_params, logs):
-    """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means."""
+             metric_params, logs, comm):
+    """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means.
+    Each rank of comm scores its share of the rows; the sums are reduced over the ranks."""
     logs[:] = 0.0
-    n, last = X.shape[0], table.shape[0] - 1
-    for a in range(0, n, capacity):
-        xb, yb = X[a:a + capacity], Y[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+    start, stop = share(X.shape[0], comm)
+    last = table.shape[0] - 1
+    for a in range(start, stop, capacity):
+        xb, yb = X[a:min(a + capacity, stop)], Y[a:min(a + capacity, stop)]
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
         z, code, _ = loss_head(table, loss_code, xb, acts, capacity)
         logs[0] += loss_forward(code, loss_param, z, yb)
         add_metrics(metric_codes, metric_params,
                     rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]), yb, logs)
+    allreduce_sum(logs, comm)
     logs /= max(Y.size, 1)
 
 
@@ -323,18 +341,21 @@ def predict(table, fparams, theta, state, X, acts, aux, feat, capacity, out):
     last = table.shape[0] - 1
     for a in range(0, X.shape[0], capacity):
         xb = X[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
         out[a:a + xb.shape[0]] = rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT])
 
 
 @njit(**KERNEL)
 def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, xin, yin, acts, dacts, aux, feat,
                 capacity, batch_size, shuffle, seed, step0, loss_code, loss_param, metric_codes,
-                metric_params, opt_code, opt_hp, logs):
+                metric_params, opt_code, opt_hp, logs, comm):
     """One epoch: shuffle, then for every batch forward, loss, backward and update; then validation.
 
     step0 is the optimizer's step count at the start of the epoch; it keys the epoch's shuffle and, with
     the step within the epoch, the dropout masks, so every epoch of every fit draws fresh ones.
+    Under MPI (comm an array [rank, size]) every rank holds all rows and takes its share of each batch of
+    the one global shuffle; gradients, batch statistics and logs are summed over the ranks, so every rank
+    applies the same update and the result is the single-process one.
 
     logs receives [loss, *metrics, val_loss, *val_metrics] (element means; validation NaN when absent).
     Returns the number of steps taken: fewer than the epoch's when a batch's loss was not finite, in which
@@ -344,30 +365,35 @@ def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, 
     order = permutation(n, seed, step0) if shuffle else np.arange(n)
     width = 1 + metric_codes.size
     logs[:] = 0.0
+    batch_loss = np.zeros(1)
     last = table.shape[0] - 1
     steps = (n + batch_size - 1) // batch_size
     for s in range(steps):
         a = s * batch_size
         nb = min(batch_size, n - a)
-        xb = xin[:nb * n_in].reshape((nb, n_in))
-        yb = yin[:nb * k].reshape((nb, k))
-        for r in range(nb):
-            xb[r] = X[order[a + r]]
-            yb[r] = Y[order[a + r]]
+        lo, hi = share(nb, comm)
+        xb = xin[:(hi - lo) * n_in].reshape((hi - lo, n_in))
+        yb = yin[:(hi - lo) * k].reshape((hi - lo, k))
+        for r in range(hi - lo):
+            xb[r] = X[order[a + lo + r]]
+            yb[r] = Y[order[a + lo + r]]
         step = step0 + s
-        loss = train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity, loss_code,
-                          loss_param, seed, step, 0)
-        if not np.isfinite(loss):
+        batch_loss[0] = train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity,
+                                   loss_code, loss_param, seed, step, lo, nb, comm)
+        logs[0] += batch_loss[0]
+        allreduce_sum(batch_loss, comm)
+        if not np.isfinite(batch_loss[0]):
             logs[:] = np.nan
             return s
-        logs[0] += loss
-        add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, nb, table[last, T_OUT]),
+        allreduce_sum(grad, comm)
+        add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, hi - lo, table[last, T_OUT]),
                     yb, logs)
         optimizer_update(opt_code, opt_hp, step + 1, theta, grad, slot1, slot2)
+    allreduce_sum(logs[:width], comm)
     logs[:width] /= n * k
     if Xv.shape[0]:
         evaluate(table, fparams, theta, state, Xv, Yv, acts, aux, feat, capacity, loss_code, loss_param,
-                 metric_codes, metric_params, logs[width:])
+                 metric_codes, metric_params, logs[width:], comm)
     else:
         logs[width:] = np.nan
     return steps

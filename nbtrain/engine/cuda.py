@@ -137,11 +137,11 @@ def dense_forward(x, w, b, y):
 
 
 def dense_backward(x, w, dy, dw, db, dx):
-    """dW = x^T dy and db = column sums of dy (overwritten); dx = dy W^T when dx has rows."""
+    """dW = x^T dy and db = column sums of dy (overwritten); dx = dy W^T unless dx has no columns."""
     matmul(x, dy, dw, trans_a=True)
     if db.size:
         column_sums(dy, dy, db, db[:0])
-    if dx.shape[0]:
+    if dx.shape[1]:
         matmul(dy, w, dx, trans_b=True)
 
 
@@ -166,7 +166,7 @@ def _activation_backward(act, y, dy, dx):
 
 
 def activation_backward(act, y, dy, dx):
-    if dx.shape[0]:
+    if dx.size:
         _activation_backward[launch(dx.size)](act, y, dy, dx)
 
 
@@ -199,7 +199,7 @@ def _multiply(a, b, out):
 
 
 def dropout_backward(mask, dy, dx):
-    if dx.shape[0]:
+    if dx.size:
         _multiply[launch(dx.size)](dy, mask, dx)
 
 
@@ -243,9 +243,10 @@ def _batchnorm_scale(xhat, inv_std, gamma, beta, y):
         y[i, j] = gamma[j] * h + beta[j]
 
 
-def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y):
+def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y, total, comm):
     """Training: batch mean and biased variance, moving statistics updated as Keras does; inference:
-    moving statistics. stats[:m] receives the mean used, stats[m:] the inverse standard deviation."""
+    moving statistics. stats[:m] receives the mean used, stats[m:] the inverse standard deviation.
+    One process only: comm must be None and total the rows of x."""
     n, m = x.shape
     mean, inv_std = stats[:m], stats[m:2 * m]
     if train:
@@ -269,10 +270,10 @@ def _batchnorm_dx(dy, xhat, gamma, inv_std, dgamma, dbeta, dx):
         dx[i, j] = coef * (np.float32(n) * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
 
 
-def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx):
+def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
     m = dy.shape[1]
     column_sums(dy, xhat, dbeta, dgamma)
-    if dx.shape[0]:
+    if dx.shape[1]:
         _batchnorm_dx[launch(dx.size)](dy, xhat, gamma, stats[m:2 * m], dgamma, dbeta, dx)
 
 
@@ -350,7 +351,7 @@ def _gather(X, Y, order, start, xb, yb):
 
 
 # ---------------------------------------------------------------- the network: walk the op table on the host
-def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0):
+def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0, total, comm):
     """Run every op on the batch x; op i writes its output to its rows of `acts`."""
     n = x.shape[0]
     for i in range(table.shape[0]):
@@ -370,10 +371,11 @@ def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, s
             s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
             batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
                               state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], train,
-                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out)
+                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out, total,
+                              comm)
 
 
-def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
+def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start, total, comm):
     """Backpropagate from d(output of op `start`), held in dacts, down to the first op with parameters."""
     n = x.shape[0]
     kinds = list(table[:, T_KIND])
@@ -383,7 +385,7 @@ def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
         inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
         out = rows(acts, table[i, T_A], capacity, n, fan_out)
         dy = rows(dacts, table[i, T_A], capacity, n, fan_out)
-        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n if i > first else 0, fan_in)
+        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n, fan_in if i > first else 0)
         p = table[i, T_P]
         if kind == OP_DENSE:
             q = p + fan_in * fan_out
@@ -396,7 +398,7 @@ def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start):
         elif kind == OP_BATCHNORM:
             f, q = table[i, T_F], table[i, T_P2]
             batchnorm_backward(dy, rows(aux, table[i, T_X], capacity, n, fan_out), theta[p:p + fan_out],
-                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx)
+                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx, total, comm)
 
 
 def loss_head(table, loss_code, x, acts, capacity):
@@ -410,15 +412,16 @@ def loss_head(table, loss_code, x, acts, capacity):
 
 
 def train_step(table, fparams, theta, grad, state, x, y, acts, dacts, aux, feat, capacity, loss_code, loss_param,
-               seed, step, row0, total, slot):
-    """Forward, loss and backward for one batch: fills grad and adds the batch's summed loss to total[slot]."""
-    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0)
+               seed, step, row0, total, comm, sums, slot):
+    """Forward, loss and backward for one batch: fills grad and adds the batch's summed loss to sums[slot]
+    (on the device, so nothing comes back). One process only: comm is None and total is len(x)."""
+    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0, total, comm)
     z, code, index = loss_head(table, loss_code, x, acts, capacity)
-    loss_forward(code, loss_param, z, y, total, slot)
+    loss_forward(code, loss_param, z, y, sums, slot)
     if index >= 0:
         dz = rows(dacts, table[index, T_A], capacity, z.shape[0], z.shape[1])
-        loss_backward(code, loss_param, z, y, 1.0 / y.size, dz)
-        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index)
+        loss_backward(code, loss_param, z, y, 1.0 / (total * y.shape[1]), dz)
+        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index, total, comm)
 
 
 def add_metrics(metric_codes, metric_params, p, y, total, offset):
@@ -431,7 +434,7 @@ def _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity
     last = table.shape[0] - 1
     for a in range(0, X.shape[0], capacity):
         xb, yb = X[a:a + capacity], Y[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
         z, code, _ = loss_head(table, loss_code, xb, acts, capacity)
         loss_forward(code, loss_param, z, yb, total, offset)
         add_metrics(metric_codes, metric_params,
@@ -439,8 +442,9 @@ def _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity
 
 
 def evaluate(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param, metric_codes,
-             metric_params, logs):
+             metric_params, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means."""
+    _one_process(comm)
     total = cuda.to_device(np.zeros(logs.size, np.float64))
     _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param,
                    metric_codes, metric_params, total, 0)
@@ -452,19 +456,20 @@ def predict(table, fparams, theta, state, X, acts, aux, feat, capacity, out):
     last = table.shape[0] - 1
     for a in range(0, X.shape[0], capacity):
         xb = X[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0)
+        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
         out[a:a + xb.shape[0]].copy_to_device(rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]))
 
 
 def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, xin, yin, acts, dacts, aux, feat,
                 capacity, batch_size, shuffle, seed, step0, loss_code, loss_param, metric_codes, metric_params,
-                opt_code, opt_hp, logs):
+                opt_code, opt_hp, logs, comm):
     """cpu.train_epoch on the GPU: same arguments (device arrays for data, weights and buffers; host arrays
     for the table, hyperparameters and logs), same shuffle and dropout draws, same result contract.
 
     The shuffle order is computed on the host (the same function as on the CPU) and uploaded; the losses
     and metrics accumulate on the device and come back once. A non-finite batch loss halts the optimizer
     on the device, so that batch's update and all later ones are skipped, as on the CPU."""
+    _one_process(comm)
     n, n_in = X.shape
     k = Y.shape[1]
     order = cuda.to_device(permutation(n, seed, step0) if shuffle else np.arange(n))
@@ -480,7 +485,7 @@ def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, 
         _gather[launch(nb * (n_in + k))](X, Y, order, a, xb, yb)
         step = step0 + s
         train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity, loss_code,
-                   loss_param, seed, step, 0, total, 0)
+                   loss_param, seed, step, 0, nb, None, total, 0)
         _halt_if_not_finite[1, 1](total, 0, halted, s)
         add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, nb, table[last, T_OUT]),
                     yb, total, 0)
@@ -497,6 +502,11 @@ def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, 
     logs[width:] = logs[width:] / Yv.size if Xv.shape[0] else np.nan
     return steps
 
+
+
+def _one_process(comm):
+    if comm is not None:
+        raise ValueError("the CUDA engine trains in one process: data-parallel training over MPI runs on the CPU")
 
 
 def upload(array):

@@ -1,0 +1,75 @@
+"""Data-parallel training over MPI: the process group, and the agreements every rank must reach (the seed,
+the starting weights, the data, errors) so that P processes give the model one process gives.
+
+Imported only for distribute="mpi": mpi4py initializes MPI when it is imported.
+"""
+import hashlib
+import os
+
+import numpy as np
+
+from .errors import DistributedError
+from .utils import available_cores, limit_blas_threads
+
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def launched_rank():
+    """This process's rank as the MPI launcher announced it (0 when not launched by mpiexec); needs no MPI."""
+    return next((int(os.environ[v]) for v in RANK_VARIABLES if v in os.environ), 0)
+
+
+class Group:
+    """MPI_COMM_WORLD with the few collective steps a distributed fit needs."""
+
+    def __init__(self):
+        try:
+            from mpi4py import MPI
+            import numba_mpi  # noqa: F401  (the compiled epoch calls it)
+        except ImportError as exc:
+            raise DistributedError(f"distribute='mpi' needs mpi4py, numba-mpi and an MPI library "
+                                   f"({exc}): pip install 'nbtrain[mpi]'") from None
+        import warnings
+        from numba.core.errors import NumbaWarning
+        # numba-mpi's calls hold ctypes pointers, so the MPI specializations are compiled per run, not cached
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
+        self.mpi = MPI
+        self.comm = MPI.COMM_WORLD
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.handle = np.array([self.rank, self.size], np.int64)  # what the compiled epoch takes as `comm`
+        self.blas_threads = self._share_cores()
+
+    def _share_cores(self):
+        """Give each rank its share of this host's cores for BLAS (default pools oversubscribe them: two ranks
+        on two cores made an epoch 700 times slower)."""
+        ranks_here = self.comm.Split_type(self.mpi.COMM_TYPE_SHARED).Get_size()
+        threads = max(1, available_cores() // ranks_here)
+        self._blas_limit = limit_blas_threads(threads)
+        return threads
+
+    def broadcast(self, value):
+        """Rank 0's value (any picklable object) on every rank."""
+        return self.comm.bcast(value, root=0)
+
+    def broadcast_array(self, array):
+        """Overwrite the contiguous `array` in place with rank 0's copy."""
+        self.comm.Bcast(array, root=0)
+
+    def identical(self, *arrays):
+        """Whether every rank holds the same bytes in `arrays`."""
+        digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
+        return len(set(self.comm.allgather(digest))) == 1
+
+    def first_error(self, error):
+        """Every rank passes its error (or None); all get the first one, as 'rank r: message', or None."""
+        errors = self.comm.allgather(None if error is None else str(error))
+        return next((f"rank {r}: {e}" if self.size > 1 else e for r, e in enumerate(errors) if e is not None), None)
+
+    def gather_table(self, part):
+        """The ranks' shares of a table, concatenated in rank order, on every rank."""
+        import pandas as pd
+        return pd.concat(self.comm.allgather(part), ignore_index=True)
+
+    def abort(self, code=2):
+        """End every rank of the job (for errors that happen where the other ranks cannot hear of them)."""
+        self.comm.Abort(code)

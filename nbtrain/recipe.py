@@ -1,0 +1,81 @@
+"""The training recipe of the command line, shared by `nbtrain fit` and every sweep trial: a dense ReLU
+network built from a few options, fitted with early stopping on val_loss and the best weights restored,
+with a standardized regression target's mae reported back in the target's own units."""
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+from .callbacks import Callback, EarlyStopping, History
+
+
+class TargetUnits(Callback):
+    """Turns the mae metrics of each epoch's logs into the target's own units: a regression target is
+    standardized for training, and MAE scales exactly with it. Listed before History and the progress display,
+    so that they, and the saved history, see original units (the loss stays on the standardized target)."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("mae", "val_mae"):
+            if key in logs:
+                logs[key] *= self.scale
+
+
+def build_model(width, units, dropout, batchnorm, task, optimizer, lr, loss, seed, device):
+    """The course's network: Dense ReLU layers (each followed by Dropout and BatchNormalization when asked),
+    then one linear output, or one sigmoid output for binary classification."""
+    from . import layers, optimizers
+    from .model import Sequential
+    stack = []
+    for n in units:
+        stack.append(layers.Dense(n, activation="relu"))
+        if dropout:
+            stack.append(layers.Dropout(dropout))
+        if batchnorm:
+            stack.append(layers.BatchNormalization())
+    binary = task == "binary"
+    model = Sequential(stack + [layers.Dense(1, activation="sigmoid" if binary else None)])
+    model.build((None, width), seed=seed)
+    opt = (optimizers.Adam if optimizer == "adam" else optimizers.SGD)(**({"learning_rate": lr} if lr else {}))
+    model.compile(opt, "binary_crossentropy" if binary else loss, ["binary_accuracy" if binary else "mae"],
+                  device=device)
+    return model
+
+
+@dataclass
+class Outcome:
+    """How a fit went: the history (mae in target units), the best epoch (from 1; None when no epoch ended
+    with a finite loss), a status for people, the seconds taken, and whether the loss diverged."""
+    history: dict
+    best: int
+    status: str
+    seconds: float
+    diverged: bool
+
+
+def train(model, x, y, x_val, y_val, *, task, target_scale, batch_size, epochs, patience, min_delta, seed,
+          extra_callbacks=lambda recorder, stopper: [], distribute=None):
+    """Fit with early stopping on val_loss (loss without validation rows; patience 0: all epochs); the best
+    epoch's weights are restored at the end, also after Ctrl-C or a diverging loss. extra_callbacks(recorder,
+    stopper) gives callbacks to run after them each epoch (a display, a progress report)."""
+    has_val = len(x_val) > 0
+    stopper = EarlyStopping(monitor="val_loss" if has_val else "loss", min_delta=min_delta,
+                            patience=patience or epochs, restore_best_weights=True)
+    recorder = History()
+    units = [TargetUnits(target_scale)] if task == "regression" else []
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported in the outcome
+        model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=batch_size, epochs=epochs,
+                  verbose=0, seed=seed, callbacks=units + [recorder, stopper] + extra_callbacks(recorder, stopper),
+                  distribute=distribute)
+    diverged = model.stop_cause == "nonfinite"
+    if model.stop_reason:
+        status = "diverged" if diverged else model.stop_reason
+    else:
+        status = "stopped early" if stopper.stopped_epoch else "all epochs done"
+    best = stopper.best_epoch + 1 if recorder.history and math.isfinite(stopper.best) else None
+    return Outcome(recorder.history, best, status, time.perf_counter() - started, diverged)

@@ -1,0 +1,110 @@
+"""Data-parallel training over MPI (`mpiexec -n 2`): the same model as one process, identical weights on
+every rank, rank 0 alone printing and writing, and a failing rank ending the job with one message."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mpi_fit
+from nbtrain import Sequential, layers, load_model
+from nbtrain.errors import DistributedError
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+TIMEOUT = 300  # seconds; each launch compiles the MPI versions of the epoch (not cacheable), about 15 s
+
+
+def have_mpi():
+    try:
+        import mpi4py  # noqa: F401
+        import numba_mpi  # noqa: F401
+    except ImportError:
+        return False
+    return MPIEXEC is not None
+
+
+needs_mpi = pytest.mark.skipif(not have_mpi(), reason="needs the mpi extra: pip install 'nbtrain[mpi]'")
+
+
+def mpiexec(*ranks, cwd=None):
+    """Run one or more programs under mpiexec (MPMD with ':' between them); returns the CompletedProcess."""
+    command = [MPIEXEC]
+    for i, (count, argv) in enumerate(ranks):
+        command += ([":"] if i else []) + ["-n", str(count)] + [str(a) for a in argv]
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
+
+
+@needs_mpi
+def test_two_ranks_give_the_one_process_model(tmp_path):
+    """Plain, dropout and batchnorm fits (uneven shares, a partial last batch, batches of one row)."""
+    result = mpiexec((2, [sys.executable, Path(mpi_fit.__file__), tmp_path]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    for key in ranks[0].files:
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)  # identical on every rank
+    for case in mpi_fit.CASES:
+        history, weights = mpi_fit.fit(case)
+        for key, values in history.items():
+            np.testing.assert_allclose(ranks[0][f"{case}/history/{key}"], values, rtol=1e-5, err_msg=f"{case} {key}")
+        for i, w in enumerate(weights):
+            np.testing.assert_allclose(ranks[0][f"{case}/weight/{i}"], w, rtol=1e-4, atol=1e-6, err_msg=case)
+
+
+def table(path, rows=240):
+    """A CSV with a string category, missing cells and a numeric target."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=rows), "b": rng.uniform(0, 10, rows),
+                          "kind": rng.choice(["x", "y", "z"], rows)})
+    frame["target"] = frame["a"] * 2 + frame["b"] / 3 + frame["kind"].map({"x": 0, "y": 1, "z": -1})
+    frame.loc[rng.random(rows) < 0.05, "b"] = np.nan
+    frame.loc[rng.random(rows) < 0.05, "kind"] = np.nan
+    frame.to_csv(path, index=False)
+    return path
+
+
+FIT = ["-t", "target", "--layers", "16,16", "--dropout", "0.2", "--batchnorm", "--epochs", "6", "--batch-size", "32",
+       "--patience", "0"]
+
+
+@needs_mpi
+def test_cli_over_two_ranks_matches_one_process(tmp_path):
+    data = table(tmp_path / "data.csv")
+    nbtrain = [sys.executable, "-m", "nbtrain", "fit", data, *FIT]
+    single = subprocess.run([str(a) for a in nbtrain + ["--out", tmp_path / "one"]], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert single.returncode == 0, single.stderr
+    result = mpiexec((2, nbtrain + ["--distributed", "mpi", "--out", tmp_path / "two"]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("Training ended") == 1 and "data-parallel over 2 MPI ranks" in result.stdout
+    one, two = (pd.read_csv(tmp_path / run / "history.csv") for run in ("one", "two"))
+    pd.testing.assert_frame_equal(two, one, rtol=1e-5)
+    models = [load_model(tmp_path / run / "model.nbt") for run in ("one", "two")]
+    assert models[0].metadata["preprocessing"] == models[1].metadata["preprocessing"]
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+@needs_mpi
+def test_a_failing_rank_ends_the_job_with_one_message(tmp_path):
+    data = table(tmp_path / "data.csv")
+    fit = [sys.executable, "-m", "nbtrain", "fit"]
+    rest = [*FIT, "--distributed", "mpi", "--out", tmp_path / "run"]
+    result = mpiexec((1, fit + [data, *rest]), (1, fit + [tmp_path / "absent.csv", *rest]))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == [f"Error: rank 1: file not found: {tmp_path / 'absent.csv'}"]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_missing_mpi_extra_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    model = Sequential([layers.Dense(1, input_shape=[2])])
+    model.compile(loss="mae", device="cpu")
+    with pytest.raises(DistributedError, match=r"pip install 'nbtrain\[mpi\]'"):
+        model.fit(np.zeros((4, 2)), np.zeros(4), distribute="mpi", verbose=0)
+    with pytest.raises(ValueError, match="distribute must be None or 'mpi'"):
+        model.fit(np.zeros((4, 2)), np.zeros(4), distribute="nccl", verbose=0)
