@@ -108,3 +108,22 @@ def test_missing_mpi_extra_is_a_clear_error(monkeypatch):
         model.fit(np.zeros((4, 2)), np.zeros(4), distribute="mpi", verbose=0)
     with pytest.raises(ValueError, match="distribute must be None or 'mpi'"):
         model.fit(np.zeros((4, 2)), np.zeros(4), distribute="nccl", verbose=0)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_shares_of_a_table_read_as_the_whole(tmp_path, size):
+    """What each rank reads (CSV byte ranges cut at line ends, Parquet runs of row groups) concatenates to the
+    table one process reads, index column, quoted delimiters and a BOM included."""
+    from nbtrain.data import check_table, read_table
+    frame = pd.read_csv(table(tmp_path / "plain.csv"))
+    frame["note"] = [f"a, {i}" for i in range(len(frame))]  # quoted fields with the delimiter inside
+    frame.to_csv(tmp_path / "indexed.csv", encoding="utf-8-sig")  # an unnamed index column and a BOM
+    paths = [tmp_path / "plain.csv", tmp_path / "indexed.csv"]
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "data.parquet", row_group_size=50)
+    paths.append(tmp_path / "data.parquet")
+    for path in paths:
+        parts = [read_table(path, share=(rank, size)) for rank in range(size)]
+        assert sum(len(p) for p in parts) == len(read_table(path))
+        pd.testing.assert_frame_equal(check_table(pd.concat(parts, ignore_index=True), str(path)), read_table(path))
