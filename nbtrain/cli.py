@@ -2,7 +2,6 @@
 pandas, Numba and matplotlib are imported inside the commands so that --help and --version start fast."""
 import contextlib
 import functools
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -13,7 +12,7 @@ from . import __version__
 from .callbacks import Callback, format_duration, format_logs
 from .distributed import launched_rank
 from .errors import DeviceError, DistributedError, InputError, ModelFileError
-from .io import atomic_write
+from .io import atomic_write, writable_folder
 from .recipe import build_model, train
 
 MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_curves.png"
@@ -145,13 +144,7 @@ def _output_dir(out):
                 break
             out = Path("runs") / f"{stamp}-{n}"
     created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as exc:
-        raise InputError(f"cannot write to the output directory {out}: {exc.strerror or exc}") from None
-    return out, created
+    return writable_folder(out), created
 
 
 # ------------------------------------------------------------------------------------------------ fit over MPI

@@ -10,7 +10,7 @@ import zipfile
 
 import numpy as np
 
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 
 FORMAT = "nbtrain-model"
 FORMAT_VERSION = 1
@@ -38,6 +38,18 @@ def atomic_write(path, write):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def writable_folder(path):
+    """Create the folder `path` (with its parents) and prove it writable before any work that will write there:
+    an InputError saying so otherwise, so that nothing is computed only to be lost."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write to the output directory {path}: {exc.strerror or exc}") from None
+    return path
 
 
 def save_model(model, path, metadata=None):

@@ -127,9 +127,9 @@ class Sequential:
             layer.set_weights(weights[:n])
             weights = weights[n:]
         if self._live:
-            _, theta, state = self._live
-            theta.copy_to_device(self.theta)
-            state.copy_to_device(self.state)
+            target, theta, state = self._live
+            target.send(self.theta, theta)
+            target.send(self.state, state)
 
     def count_params(self):
         return int(self.theta.size + self.state.size) if self.built else 0

@@ -46,10 +46,8 @@ def sweep(data, target, trials=20, space=None, backend="local", address=None, wo
              else load_space(space, spec.task))
     _check_metric(metric, spec.task, len(prep.x_val) > 0, space)
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):  # proven writable before any trial starts
-            pass
+        from .io import writable_folder
+        out = writable_folder(Path(out))  # before any trial starts
     shared = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, epochs, patience, min_delta,
                        metric)
     workers = workers or (min(trials, available_cores()) if backend == "local" else None)
@@ -93,10 +91,15 @@ def _check_options(trials, backend, address, workers, search):
         raise InputError("--search tpe needs Optuna: pip install optuna")
 
 
+def log_names(task, has_val):
+    """What every trial logs: the loss and the recipe's metric for the task, and their val_ versions."""
+    names = ["loss", "binary_accuracy" if task == "binary" else "mae"]
+    return names + ([f"val_{n}" for n in names] if has_val else [])
+
+
 def _check_metric(metric, task, has_val, space):
     """The metric must be one that every trial logs, and comparable across trials."""
-    names = ["loss", "binary_accuracy" if task == "binary" else "mae"]
-    names += [f"val_{n}" for n in names] if has_val else []
+    names = log_names(task, has_val)
     if metric not in names:
         raise InputError(f"the metric {metric!r} is not logged here; choose one of {', '.join(names)}")
     if metric in ("loss", "val_loss") and "loss" in space.varied:
@@ -254,7 +257,8 @@ class Board:
         """One row per trial, best first: status, the ranking metric, the other metrics at the best epoch, the
         epochs, the hyperparameters, the fit seed, the seconds taken and why a trial failed or stopped."""
         import pandas as pd
-        names = [self.data.metric] + [n for n in self.log_names() if n != self.data.metric]
+        names = [self.data.metric] + [n for n in log_names(self.data.task, len(self.data.x_val) > 0)
+                                      if n != self.data.metric]
         rows = []
         for index in self.ranked():
             trial, row = self.trials[index]["trial"], self.trials[index]["row"]
@@ -266,9 +270,6 @@ class Board:
                    "reason"]
         return pd.DataFrame(rows, columns=[c for c in columns if not rows or c in rows[0]])
 
-    def log_names(self):
-        names = ["loss", "binary_accuracy" if self.data.task == "binary" else "mae"]
-        return names + ([f"val_{n}" for n in names] if len(self.data.x_val) else [])
 
 
 # ------------------------------------------------------------------------------------------------ saving

@@ -76,6 +76,11 @@ class Device:
         if not self.on_host:
             array.copy_to_host(host)
 
+    def send(self, host, array):
+        """Copy the host array `host` into the target's `array` (nothing to do on the CPU)."""
+        if not self.on_host:
+            array.copy_to_device(host)
+
     def workspace(self, plan, capacity, n_targets):
         from dataclasses import fields, replace
         from .plan import workspace
