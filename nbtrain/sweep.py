@@ -113,7 +113,8 @@ _worker = {}  # this worker process's SweepData and event queue, set once by _st
 
 def _start_worker(data, events):
     """Pool initializer: the data arrives once per worker; BLAS is held to one thread; Ctrl-C is left to the
-    sweep's process, which stops the pool."""
+    sweep's process, which stops the pool (SIGINT arrives ignored, see run_local; a pool replacing a worker
+    starts it from the sweep's process, so it is ignored here again)."""
     from .trial import single_blas_thread
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     single_blas_thread()
@@ -150,7 +151,13 @@ def run_local(data, trials, workers, board):
     context = multiprocessing.get_context("spawn")  # fork would copy Numba's and BLAS's threads and locks
     events = context.Queue()
     workers = min(workers, len(trials))
-    pool = context.Pool(workers, _start_worker, (data, events))
+    # workers inherit SIGINT ignored from their first instruction: a Ctrl-C while one is still starting (before
+    # its initializer runs) would otherwise kill it with a traceback
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pool = context.Pool(workers, _start_worker, (data, events))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     waiting, running = list(reversed(trials)), {}
     try:
         while waiting or running:

@@ -8,6 +8,7 @@ import pytest
 
 import nbtrain
 from nbtrain import InputError, Sequential, callbacks, layers, optimizers, utils
+from promises import FLOAT32_ROUNDING
 
 
 def small_model(**dense):
@@ -80,7 +81,9 @@ def test_predict_is_inference_mode_and_matches_numpy(regression_data):
     h = gamma * (h - mean) / np.sqrt(var + 1e-3) + beta
     expected = 1 / (1 + np.exp(-(h @ k2 + b2)))
     np.testing.assert_allclose(model.predict(X), expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(model.predict(X, batch_size=13), model.predict(X))
+    # another batch partition runs sgemm on other shapes: equal to float32 rounding, not bit for bit
+    np.testing.assert_allclose(model.predict(X, batch_size=13), model.predict(X), **FLOAT32_ROUNDING)
+    np.testing.assert_array_equal(model.predict(X, batch_size=13), model.predict(X, batch_size=13))
     assert model.predict(X).dtype == np.float32
 
 
