@@ -135,7 +135,10 @@ def test_ctrl_c_stops_the_sweep_and_keeps_what_finished(tmp_path):
     command = [sys.executable, "-c", "from nbtrain.cli import app; app()", "sweep", str(HOUSES), "-t", "price_k",
                "--drop", "house_id", "--trials", "50", "--workers", "2", "--space", str(space), "--epochs", "400",
                "--patience", "0", "--out", str(out)]
-    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0)
+    # a terminal's foreground job: SIGINT at its default, even where this test runs with it ignored (a shell
+    # starts background jobs so, and a process keeps an ignored SIGINT ignored)
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in sweep.stdout:
         if line.startswith("Trial "):  # a trial ended: interrupt while the next ones run
             os.killpg(sweep.pid, signal.SIGINT)
