@@ -1,6 +1,6 @@
 """Time the Keras course's workloads with nbtrain and (when installed) PyTorch in one run; write RESULTS.md.
 
-    python bench/course.py [--data ../shared/data] [--repeats 3] [--write bench/RESULTS.md]
+    python -m bench.course [--data ../shared/data] [--repeats 3] [--write bench/RESULTS.md]
 
 Measures (all on this machine, in this run, so the ratios compare like with like):
   1. ionosphere 4-4-1, batch 512, exactly 1000 epochs with validation: wall time of the whole fit.
@@ -8,9 +8,6 @@ Measures (all on this machine, in this run, so the ratios compare like with like
      float32 matmul GFLOP/s on the same matrix shapes (the ceiling for an sgemm-bound epoch).
   3. time to the end of the first epoch in a fresh process with a warm compile cache, and where it goes.
 """
-import argparse
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -18,24 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import workloads  # noqa: E402
-
-from nbtrain import callbacks  # noqa: E402
-
-
-class EpochTimer(callbacks.Callback):
-    """Keeps each epoch's wall time in .times."""
-
-    def on_train_begin(self, logs=None):
-        self.times = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self.start)
+from bench import workloads
+from bench.common import best_of, machine, parser
 
 
 def nbtrain_model(spec, n_in, seed):
@@ -170,33 +151,11 @@ def first_epoch():
     return (wall, *map(float, out.split()))
 
 
-def best_of(fn, repeats):
-    return min(fn() for _ in range(repeats))
-
-
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import numba
-    versions = f"Python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}"
-    try:
-        import torch
-        versions += f", torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    except ImportError:
-        versions += ", torch not installed"
-    return f"{cpu}, {os.cpu_count()} cores; {versions}"
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.environ.get("NBTRAIN_DATA_DIR", str(HERE.parent.parent / "shared/data")))
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--wine-epochs", type=int, default=20)
-    parser.add_argument("--write", help="write the results table to this markdown file")
-    args = parser.parse_args()
+    options = parser(__doc__, "write the results table to this markdown file")
+    options.add_argument("--repeats", type=int, default=3)
+    options.add_argument("--wine-epochs", type=int, default=20)
+    args = options.parse_args()
     try:
         import torch  # noqa: F401
         have_torch = True
@@ -251,7 +210,7 @@ def main():
             "# Benchmark results\n\nEvery figure here was measured by the command above its table, on the machine it "
             "names; ratios compare runs made in the same process, one after the other.\n\n"
             f"## The course workloads: nbtrain vs PyTorch on the CPU\n\nMachine: {machine()}\n\n"
-            f"Command: `python bench/course.py --repeats {args.repeats} --wine-epochs {epochs} --write "
+            f"Command: `python -m bench.course --repeats {args.repeats} --wine-epochs {epochs} --write "
             f"{args.write}` (best of {args.repeats}; compile cache warm)\n\n{report}\n")
 
 

@@ -9,7 +9,6 @@ the transfer time is that of copying the data set to the device once (what a fit
 Targets not present on this machine are reported as "not measured" (never estimated).
 Then the course workloads end to end on each target (ionosphere 1000 epochs, red wine 20 epochs).
 """
-import argparse
 import statistics
 import sys
 import time
@@ -17,12 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import course  # noqa: E402
-import workloads  # noqa: E402
-
-from nbtrain import Sequential, layers  # noqa: E402
+from bench import course, workloads
+from bench.common import EpochTimer, machine, parser
+from nbtrain import Sequential, layers
 
 
 def synthetic(rows, seed=0):
@@ -36,7 +32,7 @@ def nbtrain_epoch_seconds(device, width, batch, steps):
     model = Sequential([layers.Dense(width, activation="relu"), layers.Dense(width, activation="relu"),
                         layers.Dense(width, activation="relu"), layers.Dense(1)])
     model.compile(optimizer="adam", loss="mae", device=device)
-    timer = course.EpochTimer()
+    timer = EpochTimer()
     model.fit(X, y, batch_size=batch, epochs=3, verbose=0, seed=0, callbacks=[timer])
     return statistics.median(timer.times[1:])
 
@@ -86,13 +82,11 @@ def available():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", default="32,128,512,2048,8192")
-    parser.add_argument("--widths", default="64,512,1024,4096")
-    parser.add_argument("--steps", type=int, default=4, help="batches per epoch")
-    parser.add_argument("--data", default=str(HERE.parent.parent / "shared/data"))
-    parser.add_argument("--write", help="append the tables to this markdown file")
-    args = parser.parse_args()
+    options = parser(__doc__, "append the tables to this markdown file")
+    options.add_argument("--batches", default="32,128,512,2048,8192")
+    options.add_argument("--widths", default="64,512,1024,4096")
+    options.add_argument("--steps", type=int, default=4, help="batches per epoch")
+    args = options.parse_args()
     have = available()
     rows = ["| width | batch | nbtrain CPU samples/s | nbtrain CUDA samples/s (transfer once) | PyTorch CUDA samples/s "
             "| CUDA / CPU |", "| --- | --- | --- | --- | --- | --- |"]
@@ -124,7 +118,7 @@ def main():
             else:
                 cells.append("not measured (no CUDA GPU)")
         end_to_end.append(f"| {name} | {' | '.join(cells)} |")
-    report = f"Machine: {course.machine()}\n\n" + "\n".join(rows) + "\n\n" + "\n".join(end_to_end) + "\n"
+    report = f"Machine: {machine()}\n\n" + "\n".join(rows) + "\n\n" + "\n".join(end_to_end) + "\n"
     print(report)
     if args.write:
         command = " ".join(["python bench/cpu_vs_gpu.py"] + sys.argv[1:])

@@ -2,7 +2,7 @@
 global batches 256..8192, and the all-reduce time against message size; from those, a model of scaling to
 N hosts. Writes a section of bench/RESULTS.md with --write.
 
-    python bench/dp_scaling.py [--batches 256,1024,4096,8192] [--write bench/RESULTS.md]
+    python -m bench.dp_scaling [--batches 256,1024,4096,8192] [--write bench/RESULTS.md]
 
 It launches itself under mpiexec (`--worker`) for each P; rank 0 prints one JSON line of measurements.
 """
@@ -18,10 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import course  # noqa: E402
-import workloads  # noqa: E402
+from bench import workloads
+from bench.common import ROOT, machine, parser
 
 ROWS = 8192  # training rows of the synthetic red-wine-shaped data set
 
@@ -93,7 +91,7 @@ def allreduce_times():
 
 def launch(processes, batches):
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-    command = [sys.executable, __file__, "--worker", "--batches", ",".join(map(str, batches))]
+    command = [sys.executable, "-m", "bench.dp_scaling", "--worker", "--batches", ",".join(map(str, batches))]
     if processes:
         command = [mpiexec, "-n", str(processes)] + command + ["--distribute"]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -101,12 +99,11 @@ def launch(processes, batches):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", default="256,1024,4096,8192")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--distribute", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--write", help="append the results to this markdown file")
-    args = parser.parse_args()
+    options = parser(__doc__)
+    options.add_argument("--batches", default="256,1024,4096,8192")
+    options.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    options.add_argument("--distribute", action="store_true", help=argparse.SUPPRESS)
+    args = options.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     if args.worker:
         result = worker(batches, "mpi" if args.distribute else None)
@@ -131,7 +128,7 @@ def main():
     report = "\n".join(rows) + "\n\n" + "\n".join(reduce_rows) + "\n\n" + scaling_model(
         flops, grad_bytes, per_core, allreduce_grad, two["blas_threads"])
     command = " ".join(["python bench/dp_scaling.py"] + sys.argv[1:])
-    text = f"\n## Data-parallel training over MPI\n\nMachine: {course.machine()}\n\nCommand: `{command}`\n\n{report}\n"
+    text = f"\n## Data-parallel training over MPI\n\nMachine: {machine()}\n\nCommand: `{command}`\n\n{report}\n"
     print(text)
     if args.write:
         with open(args.write, "a") as handle:

@@ -1,6 +1,6 @@
 """Trials per minute of a hyperparameter sweep, four ways, on the same seeded trials; append the results to RESULTS.md.
 
-    python bench/sweep.py [--data ../shared/data] [--ion-epochs 100] [--wine-epochs 20] [--write bench/RESULTS.md]
+    python -m bench.sweep [--data ../shared/data] [--ion-epochs 100] [--wine-epochs 20] [--write bench/RESULTS.md]
 
 Workloads: 32 ionosphere-sized trials (ion.csv, binary) and 8 red-wine-sized trials (red-wine.csv, regression),
 drawn from nbtrain's default space (1-3 hidden layers of 16-512 units, lr 1e-4..1e-2, batch 32-256, dropout,
@@ -12,49 +12,51 @@ batchnorm) with seed 0. Every trial trains all its epochs (patience 0), so every
   4. the same trials written with Keras 3 (torch backend) in a plain loop, one after another.
 Each time includes reading and preparing the CSV; the breakdown says where the rest goes.
 """
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from course import machine  # noqa: E402
+from bench.common import machine, parser
 
 WORKLOADS = {"ion": ("ion.csv", "Class", 32), "wine": ("red-wine.csv", "quality", 8)}
 
 
 def prepared(path, target):
     """(SweepData-ready arrays, task, target scale, seconds to read and prepare the table)."""
-    from nbtrain.data import prepare, read_table
+    from nbtrain.tabular.preprocessing import prepare
+    from nbtrain.tabular.reading import read_table
     start = time.perf_counter()
     prep = prepare(read_table(path), target, seed=0)
     return prep, time.perf_counter() - start
 
 
 def trials_for(task, n):
-    from nbtrain.space import default_space
-    from nbtrain.trial import trial_seed
+    from nbtrain.sweeps.space import default_space
+    from nbtrain.sweeps.trial import trial_seed
     return [{"index": i, "seed": trial_seed(0, i), "params": p} for i, p in enumerate(default_space(task).sample(n, 0))]
 
 
 def sequential(path, target, n, epochs):
     """Seconds for n trials fitted one after another in this process, and the summed fit seconds."""
-    from nbtrain.trial import SweepData, run_trial
+    from nbtrain.monitor import Monitor
+    from nbtrain.sweeps.trial import SweepData, run_trial
+    from nbtrain.tabular.options import FitOptions
     start = time.perf_counter()
     prep, _ = prepared(path, target)
     spec = prep.preprocessing.target
-    data = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, epochs, 0, 0.0, "val_loss")
+    data = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale,
+                     FitOptions(epochs=epochs, patience=0, min_delta=0.0, device="cpu"), Monitor("val_loss"))
     fits = sum(run_trial(data, trial)[0]["seconds"] for trial in trials_for(spec.task, n))
     return time.perf_counter() - start, fits
 
 
-def swept(path, target, n, epochs, backend):
+def swept(path, target, n, epochs, backend, grace):
     """Seconds for nbtrain.sweep(...) of n trials, and the summed seconds of the trials' fits."""
     import nbtrain
     start = time.perf_counter()
-    board = nbtrain.sweep(path, target, trials=n, backend=backend, epochs=epochs, patience=0, verbose=0)
+    board = nbtrain.sweep(path, target, trials=n, backend=backend, epochs=epochs, patience=0, verbose=0,
+                          grace_epochs=grace)
     wall = time.perf_counter() - start
     assert (board["status"] == "done").all(), board[["status", "reason"]]
     return wall, board["seconds"].sum()
@@ -114,14 +116,11 @@ def ray_start_seconds():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=os.environ.get("NBTRAIN_DATA_DIR", str(HERE.parent.parent / "shared/data")))
-    parser.add_argument("--ion-epochs", type=int, default=100)
-    parser.add_argument("--wine-epochs", type=int, default=20)
-    parser.add_argument("--write", help="append the results to this markdown file")
-    args = parser.parse_args()
-    import nbtrain.sweep_ray as sweep_ray
-    sweep_ray.GRACE_EPOCHS = max(args.ion_epochs, args.wine_epochs)  # ASHA's first rung at the end: nothing pruned
+    options = parser(__doc__)
+    options.add_argument("--ion-epochs", type=int, default=100)
+    options.add_argument("--wine-epochs", type=int, default=20)
+    args = options.parse_args()
+    grace = max(args.ion_epochs, args.wine_epochs)  # ASHA's first rung at the end: nothing is pruned
     sequential(Path(args.data) / "ion.csv", "Class", 1, 2)  # compile (or load) the kernels once
     rows, notes = [], []
     for name, epochs in (("ion", args.ion_epochs), ("wine", args.wine_epochs)):
@@ -131,8 +130,8 @@ def main():
         label = f"{n} {'ionosphere' if name == 'ion' else 'red-wine'}-sized trials, {epochs} epochs each"
         results = {"one process, one fit after another": sequential(path, target, n, epochs),
                    f"local pool, {min(n, os.cpu_count())} workers x 1 BLAS thread": swept(path, target, n, epochs,
-                                                                                          "local"),
-                   "Ray Tune on a local Ray": swept(path, target, n, epochs, "ray")}
+                                                                                          "local", grace),
+                   "Ray Tune on a local Ray": swept(path, target, n, epochs, "ray", grace)}
         try:
             results["Keras 3 (torch backend), plain loop"] = (keras_loop(path, target, n, epochs), None)
         except ImportError:
@@ -144,7 +143,7 @@ def main():
     table = ["| workload | mode | wall time | trials per minute | where the time goes (fit seconds summed over "
              "trials; the rest: start-up, kernel cache loads, data shipping, scheduling) |",
              "| --- | --- | --- | --- | --- |"] + [f"| {' | '.join(row)} |" for row in rows]
-    command = "python bench/sweep.py " + " ".join(sys.argv[1:])
+    command = "python -m bench.sweep " + " ".join(sys.argv[1:])
     text = "\n".join(["## Sweeps", "", f"Machine: {machine()}; {peer_versions()}", "", f"Command: `{command}`", "",
                       *table, "", *[f"- {note}" for note in notes], ""])
     print(text)

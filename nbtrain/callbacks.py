@@ -1,11 +1,12 @@
 """Callbacks with Keras's names and semantics, called once per epoch (the epoch itself runs compiled,
 so batch-level hooks are not called)."""
-import math
 import sys
 import time
 import warnings
 
 import numpy as np
+
+from .monitor import MODES, Monitor
 
 
 class Callback:
@@ -96,7 +97,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
         super().__init__()
-        if mode not in ("auto", "min", "max"):
+        if mode not in MODES:
             raise ValueError(f"EarlyStopping mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
         self.verbose, self.mode, self.baseline = verbose, mode, baseline
@@ -105,26 +106,10 @@ class EarlyStopping(Callback):
         self.best = None
         self.best_weights = None
 
-    def _direction(self):
-        if self.mode != "auto":
-            return self.mode
-        name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
-        if name == "loss":
-            return "min"
-        for metric in getattr(self.model, "metrics", []) or []:
-            if metric.name == name:
-                return "max" if metric.direction == "up" else "min"
-        raise ValueError(f"EarlyStopping cannot tell whether {self.monitor!r} should go up or down: "
-                         "pass mode='min' or mode='max'")
-
-    def _is_improvement(self, value, reference):
-        if self._direction() == "min":
-            return value + self.min_delta < reference
-        return value - self.min_delta > reference
-
     def on_train_begin(self, logs=None):
+        self.monitor_rule = Monitor(self.monitor, self.mode, self.min_delta, getattr(self.model, "metrics", ()) or ())
         self.wait = self.stopped_epoch = self.best_epoch = 0
-        self.best = math.inf if self._direction() == "min" else -math.inf
+        self.best = self.monitor_rule.worst
         self.best_weights = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -139,12 +124,12 @@ class EarlyStopping(Callback):
             self.best_weights = self.model.get_weights()
             self.best_epoch = epoch
         self.wait += 1
-        if self._is_improvement(current, self.best):
+        if self.monitor_rule.is_improvement(current, self.best):
             self.best = current
             self.best_epoch = epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            if self.baseline is None or self._is_improvement(current, self.baseline):
+            if self.baseline is None or self.monitor_rule.is_improvement(current, self.baseline):
                 self.wait = 0
             return
         if self.wait >= self.patience and epoch > 0:
@@ -182,10 +167,14 @@ class LambdaCallback(Callback):
                 setattr(self, name, fn)
 
 
+def format_number(value):
+    """A logged number as Keras prints it: four decimals, or four significant digits in e-notation below 1e-3."""
+    return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 or not np.isfinite(value) else f"{value:.4e}"
+
+
 def format_logs(logs):
     """' - loss: 0.1234 - val_loss: 0.2345' in Keras's number format."""
-    return "".join(f" - {k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 or not np.isfinite(v) else f" - {k}: {v:.4e}"
-                   for k, v in logs.items())
+    return "".join(f" - {k}: {format_number(v)}" for k, v in logs.items())
 
 
 def format_duration(seconds):

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from .errors import DistributedError
+from .errors import DistributedError, InputError
 from .utils import available_cores, limit_blas_threads
 
 RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
@@ -64,6 +64,20 @@ class Group:
         """Every rank passes its error (or None); all get the first one, as 'rank r: message', or None."""
         errors = self.comm.allgather(None if error is None else str(error))
         return next((f"rank {r}: {e}" if self.size > 1 else e for r, e in enumerate(errors) if e is not None), None)
+
+    def run(self, action, everywhere=True):
+        """action() on every rank (everywhere=False: on rank 0 alone, its result broadcast to all); an InputError
+        on any rank stops every rank with the first one's message."""
+        result = error = None
+        if everywhere or self.rank == 0:
+            try:
+                result = action()
+            except InputError as exc:
+                error = exc
+        message = self.first_error(error)
+        if message:
+            raise InputError(message)
+        return result if everywhere else self.broadcast(result)
 
     def gather_table(self, part):
         """The ranks' shares of a table, concatenated in rank order, on every rank."""

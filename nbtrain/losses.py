@@ -1,17 +1,11 @@
-"""Losses with Keras's names and defaults. Each is a code and a parameter for the engine's loss kernels;
-the model's loss is the mean of the element losses over the batch, as in Keras."""
+"""Losses with Keras's names and defaults: a name table over objectives.Objective. Each is a code and a
+parameter for the engine's loss kernels; the model's loss is the mean of the element losses over the batch."""
 from .engine.plan import LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE
+from .objectives import Objective, lookup
 
 
-class Loss:
-    code = None
-    param = 0.0
-
-    def __init__(self, name=None):
-        self.name = name or self.default_name
-
-    def get_config(self):
-        return {"class_name": type(self).__name__, "config": {"name": self.name}}
+class Loss(Objective):
+    """Base class of the losses (always minimized)."""
 
 
 class MeanAbsoluteError(Loss):
@@ -33,10 +27,8 @@ class Huber(Loss):
             raise ValueError(f"Huber delta must be positive, got {delta!r}")
         self.param = self.delta = float(delta)
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"]["delta"] = self.delta
-        return config
+    def _config(self):
+        return {"delta": self.delta}
 
 
 class BinaryCrossentropy(Loss):
@@ -50,10 +42,8 @@ class BinaryCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.code = LOSS_BCE_LOGITS if from_logits else LOSS_BCE
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"]["from_logits"] = self.from_logits
-        return config
+    def _config(self):
+        return {"from_logits": self.from_logits}
 
 
 CLASSES = {cls.__name__: cls for cls in (MeanAbsoluteError, MeanSquaredError, Huber, BinaryCrossentropy)}
@@ -67,10 +57,4 @@ ALIASES = {
 
 def get(identifier):
     """A Loss from a Loss instance, a Keras name ("mae", "mse", "huber", "binary_crossentropy") or a config."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, dict):
-        return CLASSES[identifier["class_name"]](**identifier["config"])
-    if isinstance(identifier, str) and identifier.lower() in ALIASES:
-        return ALIASES[identifier.lower()]()
-    raise ValueError(f"unknown loss {identifier!r}: use one of {', '.join(sorted(ALIASES))}")
+    return lookup(identifier, Loss, CLASSES, ALIASES, "loss")

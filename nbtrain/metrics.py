@@ -1,17 +1,11 @@
-"""Metrics with Keras's names: each is an engine code, a parameter and the direction that is better."""
+"""Metrics with Keras's names: a name table over objectives.Objective (a loss used as a metric, or binary
+accuracy, which improves upward)."""
 from .engine.plan import LOSS_BCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, METRIC_BINARY_ACCURACY
+from .objectives import Objective, lookup
 
 
-class Metric:
-    code = None
-    param = 0.0
-    direction = "down"
-
-    def __init__(self, name=None):
-        self.name = name or self.default_name
-
-    def get_config(self):
-        return {"class_name": type(self).__name__, "config": {"name": self.name}}
+class Metric(Objective):
+    """Base class of the metrics."""
 
 
 class MeanAbsoluteError(Metric):
@@ -39,10 +33,8 @@ class BinaryAccuracy(Metric):
         super().__init__(name)
         self.param = self.threshold = float(threshold)
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"]["threshold"] = self.threshold
-        return config
+    def _config(self):
+        return {"threshold": self.threshold}
 
 
 CLASSES = {cls.__name__: cls for cls in (MeanAbsoluteError, MeanSquaredError, Huber, BinaryCrossentropy,
@@ -58,10 +50,4 @@ ALIASES = {
 def get(identifier):
     """A Metric from an instance, a config, or a Keras name; a name given as a string is kept as the
     history key, as Keras does (metrics=["mae"] logs "mae" and "val_mae")."""
-    if isinstance(identifier, Metric):
-        return identifier
-    if isinstance(identifier, dict):
-        return CLASSES[identifier["class_name"]](**identifier["config"])
-    if isinstance(identifier, str) and identifier.lower() in ALIASES:
-        return ALIASES[identifier.lower()](name=identifier)
-    raise ValueError(f"unknown metric {identifier!r}: use one of {', '.join(sorted(ALIASES))}")
+    return lookup(identifier, Metric, CLASSES, ALIASES, "metric", keep_name=True)

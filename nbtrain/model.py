@@ -10,12 +10,13 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import utils
-from .data import as_matrix, as_pair
+from .arrays import as_matrix, as_pair
 from .engine import Device, resolve
 from .engine.plan import LOSS_BCE, compile_plan
-from .errors import DistributedError, InputError
+from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
 from .layers import InputLayer, Layer, deserialize
+from .saving import SavedModel, read_model, write_model
 
 EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when no batch size is given
 
@@ -369,5 +370,37 @@ class Sequential:
 
     def save(self, path, metadata=None):
         """Write the model (architecture, weights, optimizer state, history, optional metadata) to one file."""
-        from .io import save_model
-        save_model(self, path, metadata)
+        if not self.built:
+            raise ValueError("build or fit the model before saving it")
+        opt = self.optimizer
+        state = {"slots": opt.slots, "iterations": opt.iterations} if opt is not None and opt.slots is not None else None
+        write_model(path, SavedModel(self.get_config(), self.plan.n_in, self.compile_config(), self.get_weights(),
+                                     state, self.history.history if self.history is not None else {}, metadata))
+
+
+def load_model(path, device="auto"):
+    """Rebuild a saved model with its weights, compile settings (on `device`), optimizer state and history.
+    The file's metadata (or None) is available as model.metadata."""
+    saved = read_model(path)
+    try:
+        model = Sequential.from_config(saved.model)
+        model.build((None, saved.input_width))
+        if len(saved.weights) != len(model.weights):
+            raise ValueError(f"{len(saved.weights)} weight arrays for a model that has {len(model.weights)}")
+        model.set_weights(saved.weights)
+        if saved.compile:
+            compiled = saved.compile
+            model.compile(compiled["optimizer"], compiled["loss"], compiled["metrics"], device=device)
+            if saved.optimizer is not None:
+                slots = [slot.astype(np.float32) for slot in saved.optimizer["slots"]]
+                if any(slot.shape != (model.plan.n_params,) for slot in slots):
+                    raise ValueError("optimizer state does not match the weights")
+                model.optimizer.slots = slots
+                model.optimizer.iterations = saved.optimizer["iterations"]
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(f"{path} holds an inconsistent nbtrain model ({type(exc).__name__}: {exc})") from None
+    model.history = callbacks_module.History()
+    model.history.history = {k: list(v) for k, v in saved.history.items()}
+    model.history.epoch = list(range(len(next(iter(saved.history.values()), []))))
+    model.metadata = saved.metadata
+    return model

@@ -1,13 +1,11 @@
 """Shared fixtures: the course data sets (from NBTRAIN_DATA_DIR), split and scaled as the Keras course does."""
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import workloads  # noqa: E402  (the course workloads, shared with the benchmarks)
+from bench import workloads  # the course workloads, shared with the benchmarks
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from nbtrain import Sequential, layers, load_model
-from nbtrain.cli import EpochBar, EpochLines, _progress, app
-from nbtrain.data import split_rows
+from nbtrain.cli import app
+from nbtrain.cli.display import EpochBar, EpochLines, progress
+from nbtrain.tabular.preprocessing import split_rows
 
 TINY = ["--layers", "8", "--epochs", "4", "--batch-size", "32"]
 
@@ -71,7 +72,7 @@ def binary_run(shop, tmp_path_factory):
 
 
 def validation_rows(path, target, seed=0, val_split=0.2):
-    """The rows fit held out: the labelled rows, split as nbtrain.data.split_rows does."""
+    """The rows fit held out: the labelled rows, split as nbtrain.tabular.preprocessing.split_rows does."""
     frame = pd.read_csv(path)
     labelled = frame[frame[target].notna()]
     return labelled.iloc[split_rows(len(labelled), val_split, seed)[1]]
@@ -227,7 +228,7 @@ def test_progress_bar_on_a_terminal():
     model = Sequential([layers.Dense(1, input_shape=[2])])
     model.compile("adam", "mse")
     x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
-    with _progress(console, quiet=False) as display:
+    with progress(console, quiet=False) as display:
         model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=display, seed=0)
     assert [type(cb) for cb in display] == [EpochBar]
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())

@@ -114,7 +114,7 @@ def test_missing_mpi_extra_is_a_clear_error(monkeypatch):
 def test_shares_of_a_table_read_as_the_whole(tmp_path, size):
     """What each rank reads (CSV byte ranges cut at line ends, Parquet runs of row groups) concatenates to the
     table one process reads, index column, quoted delimiters and a BOM included."""
-    from nbtrain.data import check_table, read_table
+    from nbtrain.tabular.reading import check_table, read_table
     frame = pd.read_csv(table(tmp_path / "plain.csv"))
     frame["note"] = [f"a, {i}" for i in range(len(frame))]  # quoted fields with the delimiter inside
     frame.to_csv(tmp_path / "indexed.csv", encoding="utf-8-sig")  # an unnamed index column and a BOM

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from nbtrain import load_model
 from nbtrain.cli import app
-from nbtrain.data import Preprocessing, read_table
+from nbtrain.tabular.preprocessing import Preprocessing
+from nbtrain.tabular.reading import read_table
 from promises import FLOAT32_ROUNDING
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

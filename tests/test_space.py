@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 
 from nbtrain import InputError
-from nbtrain.space import KEYS, default_space, load_space, parse_space
+from nbtrain.sweeps.space import KEYS, default_space, load_space, parse_space
 
 FULL = """
 layers = [1, 2, 3]

@@ -17,10 +17,16 @@ from typer.testing import CliRunner
 
 import nbtrain
 from nbtrain import load_model
+from nbtrain.callbacks import format_number
 from nbtrain.cli import app
-from nbtrain.data import prepare, read_table
-from nbtrain.sweep import Board, Display, _start_worker
-from nbtrain.trial import SweepData, run_trial
+from nbtrain.monitor import Monitor
+from nbtrain.sweeps.board import Board
+from nbtrain.sweeps.pool import _start_worker
+from nbtrain.sweeps.report import Display
+from nbtrain.sweeps.trial import SweepData, run_trial
+from nbtrain.tabular.options import FitOptions
+from nbtrain.tabular.preprocessing import prepare
+from nbtrain.tabular.reading import read_table
 
 HOUSES = Path(__file__).resolve().parent.parent / "data" / "houses.csv"
 TINY_SPACE = """
@@ -71,7 +77,7 @@ def test_local_sweep_end_to_end(ion_sweep, data_dir):
     assert {"val_binary_accuracy", "layers", "units", "lr", "batch_size", "dropout", "seed"} <= set(board.columns)
     assert (out / "sweep.png").stat().st_size > 0
     best = board.iloc[0]
-    assert f"Best: trial {best['trial']}, val_loss {best['val_loss']:.4g}" in result.stdout
+    assert f"Best: trial {best['trial']}, val_loss {format_number(best['val_loss'])}" in result.stdout
     # the saved model is the best trial's, at its best epoch: it scores the leaderboard's val_loss on the
     # validation rows, which the sweep split off with the preprocessing fitted on the training rows only
     model = load_model(out / "best" / "model.nbt")
@@ -112,7 +118,8 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
 
 def test_an_exception_in_a_trial_is_its_failure():
     prep = prepare(read_table(HOUSES), "price_k", drop=["house_id"])
-    data = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, "regression", 1.0, 3, 0, 0.0, "val_loss")
+    data = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, "regression", 1.0,
+                     FitOptions(epochs=3, patience=0, min_delta=0.0), Monitor("val_loss"))
     params = {"layers": 1, "units": 4, "lr": None, "batch_size": 32, "dropout": 1.0, "batchnorm": False,
               "optimizer": "adam", "loss": "mae"}
     row, history, model = run_trial(data, {"index": 0, "seed": 0, "params": params})
@@ -196,7 +203,8 @@ def test_workers_use_one_blas_thread():
 
 def test_the_live_table_shows_running_done_and_pruned_trials_and_the_best():
     from rich.console import Console
-    data = SweepData(np.zeros((4, 1)), None, np.zeros((2, 1)), None, "regression", 1.0, 10, 5, 0.0, "val_loss")
+    data = SweepData(np.zeros((4, 1)), None, np.zeros((2, 1)), None, "regression", 1.0,
+                     FitOptions(epochs=10, patience=5, min_delta=0.0), Monitor("val_loss"))
     board = Board(data, 5, ["units"])
     for index in range(4):
         board.queue({"index": index, "seed": index, "params": {"units": 8 * (index + 1)}})

@@ -6,7 +6,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from .callbacks import Callback, EarlyStopping, History
+from ..callbacks import Callback, EarlyStopping, History
 
 
 class TargetUnits(Callback):
@@ -24,24 +24,26 @@ class TargetUnits(Callback):
                 logs[key] *= self.scale
 
 
-def build_model(width, units, dropout, batchnorm, task, optimizer, lr, loss, seed, device):
-    """The course's network: Dense ReLU layers (each followed by Dropout and BatchNormalization when asked),
-    then one linear output, or one sigmoid output for binary classification."""
-    from . import layers, optimizers
-    from .model import Sequential
+def build_model(width, task, options, seed):
+    """The course's network for `options` (a FitOptions whose loss is resolved): Dense ReLU layers (each followed
+    by Dropout and BatchNormalization when asked), then one linear output, or one sigmoid output for binary
+    classification; initialized from `seed`, compiled on options.device (the CPU for an MPI fit)."""
+    from .. import layers, optimizers
+    from ..model import Sequential
     stack = []
-    for n in units:
+    for n in options.layers:
         stack.append(layers.Dense(n, activation="relu"))
-        if dropout:
-            stack.append(layers.Dropout(dropout))
-        if batchnorm:
+        if options.dropout:
+            stack.append(layers.Dropout(options.dropout))
+        if options.batchnorm:
             stack.append(layers.BatchNormalization())
     binary = task == "binary"
     model = Sequential(stack + [layers.Dense(1, activation="sigmoid" if binary else None)])
     model.build((None, width), seed=seed)
-    opt = (optimizers.Adam if optimizer == "adam" else optimizers.SGD)(**({"learning_rate": lr} if lr else {}))
-    model.compile(opt, "binary_crossentropy" if binary else loss, ["binary_accuracy" if binary else "mae"],
-                  device=device)
+    opt = (optimizers.Adam if options.optimizer == "adam" else optimizers.SGD)(
+        **({"learning_rate": options.lr} if options.lr else {}))
+    model.compile(opt, options.loss, ["binary_accuracy" if binary else "mae"],
+                  device="cpu" if options.distributed == "mpi" else options.device)
     return model
 
 
@@ -56,22 +58,24 @@ class Outcome:
     diverged: bool
 
 
-def train(model, x, y, x_val, y_val, *, task, target_scale, batch_size, epochs, patience, min_delta, seed,
-          extra_callbacks=lambda recorder, stopper: [], distribute=None):
-    """Fit with early stopping on val_loss (loss without validation rows; patience 0: all epochs); the best
-    epoch's weights are restored at the end, also after Ctrl-C or a diverging loss. extra_callbacks(recorder,
-    stopper) gives callbacks to run after them each epoch (a display, a progress report)."""
+def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
+          extra_callbacks=lambda recorder, stopper: []):
+    """Fit as `options` say, with `seed` for the shuffles and dropout, and early stopping on val_loss (loss without
+    validation rows; patience 0: all epochs); the best epoch's weights are restored at the end, also after Ctrl-C
+    or a diverging loss. extra_callbacks(recorder, stopper) gives callbacks to run after them each epoch (a
+    display, a progress report)."""
+    epochs = options.epochs
     has_val = len(x_val) > 0
-    stopper = EarlyStopping(monitor="val_loss" if has_val else "loss", min_delta=min_delta,
-                            patience=patience or epochs, restore_best_weights=True)
+    stopper = EarlyStopping(monitor="val_loss" if has_val else "loss", min_delta=options.min_delta,
+                            patience=options.patience or epochs, restore_best_weights=True)
     recorder = History()
     units = [TargetUnits(target_scale)] if task == "regression" else []
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported in the outcome
-        model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=batch_size, epochs=epochs,
+        model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size, epochs=epochs,
                   verbose=0, seed=seed, callbacks=units + [recorder, stopper] + extra_callbacks(recorder, stopper),
-                  distribute=distribute)
+                  distribute="mpi" if options.distributed == "mpi" else None)
     diverged = model.stop_cause == "nonfinite"
     if model.stop_reason:
         status = "diverged" if diverged else model.stop_reason

@@ -2,12 +2,12 @@
 stopping on val_loss with the best weights restored, mae in the target's units), in whichever process runs it:
 a pool worker, a Ray worker, or the sweep's own process."""
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .callbacks import Callback
-from .utils import limit_blas_threads
+from ..callbacks import Callback
+from ..utils import limit_blas_threads
 
 
 @dataclass
@@ -20,15 +20,16 @@ class SweepData:
     y_val: np.ndarray
     task: str
     target_scale: float
-    epochs: int
-    patience: int
-    min_delta: float
-    metric: str
+    options: object  # the FitOptions every trial shares (data, split, epochs, early stopping)
+    monitor: object  # the metric that ranks the trials (a monitor.Monitor)
 
-    @property
-    def maximize(self):
-        """Whether a higher metric is better (accuracies) or a lower one (losses, errors)."""
-        return self.metric.endswith("accuracy")
+
+def trial_options(options, params, task):
+    """The FitOptions of one trial: the shared options with the trial's network and training (every hidden layer
+    params["units"] wide), and the loss the task trains with."""
+    return replace(options, layers=(params["units"],) * params["layers"], dropout=params["dropout"],
+                   batchnorm=params["batchnorm"], batch_size=params["batch_size"], optimizer=params["optimizer"],
+                   lr=params["lr"], loss="binary_crossentropy" if task == "binary" else params.get("loss"))
 
 
 def trial_seed(seed, index):
@@ -60,21 +61,19 @@ class ScoreReport(Callback):
 
 
 def run_trial(data, trial, report=None, epochs=None):
-    """Fit the configuration trial["params"] with seed trial["seed"] for up to `epochs` (default data.epochs).
+    """Fit the configuration trial["params"] with seed trial["seed"] for up to `epochs` (default the shared ones).
     Returns (row, history, model): row has the status ("done", "failed" or "interrupted"), the reason of a
     failure, the best epoch's metrics, the best epoch, the epochs run and the seconds taken; model is None when
     no epoch ended with a finite loss. An exception in a trial is its failure, not the sweep's."""
-    from .recipe import build_model, train
-    params, epochs = trial["params"], epochs or data.epochs
+    from ..tabular.recipe import build_model, train
+    options = trial_options(data.options, trial["params"], data.task)
+    if epochs:
+        options = replace(options, epochs=epochs)
     started = time.perf_counter()
     try:
-        model = build_model(data.x.shape[1], [params["units"]] * params["layers"], params["dropout"],
-                            params["batchnorm"], data.task, params["optimizer"], params["lr"], params.get("loss"),
-                            trial["seed"], "cpu")
-        outcome = train(model, data.x, data.y, data.x_val, data.y_val, task=data.task, target_scale=data.target_scale,
-                        batch_size=params["batch_size"], epochs=epochs, patience=data.patience,
-                        min_delta=data.min_delta, seed=trial["seed"],
-                        extra_callbacks=lambda recorder, stopper: [ScoreReport(recorder, stopper, report)]
+        model = build_model(data.x.shape[1], data.task, options, trial["seed"])
+        outcome = train(model, data.x, data.y, data.x_val, data.y_val, options, data.task, data.target_scale,
+                        trial["seed"], extra_callbacks=lambda recorder, stopper: [ScoreReport(recorder, stopper, report)]
                         if report else [])
     except Exception as exc:  # a bad combination of hyperparameters fails this trial only
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}",

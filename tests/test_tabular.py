@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from nbtrain import InputError, ModelFileError
-from nbtrain.data import Feature, Preprocessing, Target, prepare, read_table, sniff_delimiter, split_rows
+from nbtrain.tabular.preprocessing import Feature, Preprocessing, Target, prepare, split_rows
+from nbtrain.tabular.reading import read_table, sniff_delimiter
 
 WINE_LIKE = [("fixed acidity", [7.4, 7.8, 11.2]), ("pH", [3.51, 3.2, 3.16]), ("quality", [5, 5, 6])]
 

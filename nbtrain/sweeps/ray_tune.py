@@ -11,13 +11,13 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
-GRACE_EPOCHS = 10  # ASHA's first rung: no trial is stopped before this many epochs
 REDUCTION_FACTOR = 3  # at each rung, ASHA keeps the best third
 
 
-def run_ray(data, space, trials, seed, workers, address, search, board, out):
+def run_ray(data, space, trials, seed, workers, address, search, board, out, grace_epochs):
     """Run the trials with Ray Tune and report them to `board`. A Ray already initialized in this process is
-    used as it is; otherwise this joins `address` (None: a new local Ray with `workers` CPUs) and shuts down after."""
+    used as it is; otherwise this joins `address` (None: a new local Ray with `workers` CPUs) and shuts down after.
+    ASHA stops no trial before grace_epochs."""
     owned = not ray.is_initialized()
     if owned:
         ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
@@ -25,9 +25,10 @@ def run_ray(data, space, trials, seed, workers, address, search, board, out):
     # with verbose=0, Tune then prints nothing: the sweep's own table shows the progress
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
-        mode = "max" if data.maximize else "min"
+        mode = data.monitor.mode
         trainable = tune.with_resources(tune.with_parameters(ray_trial, data=data), {"cpu": 1})
-        scheduler = ASHAScheduler(max_t=data.epochs + 1, grace_period=min(GRACE_EPOCHS, data.epochs),
+        scheduler = ASHAScheduler(max_t=data.options.epochs + 1,
+                                  grace_period=min(grace_epochs, data.options.epochs),
                                   reduction_factor=REDUCTION_FACTOR)
         tuner = tune.Tuner(
             trainable,
@@ -48,10 +49,10 @@ def ray_trial(config, data):
     ASHA and the live table) and its result at the end."""
     from .trial import run_trial, single_blas_thread
     single_blas_thread()
-    worst = -math.inf if data.maximize else math.inf
+    worst = data.monitor.worst
 
     def score(row):
-        value = row.get(data.metric, math.nan)
+        value = row.get(data.monitor.name, math.nan)
         return value if math.isfinite(value) else worst
     row, _, _ = run_trial(data, config["trial"],
                           lambda progress: tune.report({"score": score(progress), "progress": json.dumps(progress)}))

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..tabular.options import OPTIMIZERS, REGRESSION_LOSS, REGRESSION_LOSSES, FitOptions
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,16 @@ class Key:
         return plain
 
 
+# each key's default is `nbtrain fit`'s (a fit's hidden layers all have one width here)
 KEYS = {
-    "layers": Key(int, 3, 0, 32),  # hidden layers; 0 makes a linear (or logistic) model
-    "units": Key(int, 512, 1, 65536),  # width of every hidden layer
-    "lr": Key(float, None, 1e-12, 10.0),  # None: the optimizer's default (0.001 adam, 0.01 sgd)
-    "batch_size": Key(int, 256, 1, 2**31 - 1),
-    "dropout": Key(float, 0.0, 0.0, 0.9),
-    "batchnorm": Key(bool, False),
-    "optimizer": Key(str, "adam", allowed=("adam", "sgd")),
-    "loss": Key(str, "mae", allowed=("mae", "mse", "huber")),  # regression only
+    "layers": Key(int, len(FitOptions.layers), 0, 32),  # hidden layers; 0 makes a linear (or logistic) model
+    "units": Key(int, FitOptions.layers[0], 1, 65536),  # width of every hidden layer
+    "lr": Key(float, FitOptions.lr, 1e-12, 10.0),  # None: the optimizer's default (0.001 adam, 0.01 sgd)
+    "batch_size": Key(int, FitOptions.batch_size, 1, 2**31 - 1),
+    "dropout": Key(float, FitOptions.dropout, 0.0, 0.9),
+    "batchnorm": Key(bool, FitOptions.batchnorm),
+    "optimizer": Key(str, FitOptions.optimizer, allowed=OPTIMIZERS),
+    "loss": Key(str, REGRESSION_LOSS, allowed=REGRESSION_LOSSES),  # regression only
 }
 KINDS = ("choices", "uniform", "log_uniform")
 
@@ -79,13 +81,6 @@ class Param:
         if self.kind == "choices":
             return f"{self.name} {'|'.join(map(_show, self.values))}"
         return f"{self.name} {self.kind.replace('_', '-')} {self.values[0]:g}..{self.values[1]:g}"
-
-    @property
-    def log_scale(self):
-        """Whether a plot against this key reads best on a log axis."""
-        numbers = [v for v in self.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return self.kind == "log_uniform" or (self.kind == "choices" and len(numbers) == len(self.values)
-                                              and min(numbers) > 0 and max(numbers) >= 8 * min(numbers))
 
 
 def _show(value):

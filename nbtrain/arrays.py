@@ -1,0 +1,52 @@
+"""The API's input adapter: what users pass to fit/evaluate/predict (NumPy arrays, lists, pandas DataFrames
+and Series) as the engine's C-contiguous float32 matrices, with a one-line InputError for anything that
+cannot be trained on."""
+import numpy as np
+
+from .errors import InputError
+
+
+def _columns(data):
+    return [str(c) for c in data.columns] if hasattr(data, "columns") else None
+
+
+def as_matrix(data, what="x"):
+    """A C-contiguous float32 (rows, columns) array; 1-D input is one column."""
+    columns = _columns(data)
+    if columns is not None:
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+        bad = [f"{c!r} ({dt})" for c, dt in zip(columns, data.dtypes)
+               if not (is_numeric_dtype(dt) or is_bool_dtype(dt))]
+        if bad:
+            raise InputError(f"{what} has non-numeric columns: {', '.join(bad)}; encode or drop them first")
+        data = data.to_numpy(dtype=np.float32, na_value=np.nan)
+    elif hasattr(data, "to_numpy"):
+        data = data.to_numpy()
+    try:
+        array = np.asarray(data, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} is not numeric: {exc}") from None
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise InputError(f"{what} must be a table (rows x columns), got an array of shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(f"{what} is empty (shape {array.shape})")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        name = f"column {columns[col]!r}" if columns else f"column {col}"
+        kind = "NaN" if np.isnan(array[row, col]) else "an infinite value"
+        raise InputError(f"{what} has {kind} at row {row}, {name} ({int(bad.sum())} such cells); "
+                         "impute or drop them first")
+    # one array type for the compiled kernels: read-only input (pandas' copy-on-write) would compile anew
+    return np.require(array, np.float32, ["C_CONTIGUOUS", "ALIGNED", "WRITEABLE"])
+
+
+def as_pair(x, y, what="x"):
+    """Features and targets with the same number of rows."""
+    X = as_matrix(x, what)
+    Y = as_matrix(y, "y" if what == "x" else f"{what} targets")
+    if X.shape[0] != Y.shape[0]:
+        raise InputError(f"{what} has {X.shape[0]} rows but its targets have {Y.shape[0]}")
+    return X, Y

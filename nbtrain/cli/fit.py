@@ -1,0 +1,144 @@
+"""`nbtrain fit`: options in, tabular.fit_table to do the work, and what happened shown to the user."""
+import functools
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ..callbacks import format_number
+from ..tabular.options import DEVICES, OPTIMIZERS, REGRESSION_LOSSES, FitOptions
+from . import options as opt
+from .app import app, fail, make_console, say, user_errors
+from .display import progress
+from .ranks import abort_job_on_crash, process_group
+
+FIT_HELP = (
+    "Train a model on a CSV (or Parquet) table and save it with its preprocessing.\n\n"
+    "The task comes from the target: two distinct values make a binary classifier (the label mapping is "
+    "printed), numbers otherwise a regression. Numeric columns are imputed (median) and scaled, text columns "
+    "imputed (most frequent) and one-hot encoded, all with training-split statistics. A regression target is "
+    "standardized for training; predictions and mae are in its own units.\n\n"
+    "The run folder gets model.nbt (with the best epoch's weights), history.csv and, with matplotlib "
+    "installed, learning_curves.png.")
+FIT_EXAMPLES = """[bold]Examples[/bold]
+
+  nbtrain fit red-wine.csv --target quality
+
+  nbtrain fit ion.csv -t Class --layers 16,16 --dropout 0.3 --out runs/ion
+
+  cat houses.csv | nbtrain fit - -t price --drop id --loss huber --epochs 200 --quiet
+"""
+
+
+def _hidden_layers(text):
+    try:
+        units = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        units = [0]
+    if any(u < 1 for u in units):
+        fail(f"--layers must be comma-separated positive widths such as 512,512,512, got {text!r}")
+    return tuple(units)
+
+
+@app.command(help=FIT_HELP, epilog=FIT_EXAMPLES)
+def fit(
+    data: opt.Data,
+    target: opt.Target,
+    task: opt.Task = FitOptions.task,
+    loss: Annotated[Optional[Literal[REGRESSION_LOSSES]],
+                    typer.Option(help="Regression loss \\[default: mae]. Classification uses binary_crossentropy.",
+                                 show_default=False)] = FitOptions.loss,
+    scale: opt.Scale = FitOptions.scale,
+    drop: opt.Drop = None,
+    val: opt.Val = FitOptions.val,
+    val_split: opt.ValSplit = FitOptions.val_split,
+    layers: Annotated[str, typer.Option(help="Widths of the ReLU hidden layers.")]
+    = ",".join(map(str, FitOptions.layers)),
+    dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout rate after each hidden layer.")]
+    = FitOptions.dropout,
+    batchnorm: Annotated[bool, typer.Option(help="BatchNormalization after each hidden layer.")]
+    = FitOptions.batchnorm,
+    epochs: opt.Epochs = FitOptions.epochs,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per minibatch.")] = FitOptions.batch_size,
+    optimizer: Annotated[Literal[OPTIMIZERS], typer.Option(help="Optimizer.")] = FitOptions.optimizer,
+    lr: Annotated[Optional[float], typer.Option(show_default=False,
+                                                help="Learning rate \\[default: 0.001 adam, 0.01 sgd].")]
+    = FitOptions.lr,
+    patience: opt.Patience = FitOptions.patience,
+    min_delta: opt.MinDelta = FitOptions.min_delta,
+    seed: opt.seed_option("Seed of the split, initial weights, shuffles and dropout.") = FitOptions.seed,
+    device: Annotated[Literal[DEVICES], typer.Option(help="Where to train: auto picks a CUDA GPU when one and the "
+                                                          "gpu extra are there.")] = FitOptions.device,
+    out: opt.out_option("runs/<timestamp>") = None,
+    quiet: opt.Quiet = False,
+    distributed: Annotated[Literal["none", "mpi"], typer.Option(
+        help="mpi: data-parallel over the ranks of `mpiexec -n P nbtrain fit ...` (same model as one process; "
+             "rank 0 prints and writes).")] = FitOptions.distributed,
+):
+    if lr is not None and lr <= 0:
+        fail(f"--lr must be positive, got {lr}")
+    if distributed == "mpi" and device == "cuda":
+        fail("--distributed mpi trains on the CPU; leave out --device cuda")
+    options = FitOptions(data=data, target=target, task=task, loss=loss, scale=scale, drop=tuple(drop or ()),
+                         val=val, val_split=val_split, layers=_hidden_layers(layers), dropout=dropout,
+                         batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                         patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed)
+    from ..tabular.fit import fit_table
+    with user_errors():
+        group = process_group(distributed)
+    console = make_console(muted=bool(group and group.rank))
+    describe = None if quiet else functools.partial(_describe, console, group)
+    with user_errors(), abort_job_on_crash(group), progress(console, quiet or bool(group and group.rank)) as display:
+        result = fit_table(options, out, group, display, describe)
+    outcome, run_dir = result.outcome, result.run_dir
+    say(console, f"Training ended: {outcome.status}; the model keeps the weights of epoch {outcome.best}")
+    console.print(_result_table(outcome, len(result.prep.x)))
+    say(console, f"Saved {', '.join(result.saved)} to {run_dir}")
+    if "learning_curves.png" not in result.saved:
+        say(console, "No learning_curves.png: install matplotlib for it (pip install 'nbtrain[plot]')")
+    if outcome.diverged:
+        fail(f"{result.model.stop_reason}; the model saved in {run_dir} has the weights of epoch {outcome.best}")
+
+
+def _describe(console, group, shape, prep, model, options):
+    """What is about to happen: task, label mapping, encoded width, split sizes, the model and its training."""
+    pre, target = prep.preprocessing, prep.preprocessing.target
+    line = functools.partial(say, console)
+    line(f"Data: {'standard input' if options.data == '-' else options.data}: {shape[0]} rows x {shape[1]} columns")
+    if target.task == "binary":
+        mapping = ", ".join(f"{label!r} -> {i}" for i, label in enumerate(target.labels))
+        line(f"Task: binary classification of {target.name!r}: {mapping} (loss binary_crossentropy)")
+    else:
+        line(f"Task: regression of {target.name!r} (loss {options.loss}; trained on the standardized target, "
+             f"mean {target.center:.4g}, sd {target.scale:.4g}; mae is in the target's units)")
+    kinds = [f.kind for f in pre.features]
+    line(f"Features: {len(kinds)} columns ({kinds.count('numeric')} numeric, {kinds.count('categorical')} "
+         f"categorical) -> {prep.x.shape[1]} inputs; scaling {pre.scaling}"
+         + (f"; dropped {', '.join(map(repr, pre.dropped))}" if pre.dropped else ""))
+    line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows (seed {options.seed})")
+    extras = (f", dropout {options.dropout}" if options.dropout else "") + (", batchnorm" if options.batchnorm else "")
+    line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> 1 "
+         f"{'sigmoid' if target.task == 'binary' else 'linear'} output; {model.count_params():,} parameters")
+    stops = (f"early stopping on {'val_loss' if len(prep.x_val) else 'loss'} (patience {options.patience})"
+             if options.patience else "no early stopping")
+    line(f"Training: {options.optimizer} lr {model.optimizer.learning_rate:g}, batch {options.batch_size}, up to "
+         f"{options.epochs} epochs, {stops}; device {model.device}"
+         + (f", data-parallel over {group.size} MPI ranks" if group else ""))
+    for note in prep.notes:
+        line(f"Note: {note}")
+
+
+def _result_table(outcome, train_rows):
+    """The best epoch's metrics, training and validation, with the time taken and the training throughput."""
+    from rich.table import Table
+    history, best, seconds = outcome.history, outcome.best, outcome.seconds
+    names = [k for k in history if not k.startswith("val_")]
+    epochs_run = len(history["loss"])
+    table = Table(title=f"Best epoch {best} of {epochs_run}",
+                  caption=f"{seconds:.1f} s, {train_rows * epochs_run / seconds:,.0f} samples/s")
+    table.add_column("metric")
+    table.add_column("training", justify="right")
+    table.add_column("validation", justify="right")
+    for name in names:
+        val = history.get("val_" + name)
+        table.add_row(name, format_number(history[name][best - 1]), format_number(val[best - 1]) if val else "-")
+    return table

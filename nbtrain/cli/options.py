@@ -1,0 +1,34 @@
+"""The command-line options that `nbtrain fit` and `nbtrain sweep` share, each defined once; the defaults the
+commands give them come from tabular.options (FitOptions, SweepOptions), so each is written once too."""
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ..tabular.options import SCALINGS, TASKS
+
+Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with a header row ('-' reads standard input), "
+                                                          "or Parquet.")]
+Target = Annotated[str, typer.Option("--target", "-t", metavar="COLUMN", help="The column to predict.")]
+Task = Annotated[Literal[TASKS], typer.Option(help="auto: binary for two distinct target values, else regression.")]
+Scale = Annotated[Literal[SCALINGS], typer.Option(help="Scaling of numeric columns.")]
+Drop = Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="A column to leave out, e.g. an ID "
+                                                                         "(repeatable).")]
+Val = Annotated[Optional[str], typer.Option(metavar="DATA2", help="A validation file (instead of --val-split).")]
+ValSplit = Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of rows held out for validation.")]
+Epochs = Annotated[int, typer.Option(min=1, help="Most epochs to train (per trial, in a sweep).")]
+Patience = Annotated[int, typer.Option(min=0, help="Epochs without improvement of val_loss before stopping "
+                                                   "(0: train all epochs). The best weights are kept.")]
+MinDelta = Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+
+
+def seed_option(help):
+    """--seed, with the command's own account of what it seeds."""
+    return Annotated[int, typer.Option(help=help)]
+
+
+def out_option(default):
+    """--out, with the command's own default folder."""
+    return Annotated[Optional[Path], typer.Option("--out", "-o", show_default=False,
+                                                  help=f"Run folder \\[default: {default}].")]

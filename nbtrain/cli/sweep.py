@@ -1,0 +1,73 @@
+"""`nbtrain sweep`: many fits of one table, as nbtrain.sweeps runs them."""
+import time
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
+from . import options as opt
+from .app import app, user_errors
+
+
+SWEEP_HELP = (
+    "Train many models on one table with hyperparameters drawn from a search space, and keep the best.\n\n"
+    "The data options are fit's: the preprocessing is fitted once, on the training rows, and shared by every "
+    "trial. --space takes a TOML file (keys layers, units, lr, batch_size, dropout, batchnorm, optimizer, loss; "
+    "a value, an array of choices, or a table with log_uniform, uniform or choices); without it a default space "
+    "is searched. Trials run side by side in local worker processes (one BLAS thread each), or on Ray Tune with "
+    "ASHA early termination (--backend ray; pip install 'nbtrain\\[ray]'). The same command gives the same trials "
+    "and the same leaderboard.\n\n"
+    "The run folder gets leaderboard.csv, sweep.png (the metric against each hyperparameter, with matplotlib) "
+    "and best/ with the best trial's model.nbt, usable by nbtrain predict. Ctrl-C stops the sweep and saves "
+    "what finished.")
+SWEEP_EXAMPLES = """[bold]Examples[/bold]
+
+  nbtrain sweep ion.csv --target Class --trials 32
+
+  nbtrain sweep red-wine.csv -t quality --trials 8 --space space.toml --metric val_mae --out runs/wine-sweep
+
+  nbtrain sweep red-wine.csv -t quality --backend ray --address auto --search tpe --trials 200
+"""
+
+
+
+@app.command("sweep", help=SWEEP_HELP, epilog=SWEEP_EXAMPLES)
+def sweep_command(
+    data: opt.Data,
+    target: opt.Target,
+    trials: Annotated[int, typer.Option(min=1, help="Number of models to train.")] = SweepOptions.trials,
+    space: Annotated[Optional[Path], typer.Option(metavar="TOML", show_default=False,
+                                                  help="Search space file \\[default: a space for the task].")]
+    = SweepOptions.space,
+    backend: Annotated[Literal[BACKENDS], typer.Option(help="local: a process pool on this machine; ray: "
+                                                            "Ray Tune.")] = SweepOptions.backend,
+    address: Annotated[Optional[str], typer.Option(metavar="ADDR", help="Ray cluster to join: auto or HOST:PORT "
+                                                                        "\\[default: start a local Ray].",
+                                                   show_default=False)] = SweepOptions.address,
+    workers: Annotated[Optional[int], typer.Option(min=1, show_default=False,
+                                                   help="Trials at a time \\[default: one per core].")]
+    = SweepOptions.workers,
+    metric: Annotated[str, typer.Option(help="What ranks the trials: val_loss, val_mae, val_binary_accuracy, or "
+                                             "their training versions.")] = SweepOptions.metric,
+    search: Annotated[Literal[SEARCHES], typer.Option(help="How Ray picks trials: random, or Optuna's TPE "
+                                                           "(needs optuna).")] = SweepOptions.search,
+    task: opt.Task = FitOptions.task,
+    scale: opt.Scale = FitOptions.scale,
+    drop: opt.Drop = None,
+    val: opt.Val = FitOptions.val,
+    val_split: opt.ValSplit = FitOptions.val_split,
+    epochs: opt.Epochs = FitOptions.epochs,
+    patience: opt.Patience = FitOptions.patience,
+    min_delta: opt.MinDelta = FitOptions.min_delta,
+    seed: opt.seed_option("Seed of the split, the sampled trials and their fits.") = FitOptions.seed,
+    out: opt.out_option("runs/sweep-<timestamp>") = None,
+    quiet: opt.Quiet = False,
+):
+    from ..sweeps.api import run_sweep
+    fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop or ()), val=val,
+                     val_split=val_split, epochs=epochs, patience=patience, min_delta=min_delta, seed=seed,
+                     device="cpu")
+    options = SweepOptions(fit, trials, space, backend, address, workers, metric, search)
+    with user_errors():
+        run_sweep(options, out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"), verbose=1 if quiet else 2)

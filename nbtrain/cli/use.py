@@ -1,0 +1,118 @@
+"""Using a model from `nbtrain fit`: predict, evaluate and info."""
+import functools
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..callbacks import format_number
+from ..files import atomic_write
+from .app import app, make_console, say, user_errors
+
+
+PREDICT_HELP = (
+    "Predict with a model from nbtrain fit on a table with the same feature columns.\n\n"
+    "Columns are matched by name: extra columns (the target too) are ignored, missing ones are an error. The "
+    "output CSV has one row per input row, in order: prediction (the value, or the predicted label) and, for "
+    "classification, probability (of the label coded 1; see nbtrain info).")
+
+
+@app.command(help=PREDICT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain predict runs/wine/model.nbt new-wines.csv "
+             "-o preds.csv\n\n  cat new.csv | nbtrain predict runs/wine/model.nbt - > preds.csv")
+def predict(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the feature columns "
+                                                             "('-': standard input).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", show_default=False,
+                                                   help="CSV file to write \\[default: standard output].")] = None,
+):
+    with user_errors():
+        from ..tabular.reading import read_table
+        from ..tabular.runfolder import load_run
+        net, pre = load_run(model)
+        frame = read_table(data)
+        table = pre.target.decode(net.predict(pre.transform(frame, data)))
+        if pre.target.task == "binary":
+            table = table[["prediction", "probability"]]
+        if output is None or str(output) == "-":
+            typer.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
+        else:
+            atomic_write(output, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
+            say(make_console(stderr=True), f"Wrote {len(table)} predictions to {output}")
+
+
+EVALUATE_HELP = (
+    "Loss and metrics of a model from nbtrain fit on a labelled table.\n\n"
+    "Rows without a target value are left out. For regression, mae and rmse are computed from the predictions "
+    "in the target's own units; the loss is the training loss, on the standardized target.")
+
+
+@app.command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv")
+def evaluate(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
+    data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the features and the "
+                                                             "target column.")],
+):
+    import numpy as np
+    from rich.table import Table
+    with user_errors():
+        from ..tabular.preprocessing import labelled_rows
+        from ..tabular.reading import read_table
+        from ..tabular.runfolder import load_run
+        net, pre = load_run(model)
+        spec, notes = pre.target, []
+        rows = labelled_rows(read_table(data), spec.name, data, notes)
+        x, y = pre.transform(rows, data), spec.encode(rows[spec.name], data)
+        result = net.evaluate(x, y, verbose=0, return_dict=True)
+        if spec.task == "regression":
+            error = spec.decode(net.predict(x))["prediction"].to_numpy() - rows[spec.name].to_numpy(float)
+            result = {"loss": result["loss"], "mae": float(np.abs(error).mean()),
+                      "rmse": float(np.sqrt((error ** 2).mean()))}
+    console = make_console()
+    for note in notes:
+        say(console, f"Note: {note}")
+    say(console, f"Evaluated on {data}: {len(rows)} rows")
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.items():
+        table.add_row(name, format_number(value))
+    console.print(table)
+    if spec.task == "regression":
+        say(console, f"loss: {net.loss.name} on the standardized target; mae and rmse: in {spec.name!r} units")
+
+
+@app.command(epilog="[bold]Examples[/bold]\n\n  nbtrain info runs/wine/model.nbt")
+def info(model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")]):
+    """Architecture, parameter count, training data schema, task and best metrics of a saved model."""
+    from rich.table import Table
+    with user_errors():
+        from ..tabular.runfolder import load_run
+        net, pre = load_run(model)
+    training = net.metadata.get("training", {})
+    console = make_console()
+    line = functools.partial(say, console)
+    spec = pre.target
+    if spec.task == "binary":
+        line(f"Task: binary classification of {spec.name!r}: "
+            + ", ".join(f"{label!r} -> {i}" for i, label in enumerate(spec.labels)))
+    else:
+        line(f"Task: regression of {spec.name!r} (standardized for training: mean {spec.center:.6g}, "
+            f"sd {spec.scale:.6g})")
+    if training:
+        line(f"Trained on {training['data']}: {training['train_rows']} training rows, {training['val_rows']} "
+            f"validation rows; {training['epochs_run']} epochs ({training['status']}), best epoch "
+            f"{training['best_epoch']}; {training['seconds']} s")
+        line("Best epoch: " + ", ".join(f"{k} {format_number(v)}" for k, v in training["best"].items()))
+    net.summary(print_fn=line)
+    line(f"Parameters: {net.count_params():,}; loss {net.loss.name}; optimizer {type(net.optimizer).__name__}")
+    schema = Table(title=f"Input columns ({len(pre.features)} -> {len(pre.input_names)} inputs, scaling {pre.scaling})")
+    for heading in ("column", "kind", "missing ->", "encoding"):
+        schema.add_column(heading)
+    for f in pre.features:
+        encoding = (f"(x - {f.center:.6g}) / {f.scale:.6g}" if f.kind == "numeric"
+                    else f"one-hot: {', '.join(f.categories[:8])}{', ...' if len(f.categories) > 8 else ''}")
+        schema.add_row(f.name, f.kind, str(f.fill if f.kind != "numeric" else f"{f.fill:.6g}"), encoding)
+    console.print(schema)
+    if pre.dropped:
+        line(f"Dropped at training: {', '.join(map(repr, pre.dropped))}")

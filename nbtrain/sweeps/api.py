@@ -1,0 +1,114 @@
+"""`nbtrain.sweep(...)`: many fits of one prepared table, run side by side by a local process pool (default) or by
+Ray Tune, shown live, ranked in a leaderboard, with the best model saved as `nbtrain fit` saves one; and the option
+checks that come before any data is read."""
+import importlib.util
+from pathlib import Path
+
+from ..errors import InputError
+from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
+from ..utils import available_cores
+from .board import log_names
+
+
+def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, backend=SweepOptions.backend,
+          address=SweepOptions.address, workers=SweepOptions.workers, metric=SweepOptions.metric,
+          seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=FitOptions.scale, drop=FitOptions.drop,
+          val=FitOptions.val, val_split=FitOptions.val_split, epochs=FitOptions.epochs, patience=FitOptions.patience,
+          min_delta=FitOptions.min_delta, search=SweepOptions.search, grace_epochs=SweepOptions.grace_epochs, verbose=2):
+    """Train `trials` models on `data` (a CSV or Parquet path, or a DataFrame) with hyperparameters drawn from
+    `space` (a TOML file, a dict of the same shape, or None for the default space of the task) and return the
+    leaderboard, best first, as a DataFrame. The data options are `nbtrain fit`'s: the preprocessing is fitted
+    once, on the training rows, and shared by every trial. backend="local" runs `workers` processes (default:
+    one per core) with one BLAS thread each; backend="ray" runs Ray Tune with ASHA on a new local Ray or on the
+    cluster at `address` ("auto" or "host:port"), with random search or, given optuna, search="tpe" (ASHA stops no
+    trial before grace_epochs). With `out`,
+    leaderboard.csv, sweep.png and the best model (best/model.nbt, usable by `nbtrain predict`) are written
+    there. Ctrl-C stops the sweep and returns (and saves) what finished. verbose: 2 describes the sweep and shows
+    the trials as they run, 1 only the result, 0 nothing. On the local backend, call this from
+    under `if __name__ == "__main__":` in a script: the worker processes import the script."""
+    fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop), val=val, val_split=val_split,
+                     epochs=epochs, patience=patience, min_delta=min_delta, seed=seed, device="cpu")
+    return run_sweep(SweepOptions(fit, trials, space, backend, address, workers, metric, search, grace_epochs), out,
+                     verbose)
+
+
+def run_sweep(options, out=None, verbose=2):
+    """sweep() for a SweepOptions; the command line calls this."""
+    from ..monitor import Monitor
+    from ..files import writable_folder
+    from ..tabular.preprocessing import prepare
+    from .board import Board
+    from .pool import run_local
+    from .report import Display, save_sweep
+    from .space import default_space, load_space, parse_space
+    from .trial import SweepData, trial_seed
+    fit = options.fit
+    check_options(options)
+    frame = _table(fit.data)
+    prep = prepare(frame, fit.target, task=fit.task, scaling=fit.scale, drop=fit.drop, val_split=fit.val_split,
+                   seed=fit.seed, validation=None if fit.val is None else _table(fit.val))
+    spec = prep.preprocessing.target
+    space = options.space
+    space = (default_space(spec.task) if space is None else parse_space(space, spec.task) if isinstance(space, dict)
+             else load_space(space, spec.task))
+    check_metric(options.metric, spec.task, len(prep.x_val) > 0, space)
+    if out is not None:
+        out = writable_folder(Path(out))  # before any trial starts
+    shared = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, fit, Monitor(options.metric))
+    workers = options.workers or (min(options.trials, available_cores()) if options.backend == "local" else None)
+    board = Board(shared, options.trials, list(space.varied))
+    sampled = [{"index": i, "seed": trial_seed(fit.seed, i), "params": params}
+               for i, params in enumerate(space.sample(options.trials, fit.seed))]
+    display = Display(board, verbose)
+    display.describe(fit.data, frame, prep, space, options, workers)
+    try:
+        with display.live():
+            if options.backend == "local":
+                run_local(shared, sampled, workers, board)
+            else:
+                from .ray_tune import run_ray
+                run_ray(shared, space, sampled, fit.seed, workers, options.address, options.search, board, out,
+                        options.grace_epochs)
+    except KeyboardInterrupt:
+        pass
+    board.stop()
+    leaderboard = board.leaderboard()
+    saved = save_sweep(board, leaderboard, prep, out) if out is not None else []
+    display.summary(leaderboard, out, saved)
+    return leaderboard
+
+
+def _table(source):
+    """A DataFrame as it is; a path read as `nbtrain fit` reads it."""
+    from ..tabular.reading import read_table
+    return source if hasattr(source, "columns") else read_table(source)
+
+
+def check_options(options):
+    """Options that are wrong whatever the data: reported before the data is read."""
+    trials, backend, address, workers, search = (options.trials, options.backend, options.address, options.workers,
+                                                 options.search)
+    if trials < 1:
+        raise InputError(f"the number of trials must be at least 1, got {trials}")
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    if search not in SEARCHES:
+        raise InputError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    if backend == "local" and (address is not None or search != "random"):
+        raise InputError(f"{'--address' if address is not None else '--search tpe'} needs --backend ray")
+    if backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise InputError("--backend ray needs Ray Tune: pip install 'nbtrain[ray]'")
+    if search == "tpe" and importlib.util.find_spec("optuna") is None:
+        raise InputError("--search tpe needs Optuna: pip install optuna")
+
+
+def check_metric(metric, task, has_val, space):
+    """The metric must be one that every trial logs, and comparable across trials."""
+    names = log_names(task, has_val)
+    if metric not in names:
+        raise InputError(f"the metric {metric!r} is not logged here; choose one of {', '.join(names)}")
+    if metric in ("loss", "val_loss") and "loss" in space.varied:
+        raise InputError(f"the space varies 'loss', so {metric} is not comparable between trials; rank them "
+                         f"with --metric {'val_mae' if has_val else 'mae'}")

@@ -1,0 +1,200 @@
+"""What a sweep shows and writes: the description, the live table (or one line per trial for logs and pipes), the
+leaderboard and the summary; and leaderboard.csv, sweep.png and best/, the best trial's run folder as `nbtrain fit`
+writes one."""
+import math
+import tempfile
+import time
+from pathlib import Path
+
+from ..callbacks import format_number
+from ..files import atomic_write
+from .board import PARAM_COLUMNS
+
+LEADERBOARD_FILE, PLOT_FILE, BEST_DIR = "leaderboard.csv", "sweep.png", "best"
+
+
+def save_sweep(board, leaderboard, prep, out):
+    """leaderboard.csv, sweep.png (with matplotlib) and the best trial's run folder best/ (model.nbt,
+    history.csv, learning_curves.png, as `nbtrain fit` writes them). Returns the paths written, relative to out."""
+    atomic_write(out / LEADERBOARD_FILE, lambda tmp: leaderboard.to_csv(tmp, index=False))
+    saved = [LEADERBOARD_FILE] + ([PLOT_FILE] if plot(board, leaderboard, out / PLOT_FILE) else [])
+    if board.best is not None:
+        saved += [f"{BEST_DIR}/{name}" for name in _save_best(board, prep, out / BEST_DIR)]
+    return saved
+
+
+def _save_best(board, prep, folder):
+    """The best trial's model as `nbtrain fit` saves one, with the trial's options. A pool worker sent its model
+    file; a trial that ran on Ray is fitted again here, with the same seed and epochs, which gives the same
+    weights."""
+    from ..model import load_model
+    from ..tabular.recipe import Outcome
+    from ..tabular.runfolder import save_run
+    from .trial import run_trial, single_blas_thread, trial_options
+    index, history, model_file = board.best
+    trial, row = board.trials[index]["trial"], board.trials[index]["row"]
+    if model_file is None:
+        with single_blas_thread():
+            _, history, model = run_trial(board.data, trial, epochs=row["epochs"])
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "model.nbt").write_bytes(model_file)
+            model = load_model(Path(tmp) / "model.nbt", device="cpu")
+    folder.mkdir(exist_ok=True)
+    status = f"best of a sweep: trial {index}, fit seed {trial['seed']}"
+    outcome = Outcome(history, row["best_epoch"], status, row["seconds"], diverged=False)
+    return save_run(model, prep, folder, trial_options(board.data.options, trial["params"], board.data.task), outcome)
+
+
+def plot(board, leaderboard, path):
+    """sweep.png: the ranking metric against each hyperparameter that varies, one panel each (pruned trials
+    hollow, the best one marked). False without matplotlib or when there is nothing to plot."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return False
+    from .space import KEYS
+    metric = board.data.monitor.name
+    scored = leaderboard[leaderboard[metric].notna()]
+    if scored.empty or not board.varied:
+        return False
+    columns = min(3, len(board.varied))
+    rows = -(-len(board.varied) // columns)
+    figure = Figure(figsize=(4.5 * columns, 3.5 * rows), layout="constrained")
+    panels = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axes, name in zip(panels, board.varied):
+        column = PARAM_COLUMNS[name]
+        categorical = KEYS[name].kind in (bool, str)
+        values = scored[column].astype(str) if categorical else scored[column]
+        for status, face in (("done", "tab:blue"), ("pruned", "none")):
+            mask = scored["status"] == status
+            axes.scatter(values[mask], scored[metric][mask], facecolors=face, edgecolors="tab:blue", label=status)
+        best = scored["trial"] == board.best_index
+        axes.scatter(values[best], scored[metric][best], marker="*", s=200, color="tab:red", label="best")
+        if not categorical and (scored[column] > 0).all() and scored[column].max() >= 8 * scored[column].min():
+            axes.set_xscale("log")
+        axes.set_xlabel(column)
+        axes.set_ylabel(metric)
+    panels[0].legend()
+    for axes in panels[len(board.varied):]:
+        axes.set_visible(False)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ display
+class Display:
+    """What the user sees: with verbose=2, a description of the sweep, then a live table of the trials on a
+    terminal (one line per finished trial otherwise); with verbose >= 1, the leaderboard and what was saved."""
+
+    TOP = 10  # leaderboard rows shown at the end (all of them are in leaderboard.csv)
+
+    def __init__(self, board, verbose):
+        from rich.console import Console
+        self.board, self.verbose = board, verbose
+        self.console = Console(highlight=False)
+        if not self.console.is_terminal:
+            self.console.width = 200  # a log or a pipe: let the leaderboard table take its natural width
+            if verbose >= 2:
+                board.listeners.append(self._line)
+
+    def say(self, level, text):
+        if self.verbose >= level:
+            self.console.print(text, markup=False, soft_wrap=True)
+
+    def describe(self, source, frame, prep, space, options, workers):
+        target, fit, monitor = prep.preprocessing.target, options.fit, self.board.data.monitor
+        task = (f"binary classification of {target.name!r} ("
+                + ", ".join(f"{label!r} -> {i}" for i, label in enumerate(target.labels)) + ")"
+                if target.task == "binary" else f"regression of {target.name!r} (standardized for training)")
+        self.say(2, f"Data: {'a DataFrame' if hasattr(source, 'columns') else source}: {len(frame)} rows x "
+                 f"{len(frame.columns)} columns; {task}; {prep.x.shape[1]} inputs; {len(prep.x)} training rows, "
+                 f"{len(prep.x_val)} validation rows (seed {fit.seed})")
+        for note in prep.notes:
+            self.say(2, f"Note: {note}")
+        self.say(2, f"Space: {space.describe()}")
+        where = (f"{workers} local worker processes with 1 BLAS thread each" if options.backend == "local" else
+                 f"Ray Tune ({'cluster at ' + options.address if options.address else 'a local Ray'}; "
+                 f"{options.search} search, ASHA)")
+        stops = f"early stopping on val_loss (patience {fit.patience})" if fit.patience else "no early stopping"
+        self.say(2, f"Sweep: {self.board.total} trials on {where}; up to {fit.epochs} epochs each, {stops}; ranked by "
+                 f"{monitor.name} ({'higher' if monitor.maximize else 'lower'} is better)")
+
+    def live(self):
+        """A live table while the trials run, on a terminal; nothing to hold open otherwise."""
+        import contextlib
+        if not (self.verbose >= 2 and self.console.is_terminal):
+            return contextlib.nullcontext()
+        from rich.live import Live
+        return Live(console=self.console, get_renderable=self._table, refresh_per_second=4, transient=True)
+
+    def _line(self, index):
+        board, row = self.board, self.board.trials[index]["row"]
+        score = board.score(index)
+        result = (f"{board.data.monitor.name} {format_number(score)} at epoch {row['best_epoch']} of {row['epochs']}"
+                  if score is not None else row.get("reason", ""))
+        self.say(2, f"Trial {index} {row['status']}: {result}, {row.get('seconds', 0):.1f} s (best so far: "
+                 f"{'none' if board.best is None else 'trial ' + str(board.best_index)}) - "
+                 + ", ".join(f"{k} {_cell(v)}" for k, v in self.board.trials[index]["trial"]["params"].items()
+                             if k in board.varied))
+
+    def _table(self):
+        from rich.table import Table
+        board = self.board
+        counts = board.counts()
+        best = board.best_index
+        caption = (f"{len(board.trials) - counts.get('running', 0)} of {board.total} trials ended, "
+                   + ", ".join(f"{n} {s}" for s, n in counts.items())
+                   + (f"; best so far: trial {best}, {board.data.monitor.name} {format_number(board.score(best))}" if best is not None
+                      else "") + f"; {time.perf_counter() - board.started:.0f} s")
+        table = Table(caption=caption)
+        for heading in ("trial", "status", "epochs", board.data.monitor.name, *board.varied):
+            table.add_column(heading, justify="left" if heading == "status" else "right")
+        running = [i for i in board.trials if board.trials[i]["row"]["status"] == "running"]
+        ended = [i for i in board.ranked() if i not in running and board.trials[i]["row"]["status"] != "queued"]
+        limit = max(5, self.console.height - 8)
+        for index in (running + ended)[:limit]:
+            row = board.trials[index]["row"]
+            score = board.score(index)
+            table.add_row(f"{index}{' *' if index == best else ''}", row["status"], str(row.get("epochs", 0)),
+                          "-" if score is None else format_number(score),
+                          *(_cell(board.trials[index]["trial"]["params"][k]) for k in board.varied))
+        return table
+
+    def summary(self, leaderboard, out, saved):
+        from rich.table import Table
+        board, seconds = self.board, time.perf_counter() - self.board.started
+        counts = ", ".join(f"{n} {s}" for s, n in board.counts().items())
+        ran = len(board.trials)
+        if ran < board.total or "interrupted" in board.counts():
+            self.say(1, f"Sweep interrupted after {seconds:.1f} s: {ran} of {board.total} trials started ({counts})")
+        else:
+            self.say(1, f"Sweep done: {ran} trials in {seconds:.1f} s ({60 * ran / seconds:.1f} trials/min): {counts}")
+        if self.verbose < 1 or leaderboard.empty:
+            return
+        metric = board.data.monitor.name
+        shown = ["trial", "status", metric, "best_epoch", "epochs", *(PARAM_COLUMNS[k] for k in board.varied),
+                 "seconds"]
+        table = Table(title=f"Leaderboard ({'top ' + str(self.TOP) + ' of ' if len(leaderboard) > self.TOP else ''}"
+                            f"{len(leaderboard)} trials, by {metric})")
+        for column in shown:
+            table.add_column(column, justify="left" if column == "status" else "right")
+        for _, entry in leaderboard.head(self.TOP).iterrows():
+            table.add_row(*(_cell(entry[c]) for c in shown))
+        self.console.print(table)
+        if board.best is not None:
+            self.say(1, f"Best: trial {board.best_index}, {metric} {format_number(board.score(board.best_index))}")
+        for entry in leaderboard[leaderboard["status"] == "failed"].itertuples():
+            self.say(1, f"Trial {entry.trial} failed: {entry.reason}")
+        if out is not None:
+            self.say(1, f"Saved {', '.join(saved)} to {out}")
+            if PLOT_FILE not in saved:
+                self.say(1, f"No {PLOT_FILE}: install matplotlib for it (pip install 'nbtrain[plot]')")
+
+
+def _cell(value):
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else format_number(value)
+    return str(value)

@@ -1,0 +1,68 @@
+"""Every option of `nbtrain fit` and `nbtrain sweep`, each default written once: the command line's option
+definitions, `nbtrain.sweep()` and the run folder's record all take them from here."""
+from dataclasses import dataclass, field, replace
+
+TASKS = ("auto", "regression", "binary")
+SCALINGS = ("standard", "minmax", "none")
+OPTIMIZERS = ("adam", "sgd")
+REGRESSION_LOSSES = ("mae", "mse", "huber")
+REGRESSION_LOSS = "mae"  # the course's, when a regression names none
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("local", "ray")
+SEARCHES = ("random", "tpe")
+# the options a model file's training record keeps (its "options"), in this order
+RECORDED = ("task", "loss", "scale", "layers", "dropout", "batchnorm", "epochs", "batch_size", "optimizer", "lr",
+            "patience", "min_delta", "val_split", "seed")
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """One fit of a table: where the data is and how it becomes arrays, the network, and how it trains.
+    loss None means the task's default (mae for regression; classification has its own); lr None the optimizer's
+    (0.001 adam, 0.01 sgd); layers are the widths of the ReLU hidden layers."""
+    data: str = None
+    target: str = None
+    task: str = "auto"
+    loss: str = None
+    scale: str = "standard"
+    drop: tuple = ()
+    val: str = None
+    val_split: float = 0.2
+    layers: tuple = (512, 512, 512)
+    dropout: float = 0.0
+    batchnorm: bool = False
+    epochs: int = 500
+    batch_size: int = 256
+    optimizer: str = "adam"
+    lr: float = None
+    patience: int = 20
+    min_delta: float = 0.001
+    seed: int = 0
+    device: str = "auto"
+    distributed: str = "none"
+
+    def with_loss(self, loss):
+        """These options with the loss the task resolved to."""
+        return replace(self, loss=loss)
+
+    def record(self):
+        """The options as a model file's training record keeps them (layers as "512,512,512")."""
+        values = {key: getattr(self, key) for key in RECORDED}
+        values["layers"] = ",".join(map(str, self.layers))
+        return values
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """A sweep: the fit options every trial shares (data, split, epochs, early stopping; the network and its
+    training come from the space), and how the trials are drawn, run and ranked. space None means the default
+    space of the task; workers None one per core (local) or Ray's choice."""
+    fit: FitOptions = field(default_factory=FitOptions)
+    trials: int = 20
+    space: object = None
+    backend: str = "local"
+    address: str = None
+    workers: int = None
+    metric: str = "val_loss"
+    search: str = "random"
+    grace_epochs: int = 10  # Ray's ASHA stops no trial before this many epochs

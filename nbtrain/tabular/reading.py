@@ -1,0 +1,176 @@
+"""Reading tables: CSV (delimiter sniffed), standard input and Parquet files as pandas DataFrames with a header
+row, whole or one process's share of the rows (CSV by byte range cut at line ends, Parquet by row groups), with a
+one-line InputError for anything unreadable. pandas is imported inside the functions so that `import nbtrain`
+(and the command line's --help) stay fast."""
+import csv
+import io
+import itertools
+import os
+import sys
+
+from ..errors import InputError
+
+DELIMITERS = ",;\t|"
+SNIFF_CHARS = 64 * 1024
+SNIFF_LINES = 20
+
+
+def read_table(source, share=None):
+    """A DataFrame with a header row from a CSV file (delimiter sniffed), '-' for standard input, or a Parquet
+    file (needs pyarrow). A first column with an empty header, as R and pandas write a row index, becomes the
+    index rather than a feature.
+
+    With share=(rank, size), only that rank's share of the rows is read (CSV: a byte range cut at line ends;
+    Parquet: a run of row groups), unchecked: data-parallel training gathers the shares of all ranks, in rank
+    order, and passes their concatenation to check_table, which gives the frame read_table(source) gives."""
+    name = "standard input" if str(source) == "-" else str(source)
+    if share is not None:
+        return _read_share(source, name, *share)
+    raw = _read_bytes(source, name)
+    return check_table(_parse_parquet(raw, name) if raw[:4] == b"PAR1" else _parse_csv(raw, name), name)
+
+
+def read_shared(source, group):
+    """The table at `source`, read by one process (group None) or by the ranks of an MPI group: each reads its
+    share of the rows and all get the whole table, so the preprocessing statistics are those of one process. An
+    error on any rank stops all."""
+    if group is None:
+        return read_table(source)
+    part = group.run(lambda: read_table(source, share=(group.rank, group.size)))
+    return check_table(group.gather_table(part), str(source))
+
+
+def check_table(frame, name):
+    """Column names as text, an unnamed first column as the index, and a header and data rows required."""
+    frame.columns = [str(c) for c in frame.columns]
+    if len(frame.columns) and frame.columns[0] == "Unnamed: 0":
+        frame = frame.set_index("Unnamed: 0").rename_axis(None)
+    if all(_looks_numeric(c) for c in frame.columns):
+        raise InputError(f"{name} has no header row (its first line looks like data: "
+                         f"{', '.join(list(frame.columns)[:4])}); add a line with the column names")
+    if frame.empty:
+        raise InputError(f"{name} has a header but no data rows")
+    return frame
+
+
+def _read_share(source, name, rank, size):
+    if str(source) == "-":
+        raise InputError("standard input cannot be split between processes: give a file to a distributed fit")
+    head = _read_bytes(source, name, 0, SNIFF_CHARS)
+    if head[:4] == b"PAR1":
+        return _parquet_share(source, name, rank, size)
+    header_end = head.find(b"\n") + 1 or len(head)
+    total = os.path.getsize(source)
+    cuts = [_line_start(source, header_end + k * (total - header_end) // size, header_end, total)
+            for k in (rank, rank + 1)]
+    text = head.decode("utf-8-sig", errors="replace")
+    return _parse_csv(head[:header_end] + _read_bytes(source, name, *cuts), name, sniff_delimiter(text))
+
+
+def _line_start(source, position, first, total):
+    """The first line start at or after `position` (between the first data line and the end of the file)."""
+    if position <= first or position >= total:
+        return min(max(position, first), total)
+    with open(source, "rb") as handle:
+        handle.seek(position - 1)
+        while block := handle.read(SNIFF_CHARS):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return handle.tell() - len(block) + newline + 1
+    return total
+
+
+def _parquet_share(source, name, rank, size):
+    def read(pq):
+        parquet = pq.ParquetFile(source)
+        groups = parquet.num_row_groups
+        return parquet.read_row_groups(list(range(rank * groups // size, (rank + 1) * groups // size))).to_pandas()
+    return _parquet(name, read)
+
+
+def _parquet(name, read):
+    """read(pyarrow.parquet), with the one-line errors of a Parquet file: pyarrow missing, or a damaged file."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(f"{name} is a Parquet file; reading Parquet needs pyarrow "
+                         "(pip install 'nbtrain[parquet]')") from None
+    try:
+        return read(pq)
+    except Exception as exc:  # pyarrow raises its own error types for damaged files
+        raise InputError(f"{name} is not a readable Parquet file ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _read_bytes(source, name, start=0, stop=None):
+    """The file's bytes (from start to stop), or standard input's; one-line errors for unreadable sources."""
+    if str(source) == "-":
+        stream = sys.stdin
+        return stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+    try:
+        with open(source, "rb") as handle:
+            handle.seek(start)
+            return handle.read() if stop is None else handle.read(stop - start)
+    except FileNotFoundError:
+        raise InputError(f"file not found: {name}") from None
+    except IsADirectoryError:
+        raise InputError(f"{name} is a directory, not a data file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+def _parse_parquet(raw, name):
+    import pandas as pd
+    return _parquet(name, lambda pq: pd.read_parquet(io.BytesIO(raw)))
+
+
+def _parse_csv(raw, name, delimiter=None):
+    import pandas as pd
+    if not raw.strip():
+        raise InputError(f"{name} is empty")
+    if b"\x00" in raw[:SNIFF_CHARS]:
+        raise InputError(f"{name} is a binary file, not a CSV table")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name} is not UTF-8 text (undecodable byte at offset {exc.start}); "
+                         "save it as a UTF-8 CSV file") from None
+    delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
+    header, *first = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), 2)
+    if first and len(first[0]) > len(header):
+        raise InputError(f"{name}: line 2 has {len(first[0])} fields but the header has {len(header)}")
+    try:
+        return pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(f"{name} is not a readable CSV table: {_first_line(exc)}") from None
+
+
+def sniff_delimiter(sample):
+    """The delimiter among , ; tab | that splits the first lines into the same number of fields, the most
+    fields winning; failing that, the one that splits the header line most. A decimal comma splits data lines
+    but not the header, so '7,4;0,7' files are read as ';'-separated."""
+    lines = sample.splitlines()
+    if len(sample) >= SNIFF_CHARS and len(lines) > 1:
+        lines = lines[:-1]  # the sample may end inside a line
+    lines = [line for line in lines[:SNIFF_LINES] if line.strip()]
+
+    def score(delimiter):
+        widths = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+        return len(set(widths)) == 1 and widths[0] > 1, widths[0]
+    return max(DELIMITERS, key=score)
+
+
+def _looks_numeric(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _first_line(exc):
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def column_list(frame):
+    names = [repr(c) for c in frame.columns]
+    return ", ".join(names[:30]) + (f" ... ({len(names)} in all)" if len(names) > 30 else "")
