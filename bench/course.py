@@ -77,24 +77,25 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
 def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
     """Seconds per epoch of the compiled epoch alone (cpu.train_epoch called in a loop, no callbacks or logs):
     the difference to a whole fit's epoch is fit's per-epoch Python."""
-    from nbtrain.engine import cpu
-    from nbtrain.engine.plan import workspace
+    from nbtrain.engine import Device
+    from nbtrain.engine.bundles import Loop
     (X, y), (Xv, yv) = data
     X, Xv = (np.ascontiguousarray(a, dtype=np.float32) for a in (X, Xv))
     y, yv = (np.ascontiguousarray(a, dtype=np.float32)[:, None] for a in (y, yv))
     model = nbtrain_model(spec, X.shape[1], seed)
     model.compile(optimizer="adam", loss=loss)
     model.fit(X, y, validation_data=(Xv, yv), batch_size=batch_size, epochs=1, verbose=0, seed=seed)
-    plan, opt = model.plan, model.optimizer
-    rows = min(batch_size, len(X))
-    ws = workspace(plan, max(rows, len(Xv)), 1)
-    grad, logs, no_metrics = np.zeros(plan.n_params, np.float32), np.zeros(2), np.zeros(0, np.int64)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        cpu.train_epoch(plan.table, plan.fparams, model.theta, grad, opt.slots[0], opt.slots[1], model.state, X, y,
-                        Xv, yv, ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, rows, True, seed,
-                        epoch, model.loss.code, model.loss.param, no_metrics, np.zeros(0), opt.code,
-                        opt.hyperparameters(), logs, None)
+    opt, rows = model.optimizer, min(batch_size, len(X))
+    logs, objective = np.zeros(2), model._objective()
+    device = Device("cpu")
+    with device.session(model.plan, model.theta, model.state, max(rows, len(Xv)), 1,
+                        (opt.code, opt.hyperparameters(), opt.slots)) as session:
+        data = session.data(X, y, Xv, yv)
+        loop = Loop(rows, True, seed)
+        start = time.perf_counter()
+        for epoch in range(epochs):
+            device.engine.train_epoch(session.net, session.weights, session.opt, session.ws, objective, data, loop,
+                                      epoch, logs, None)
     return (time.perf_counter() - start) / epochs
 
 

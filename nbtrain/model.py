@@ -12,6 +12,7 @@ from . import optimizers as optimizers_module
 from . import utils
 from .arrays import as_matrix, as_pair
 from .engine import Device, resolve
+from .engine.bundles import Loop, Objective
 from .engine.plan import LOSS_BCE, compile_plan
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
@@ -38,7 +39,7 @@ class Sequential:
         self.metadata = None
         self.device = "cpu"
         self._target = None  # the resolved device's engine, made on first use (imports Numba)
-        self._live = None  # (target, theta, state) while a fit keeps the weights on a device
+        self._live = None  # the engine session while a fit keeps the weights on a device
         for layer in layers or []:
             self.add(layer)
 
@@ -113,9 +114,7 @@ class Sequential:
     def _pull(self):
         """Bring the weights of a fit running on a device back into the host arrays."""
         if self._live:
-            target, theta, state = self._live
-            target.fetch(theta, self.theta)
-            target.fetch(state, self.state)
+            self._live.pull()
 
     def set_weights(self, weights):
         if not self.built:
@@ -128,9 +127,7 @@ class Sequential:
             layer.set_weights(weights[:n])
             weights = weights[n:]
         if self._live:
-            target, theta, state = self._live
-            target.send(self.theta, theta)
-            target.send(self.state, state)
+            self._live.push()
 
     def count_params(self):
         return int(self.theta.size + self.state.size) if self.built else 0
@@ -163,12 +160,16 @@ class Sequential:
             self._target = Device(self.device)
         return self._target
 
-    def _codes(self):
-        return (np.array([m.code for m in self.metrics], np.int64),
-                np.array([m.param for m in self.metrics], np.float64))
+    def _objective(self):
+        """The loss and metrics as the kernels take them."""
+        return Objective(self.loss.code, self.loss.param, np.array([m.code for m in self.metrics], np.int64),
+                         np.array([m.param for m in self.metrics], np.float64))
 
     def _log_names(self):
         return ["loss"] + [m.name for m in self.metrics]
+
+    def _session(self, capacity, n_targets, optimizer=None):
+        return self._engine_target().session(self.plan, self.theta, self.state, capacity, n_targets, optimizer)
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -181,19 +182,7 @@ class Sequential:
         share of every batch and the gradients are summed over the ranks; the result is the one-process fit.
         Rank 0's seed and starting weights are used everywhere, and only rank 0 prints."""
         self._check_compiled()
-        X, Y = as_pair(x, y)
-        Xv = Yv = None
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise InputError("validation_data must be a pair (x_val, y_val)")
-            Xv, Yv = as_pair(*validation_data, what="validation_data")
-        elif validation_split:
-            if not 0 < validation_split < 1:
-                raise InputError(f"validation_split must be in (0, 1), got {validation_split}")
-            cut = int(X.shape[0] * (1.0 - validation_split))
-            if cut < 1 or cut >= X.shape[0]:
-                raise InputError(f"validation_split={validation_split} leaves no rows for training or validation")
-            X, Xv, Y, Yv = X[:cut], X[cut:], Y[:cut], Y[cut:]
+        X, Y, Xv, Yv = self._training_data(x, y, validation_split, validation_data)
         batch_size = int(batch_size or 32)
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
@@ -207,68 +196,78 @@ class Sequential:
         if Xv is not None:
             self._ensure_built(Xv)
             self._check_targets(Yv, "validation targets")
-        else:
-            Xv, Yv = X[:0], Y[:0]
-
-        target = self._engine_target()
-        put = target.put
-        n = X.shape[0]
-        train_rows = min(batch_size, n)
-        ws = target.workspace(self.plan, max(train_rows, min(Xv.shape[0], EVAL_ROWS)), Y.shape[1])
         opt = self.optimizer
         opt.build(self.plan.n_params)
         if group:
             self._agree_with_rank_0(group, X, Y, Xv, Yv)
             verbose = 0 if group.rank else verbose
-        theta, state, grad = put(self.theta), put(self.state), put(np.zeros(self.plan.n_params, np.float32))
-        slots = [put(slot) for slot in opt.slots]
-        data = [put(a) for a in (X, Y, Xv, Yv)]
-        self._live = None if target.on_host else (target, theta, state)
-        metric_codes, metric_params = self._codes()
-        names = self._log_names()
-        has_val = Xv.shape[0] > 0
-        keys = names + (["val_" + k for k in names] if has_val else [])
-        logs_buffer = np.zeros(2 * len(names), np.float64)
-        steps = (n + train_rows - 1) // train_rows
+        train_rows = min(batch_size, X.shape[0])
+        capacity = max(train_rows, min(0 if Xv is None else Xv.shape[0], EVAL_ROWS))
         verbose = 1 if verbose == "auto" else int(verbose)
+        steps = -(-X.shape[0] // train_rows)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
-        hyperparameters = opt.hyperparameters()
         self.stop_training = False
         self.stop_reason = self.stop_cause = None
-        logs = {}
-        cbs.on_train_begin()
-        try:
-            for epoch in range(initial_epoch, epochs):
-                cbs.on_epoch_begin(epoch)
-                done = target.engine.train_epoch(
-                    self.plan.table, self.plan.fparams, theta, grad, slots[0], slots[1], state, *data,
-                    ws.xin, ws.yin, ws.acts, ws.dacts, ws.aux, ws.feat, ws.capacity, train_rows, bool(shuffle), seed,
-                    opt.iterations, self.loss.code, self.loss.param, metric_codes, metric_params, opt.code,
-                    hyperparameters, logs_buffer, group.handle if group else None)
-                opt.iterations += done
-                logs = {k: float(v) for k, v in zip(keys, logs_buffer)}
-                if done < steps:
-                    self.stop_training = True
-                    self.stop_cause = "nonfinite"
-                    self.stop_reason = (f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; training "
-                                        "stopped before that batch's update (try a lower learning rate)")
-                    warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=2)
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        except KeyboardInterrupt:
-            self.stop_cause = "interrupted"
-            self.stop_reason = f"interrupted after {len(cbs.history.epoch)} epochs"
-            print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
-        self._pull()
-        for slot, host in zip(slots, opt.slots):
-            target.fetch(slot, host)
-        self._live = None
+        with self._session(capacity, Y.shape[1], (opt.code, opt.hyperparameters(), opt.slots)) as session:
+            self._live = None if session.device.on_host else session
+            try:
+                logs = self._epochs(session, session.data(X, Y, Xv, Yv), Loop(train_rows, bool(shuffle), seed), cbs,
+                                    initial_epoch, epochs, steps, group)
+            finally:
+                self._live = None
         cbs.on_train_end(logs)
         self.history = cbs.history
         if group and self.stop_cause != "interrupted" and not group.identical(self.theta, self.state):
             raise DistributedError("the ranks' weights differ after a distributed fit; please report this")
         return cbs.history
+
+    def _epochs(self, session, data, loop, cbs, initial_epoch, epochs, steps, group):
+        """The training loop: one compiled epoch at a time, callbacks in between; returns the last epoch's logs.
+        A non-finite loss or Ctrl-C ends it cleanly (stop_cause says which)."""
+        names = self._log_names()
+        keys = names + (["val_" + k for k in names] if data.Xv.shape[0] else [])
+        buffer = np.zeros(2 * len(names), np.float64)
+        objective, opt, comm = self._objective(), self.optimizer, group.handle if group else None
+        logs = {}
+        cbs.on_train_begin()
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                done = session.device.engine.train_epoch(session.net, session.weights, session.opt, session.ws,
+                                                         objective, data, loop, opt.iterations, buffer, comm)
+                opt.iterations += done
+                logs = {k: float(v) for k, v in zip(keys, buffer)}
+                if done < steps:
+                    self._stop("nonfinite", f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; "
+                                            "training stopped before that batch's update (try a lower learning rate)")
+                    warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=3)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            self._stop("interrupted", f"interrupted after {len(cbs.history.epoch)} epochs")
+            print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+        return logs
+
+    def _stop(self, cause, reason):
+        self.stop_training, self.stop_cause, self.stop_reason = True, cause, reason
+
+    def _training_data(self, x, y, validation_split, validation_data):
+        """(X, Y, Xv, Yv) as float32 matrices: validation_data, or the last validation_split of the rows as Keras
+        takes it, or (X, Y, None, None)."""
+        X, Y = as_pair(x, y)
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise InputError("validation_data must be a pair (x_val, y_val)")
+            return (X, Y, *as_pair(*validation_data, what="validation_data"))
+        if validation_split:
+            if not 0 < validation_split < 1:
+                raise InputError(f"validation_split must be in (0, 1), got {validation_split}")
+            cut = int(X.shape[0] * (1.0 - validation_split))
+            if cut < 1 or cut >= X.shape[0]:
+                raise InputError(f"validation_split={validation_split} leaves no rows for training or validation")
+            return X[:cut], Y[:cut], X[cut:], Y[cut:]
+        return X, Y, None, None
 
     def _process_group(self, distribute):
         """The MPI group for distribute="mpi" (None for one process)."""
@@ -283,7 +282,7 @@ class Sequential:
 
     def _agree_with_rank_0(self, group, *data):
         """Start every rank from rank 0's weights and optimizer state; refuse to go on with different data."""
-        if not group.identical(*data):
+        if not group.identical(*(a for a in data if a is not None)):
             raise DistributedError("distribute='mpi' needs the same training and validation data on every rank")
         for array in (self.theta, self.state, *self.optimizer.slots):
             group.broadcast_array(array)
@@ -295,19 +294,15 @@ class Sequential:
         X, Y = as_pair(x, y)
         self._ensure_built(X)
         self._check_targets(Y, "y")
-        target = self._engine_target()
-        ws = target.workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1])
-        metric_codes, metric_params = self._codes()
         logs = np.zeros(1 + len(self.metrics), np.float64)
         started = time.perf_counter()
-        target.engine.evaluate(self.plan.table, self.plan.fparams, target.put(self.theta), target.put(self.state),
-                               target.put(X), target.put(Y), ws.acts, ws.aux, ws.feat, ws.capacity, self.loss.code,
-                               self.loss.param, metric_codes, metric_params, logs, None)
+        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1]) as session:
+            session.device.engine.evaluate(session.net, session.weights, session.ws, self._objective(),
+                                           session.put(X), session.put(Y), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), logs)}
         if verbose == "auto" or int(verbose):
-            steps = -(-X.shape[0] // ws.capacity)
-            elapsed = time.perf_counter() - started
-            duration = callbacks_module.format_duration(elapsed)
+            steps = -(-X.shape[0] // session.capacity)
+            duration = callbacks_module.format_duration(time.perf_counter() - started)
             print(f"{steps}/{steps} - {duration}" + callbacks_module.format_logs(result))
         if return_dict:
             return result
@@ -317,13 +312,11 @@ class Sequential:
         """Inference-mode outputs, shape (rows, units of the last layer), float32."""
         X = as_matrix(x)
         self._ensure_built(X)
-        target = self._engine_target()
-        ws = target.workspace(self.plan, min(int(batch_size or EVAL_ROWS), X.shape[0]), 1)
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
-        result = target.put(out)
-        target.engine.predict(self.plan.table, self.plan.fparams, target.put(self.theta), target.put(self.state),
-                              target.put(X), ws.acts, ws.aux, ws.feat, ws.capacity, result)
-        target.fetch(result, out)
+        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
+            result = session.put(out)
+            session.device.engine.predict(session.net, session.weights, session.ws, session.put(X), result)
+            session.device.fetch(result, out)
         return out
 
     def __call__(self, x):

@@ -4,8 +4,9 @@ import pytest
 
 from nbtrain import Sequential, layers
 from nbtrain.engine import cpu
+from nbtrain.engine.bundles import Objective, Pass, Weights
 from nbtrain.engine.plan import (
-    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, workspace,
+    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, net, workspace,
 )
 
 H = 1e-6
@@ -173,11 +174,17 @@ def test_losses(rng, code):
         p, y = rng.normal(size=(8, 2)) * 3, rng.integers(0, 2, size=(8, 2)).astype(float)
     else:
         p, y = rng.normal(size=(8, 2)) * 2, rng.normal(size=(8, 2))
-    total = cpu.loss_forward(code, 1.0, p, y)
-    np.testing.assert_allclose(total, LOSS_REFERENCES[code](p, y).sum(), rtol=1e-10)
+    np.testing.assert_allclose(loss_sum(code, 1.0, p, y), LOSS_REFERENCES[code](p, y).sum(), rtol=1e-10)
     dp = np.zeros_like(p)
     cpu.loss_backward(code, 1.0, p, y, 1.0, dp)
-    assert_close(dp, numeric_grad(lambda: cpu.loss_forward(code, 1.0, p, y), p))
+    assert_close(dp, numeric_grad(lambda: loss_sum(code, 1.0, p, y), p))
+
+
+def loss_sum(code, param, p, y):
+    """The summed loss as the engine accumulates it (metric_sum adds into a float64 slot)."""
+    total = np.zeros(2)
+    cpu.metric_sum(code, param, p, y, total, 1)
+    return total[1]
 
 
 def test_huber_delta(rng):
@@ -185,13 +192,13 @@ def test_huber_delta(rng):
     delta = 0.7
     e = np.abs(p)
     expected = np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta)).sum()
-    np.testing.assert_allclose(cpu.loss_forward(LOSS_HUBER, delta, p, y), expected, rtol=1e-12)
+    np.testing.assert_allclose(loss_sum(LOSS_HUBER, delta, p, y), expected, rtol=1e-12)
 
 
 def test_bce_logits_is_stable():
     z = np.array([[-200.0], [200.0]], np.float32)
     y = np.array([[1.0], [0.0]], np.float32)
-    assert np.isclose(cpu.loss_forward(LOSS_BCE_LOGITS, 0.0, z, y), 400.0)
+    assert np.isclose(loss_sum(LOSS_BCE_LOGITS, 0.0, z, y), 400.0)
 
 
 def network_and_batch(n=6, seed=0):
@@ -218,15 +225,16 @@ def test_whole_network(loss_code):
     theta = model.theta.astype(np.float64)
     state = model.state.astype(np.float64)
     ws = workspace(plan, x.shape[0], 1, np.float64)
-    grad = np.zeros_like(theta)
+    objective = Objective(loss_code, 1.0, np.zeros(0, np.int64), np.zeros(0))
 
     def loss(g=None):
-        total = cpu.train_step(plan.table, plan.fparams, theta, grad if g is None else g, state, x, y, ws.acts,
-                               ws.dacts, ws.aux, ws.feat, ws.capacity, loss_code, 1.0, 5, 3, 0, x.shape[0], None)
-        return total / y.size
+        total = np.zeros(1)
+        cpu.train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y,
+                       Pass(True, 5, 3, 0, x.shape[0], None), total)
+        return total[0] / y.size
 
     loss()
-    analytic = grad.copy()
-    numeric = numeric_grad(lambda: loss(np.zeros_like(grad)), theta)
+    analytic = ws.grad.copy()
+    numeric = numeric_grad(lambda: loss(np.zeros_like(ws.grad)), theta)
     assert np.abs(analytic).max() > 1e-3
     assert_close(analytic, numeric)

@@ -1,7 +1,8 @@
 """Training engines: the layer table (plan), the CPU and CUDA kernels, and the shared random numbers.
 
 `resolve(device)` turns "auto", "cpu" or "cuda" into the target that will run, without importing
-numba.cuda unless a GPU can be there; `load(target)` imports that target's kernels.
+numba.cuda unless a GPU can be there; `load(target)` imports that target's kernels; a Device's session puts a
+model's arrays where its kernels run for the length of a with-block.
 """
 import ctypes.util
 import importlib
@@ -57,8 +58,8 @@ def load(target):
 
 
 class Device:
-    """A resolved device: its engine module, and how a fit's arrays get there and back. On the CPU the
-    engine works on the host arrays themselves; on CUDA on device copies made once per fit."""
+    """A resolved device: its engine module, and how arrays get there and back. On the CPU the engine works on
+    the host arrays themselves; on CUDA on device copies."""
 
     def __init__(self, name):
         self.name = name
@@ -81,8 +82,7 @@ class Device:
         if not self.on_host:
             array.copy_to_device(host)
 
-    def workspace(self, plan, capacity, n_targets):
-        from dataclasses import fields, replace
-        from .plan import workspace
-        ws = workspace(plan, capacity, n_targets)
-        return replace(ws, **{f.name: self.put(getattr(ws, f.name)) for f in fields(ws) if f.name != "capacity"})
+    def session(self, plan, theta, state, capacity, n_targets, optimizer=None):
+        """A Session for a model with this plan and these host weights (see Session)."""
+        from .session import Session
+        return Session(self, plan, theta, state, capacity, n_targets, optimizer)

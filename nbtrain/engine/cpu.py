@@ -1,33 +1,65 @@
-"""Numba CPU kernels, in network order with each forward beside its backward, and the fused loops.
+"""Numba CPU kernels, in network order with each forward beside its backward, and the fused epoch.
 
 Every kernel works for float32 (training) and float64 (gradient checks): constants are cast to the
 array dtype with `like`, so float32 arithmetic stays float32. Buffers are flat 1-D arrays; an op's
 output is a C-contiguous (rows, width) view made by `rows`, so matrix products go straight to BLAS.
+The walks over the op table are walkers.py's, compiled here with these kernels; the entry points that
+Python calls (train_epoch, evaluate, predict) take the bundles of bundles.py.
 """
 import math
 
 import numpy as np
 from numba import njit
 
+from numba.core import cgutils, types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
+
+from . import walkers
+from .bundles import Pass
+from .collective import allreduce_sum, share
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, metric_value,
     sgd_step,
 )
-from .plan import (
-    ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A,
-    T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
-)
-from .collective import allreduce_sum, share
+from .plan import OPT_ADAM
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 
 
+@intrinsic
+def _view(typingctx, buf, start, n, width):
+    """The (n, width) C-contiguous view of buf[start:start + n * width] (buf 1-D, C-contiguous; the caller keeps
+    the range inside buf). Numba's reshape would do, at the cost of compiling its error path's string
+    formatting, seconds of every first run."""
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"):
+        return None
+    result = types.Array(buf.dtype, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, args[0])
+        view = make_array(result)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(buf.dtype)))
+        populate_array(view, data=builder.gep(source.data, [args[1]]),
+                       shape=cgutils.pack_array(builder, [args[2], args[3]]),
+                       strides=cgutils.pack_array(builder, [builder.mul(args[3], itemsize), itemsize]),
+                       itemsize=itemsize, meminfo=source.meminfo, parent=None)
+        return impl_ret_borrowed(context, builder, result, view._getvalue())
+    return result(buf, types.intp, types.intp, types.intp), codegen
+
+
 @njit(**KERNEL)
 def rows(buf, col, capacity, n, width):
     """The (n, width) view at column offset `col` of a buffer laid out for `capacity` rows."""
-    start = col * capacity
-    return buf[start:start + n * width].reshape((n, width))
+    return _view(buf, col * capacity, n, width)
+
+
+@njit(**KERNEL)
+def matrix(theta, offset, fan_in, fan_out):
+    """The (fan_in, fan_out) kernel stored at `offset` of a flat parameter (or gradient) vector."""
+    return _view(theta, offset, fan_in, fan_out)
 
 
 @njit(**KERNEL)
@@ -86,10 +118,12 @@ def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
     The draw for row r, unit j of step `step` is random_uniform(seed, stream, step, (row0 + r) * width + j),
     where row0 is the batch's first row within the global batch. Inference: identity.
     """
-    if not train:
-        y[:] = x
-        return
     n, m = x.shape
+    if not train:
+        for i in range(n):
+            for j in range(m):
+                y[i, j] = x[i, j]
+        return
     for i in range(n):
         for j in range(m):
             scale = dropout_scale(x[i, j], rate, seed, stream, step, (row0 + i) * m + j)
@@ -159,7 +193,9 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
             dbeta[j] += dy[i, j]
             dgamma[j] += dy[i, j] * xhat[i, j]
     if dx.shape[1]:
-        sums = np.concatenate((dbeta, dgamma))
+        sums = np.empty(2 * m, dy.dtype)
+        for j in range(m):
+            sums[j], sums[m + j] = dbeta[j], dgamma[j]
         allreduce_sum(sums, comm)
         inv_std, count = stats[m:2 * m], like(dy, total)
         for i in range(n):
@@ -167,13 +203,7 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
                 dx[i, j] = gamma[j] * inv_std[j] / count * (count * dy[i, j] - sums[j] - xhat[i, j] * sums[m + j])
 
 
-# ---------------------------------------------------------------- losses (per element; the model's loss is their mean)
-@njit(**KERNEL)
-def loss_forward(code, param, p, y):
-    """Sum of the element losses over the batch, accumulated in float64 (a loss is also a metric)."""
-    return metric_sum(code, param, p, y)
-
-
+# ---------------------------------------------------------------- losses and metrics (per element; reported as means)
 @njit(**KERNEL)
 def loss_backward(code, param, p, y, scale, dp):
     """dp = scale * d loss / d p, where scale = 1 / (elements in the batch) makes the loss a mean."""
@@ -183,13 +213,13 @@ def loss_backward(code, param, p, y, scale, dp):
 
 
 @njit(**KERNEL)
-def metric_sum(code, param, p, y):
-    """Sum over the batch of one metric (binary accuracy, or a loss used as a metric), in float64."""
-    total = 0.0
+def metric_sum(code, param, p, y, total, slot):
+    """total[slot] += one loss or metric summed over the batch (p, y are (n, k)), accumulated in float64."""
+    acc = 0.0
     for i in range(p.shape[0]):
         for j in range(p.shape[1]):
-            total += metric_value(code, param, p[i, j], y[i, j])
-    return total
+            acc += metric_value(code, param, p[i, j], y[i, j])
+    total[slot] += acc
 
 
 # ---------------------------------------------------------------- optimizers over the whole flat vector
@@ -210,145 +240,44 @@ def adam_update(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
 
 
 @njit(**KERNEL)
-def optimizer_update(opt_code, hp, t, theta, grad, slot1, slot2):
-    """One step of the compiled optimizer; hp holds its hyperparameters in Keras order."""
-    if opt_code == OPT_ADAM:
-        adam_update(theta, grad, slot1, slot2, t, hp[0], hp[1], hp[2], hp[3])
+def optimizer_update(opt, t, theta, grad):
+    """Step t (1-based) of the optimizer bundle `opt` on theta; opt.hp holds its hyperparameters in Keras order."""
+    hp = opt.hp
+    if opt.code == OPT_ADAM:
+        adam_update(theta, grad, opt.slot1, opt.slot2, t, hp[0], hp[1], hp[2], hp[3])
     else:
-        sgd_update(theta, grad, slot1, hp[0], hp[1], hp[2] != 0.0)
+        sgd_update(theta, grad, opt.slot1, hp[0], hp[1], hp[2] != 0.0)
 
 
-# ---------------------------------------------------------------- the network: walk the op table
+# ---------------------------------------------------------------- the network: walkers.py's walks, compiled here
 @njit(**KERNEL)
-def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0, total, comm):
-    """Run every op on the batch x; op i writes its output to its rows of `acts`.
-
-    x is rows row0 .. row0 + len(x) of a batch of `total` rows spread over the ranks of comm (None: all here)."""
-    n = x.shape[0]
-    for i in range(table.shape[0]):
-        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
-        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
-        out = rows(acts, table[i, T_A], capacity, n, fan_out)
-        p, fp = table[i, T_P], table[i, T_FP]
-        if kind == OP_DENSE:
-            w = theta[p:p + fan_in * fan_out].reshape((fan_in, fan_out))
-            dense_forward(inp, w, bias(theta, table[i, T_P2], fan_out), out)
-        elif kind == OP_ACTIVATION:
-            activation_forward(table[i, T_ACT], inp, out)
-        elif kind == OP_DROPOUT:
-            mask = rows(aux, table[i, T_X], capacity, n, fan_out)
-            dropout_forward(inp, fparams[fp], seed, table[i, T_ID], step, row0, train, mask, out)
-        elif kind == OP_BATCHNORM:
-            s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
-            batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
-                              state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], train,
-                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out, total,
-                              comm)
+def store(out, a, rows_out):
+    """out[a:a + len(rows_out)] = rows_out (predictions into the caller's array)."""
+    for i in range(rows_out.shape[0]):
+        for j in range(rows_out.shape[1]):
+            out[a + i, j] = rows_out[i, j]
 
 
+_walks = walkers.bind(globals())
+forward, backward, loss_head, output, train_step, add_metrics, evaluate_rows, predict = (
+    njit(**KERNEL)(_walks[name]) for name in walkers.WALKERS)
+
+
+# ---------------------------------------------------------------- entry points (called from Python with bundles)
 @njit(**KERNEL)
-def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start, total, comm):
-    """Backpropagate from d(output of op `start`), held in dacts, down to the first op with parameters.
-
-    Every parameter gradient is overwritten, so grad holds exactly this batch's gradient afterwards."""
-    n = x.shape[0]
-    first = table.shape[0]
-    for i in range(table.shape[0]):
-        if table[i, T_KIND] == OP_DENSE or table[i, T_KIND] == OP_BATCHNORM:
-            first = min(first, i)
-    for i in range(start, first - 1, -1):
-        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
-        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
-        out = rows(acts, table[i, T_A], capacity, n, fan_out)
-        dy = rows(dacts, table[i, T_A], capacity, n, fan_out)
-        # no input gradient below the first op with parameters: dx then has no columns (any rows: a rank's
-        # share of a batch may have none, and batchnorm must still take part in the reductions)
-        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n, fan_in if i > first else 0)
-        p = table[i, T_P]
-        if kind == OP_DENSE:
-            q = p + fan_in * fan_out
-            w = theta[p:q].reshape((fan_in, fan_out))
-            dw = grad[p:q].reshape((fan_in, fan_out))
-            dense_backward(inp, w, dy, dw, bias(grad, table[i, T_P2], fan_out), dx)
-        elif kind == OP_ACTIVATION:
-            activation_backward(table[i, T_ACT], out, dy, dx)
-        elif kind == OP_DROPOUT:
-            dropout_backward(rows(aux, table[i, T_X], capacity, n, fan_out), dy, dx)
-        elif kind == OP_BATCHNORM:
-            f, q = table[i, T_F], table[i, T_P2]
-            batchnorm_backward(dy, rows(aux, table[i, T_X], capacity, n, fan_out), theta[p:p + fan_out],
-                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx, total, comm)
-
-
-@njit(**KERNEL)
-def loss_head(table, loss_code, x, acts, capacity):
-    """Where the loss reads from: (array, loss code, op index that wrote it).
-
-    A model ending in a sigmoid trained with binary cross-entropy is scored on the sigmoid's input
-    (the logits) with the stable log-sum-exp form, and its gradient is the fused p - y."""
-    n, last = x.shape[0], table.shape[0] - 1
-    if loss_code == LOSS_BCE and table[last, T_KIND] == OP_ACTIVATION and table[last, T_ACT] == ACT_SIGMOID:
-        if last == 0:
-            return x, LOSS_BCE_LOGITS, -1
-        return rows(acts, table[last - 1, T_A], capacity, n, table[last - 1, T_OUT]), LOSS_BCE_LOGITS, last - 1
-    return rows(acts, table[last, T_A], capacity, n, table[last, T_OUT]), loss_code, last
-
-
-@njit(**KERNEL)
-def train_step(table, fparams, theta, grad, state, x, y, acts, dacts, aux, feat, capacity, loss_code, loss_param,
-               seed, step, row0, total, comm):
-    """Forward, loss and backward for rows row0 .. row0 + len(x) of a batch of `total` rows (the rest are on
-    the other ranks of comm; None: none): fills grad with this share's part of the batch-mean gradient and
-    returns this share's summed loss."""
-    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0, total, comm)
-    z, code, index = loss_head(table, loss_code, x, acts, capacity)
-    loss = loss_forward(code, loss_param, z, y)
-    if index >= 0:
-        dz = rows(dacts, table[index, T_A], capacity, z.shape[0], z.shape[1])
-        loss_backward(code, loss_param, z, y, like(theta, 1.0 / (total * y.shape[1])), dz)
-        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index, total, comm)
-    return loss
-
-
-@njit(**KERNEL)
-def add_metrics(metric_codes, metric_params, p, y, logs):
-    for j in range(metric_codes.size):
-        logs[1 + j] += metric_sum(metric_codes[j], metric_params[j], p, y)
-
-
-@njit(**KERNEL)
-def evaluate(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param, metric_codes,
-             metric_params, logs, comm):
+def evaluate(net, weights, ws, objective, X, Y, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means.
     Each rank of comm scores its share of the rows; the sums are reduced over the ranks."""
     logs[:] = 0.0
     start, stop = share(X.shape[0], comm)
-    last = table.shape[0] - 1
-    for a in range(start, stop, capacity):
-        xb, yb = X[a:min(a + capacity, stop)], Y[a:min(a + capacity, stop)]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
-        z, code, _ = loss_head(table, loss_code, xb, acts, capacity)
-        logs[0] += loss_forward(code, loss_param, z, yb)
-        add_metrics(metric_codes, metric_params,
-                    rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]), yb, logs)
+    evaluate_rows(net, weights, ws, objective, X, Y, start, stop, logs, np.int64(0))
     allreduce_sum(logs, comm)
-    logs /= max(Y.size, 1)
+    for j in range(logs.size):
+        logs[j] /= max(Y.size, 1)
 
 
 @njit(**KERNEL)
-def predict(table, fparams, theta, state, X, acts, aux, feat, capacity, out):
-    """Inference-mode outputs for all rows of X, `capacity` rows at a time."""
-    last = table.shape[0] - 1
-    for a in range(0, X.shape[0], capacity):
-        xb = X[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
-        out[a:a + xb.shape[0]] = rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT])
-
-
-@njit(**KERNEL)
-def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, xin, yin, acts, dacts, aux, feat,
-                capacity, batch_size, shuffle, seed, step0, loss_code, loss_param, metric_codes,
-                metric_params, opt_code, opt_hp, logs, comm):
+def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm):
     """One epoch: shuffle, then for every batch forward, loss, backward and update; then validation.
 
     step0 is the optimizer's step count at the start of the epoch; it keys the epoch's shuffle and, with
@@ -360,40 +289,41 @@ def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, 
     logs receives [loss, *metrics, val_loss, *val_metrics] (element means; validation NaN when absent).
     Returns the number of steps taken: fewer than the epoch's when a batch's loss was not finite, in which
     case that batch's update was not applied and logs[0] is NaN."""
+    X, Y = data.X, data.Y
     n, n_in = X.shape
     k = Y.shape[1]
-    order = permutation(n, seed, step0) if shuffle else np.arange(n)
-    width = 1 + metric_codes.size
+    order = permutation(n, loop.seed, step0, loop.shuffle)
+    width = 1 + objective.metric_codes.size
     logs[:] = 0.0
     batch_loss = np.zeros(1)
-    last = table.shape[0] - 1
-    steps = (n + batch_size - 1) // batch_size
+    steps = (n + loop.batch_size - 1) // loop.batch_size
     for s in range(steps):
-        a = s * batch_size
-        nb = min(batch_size, n - a)
+        a = s * loop.batch_size
+        nb = min(loop.batch_size, n - a)
         lo, hi = share(nb, comm)
-        xb = xin[:(hi - lo) * n_in].reshape((hi - lo, n_in))
-        yb = yin[:(hi - lo) * k].reshape((hi - lo, k))
+        xb, yb = _view(ws.xin, 0, hi - lo, n_in), _view(ws.yin, 0, hi - lo, k)
         for r in range(hi - lo):
-            xb[r] = X[order[a + lo + r]]
-            yb[r] = Y[order[a + lo + r]]
+            source = order[a + lo + r]
+            for c in range(n_in):
+                xb[r, c] = X[source, c]
+            for c in range(k):
+                yb[r, c] = Y[source, c]
         step = step0 + s
-        batch_loss[0] = train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity,
-                                   loss_code, loss_param, seed, step, lo, nb, comm)
+        batch_loss[0] = 0.0
+        train_step(net, weights, ws, objective, xb, yb, Pass(True, loop.seed, step, lo, nb, comm), batch_loss)
         logs[0] += batch_loss[0]
         allreduce_sum(batch_loss, comm)
-        if not np.isfinite(batch_loss[0]):
+        if not math.isfinite(batch_loss[0]):
             logs[:] = np.nan
             return s
-        allreduce_sum(grad, comm)
-        add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, hi - lo, table[last, T_OUT]),
-                    yb, logs)
-        optimizer_update(opt_code, opt_hp, step + 1, theta, grad, slot1, slot2)
+        allreduce_sum(ws.grad, comm)
+        add_metrics(objective, output(net, ws, hi - lo), yb, logs, np.int64(0))
+        optimizer_update(opt, step + 1, weights.theta, ws.grad)
     allreduce_sum(logs[:width], comm)
-    logs[:width] /= n * k
-    if Xv.shape[0]:
-        evaluate(table, fparams, theta, state, Xv, Yv, acts, aux, feat, capacity, loss_code, loss_param,
-                 metric_codes, metric_params, logs[width:], comm)
+    for j in range(width):
+        logs[j] /= n * k
+    if data.Xv.shape[0]:
+        evaluate(net, weights, ws, objective, data.Xv, data.Yv, logs[width:], comm)
     else:
         logs[width:] = np.nan
     return steps

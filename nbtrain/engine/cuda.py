@@ -12,12 +12,12 @@ import math
 import numpy as np
 from numba import config, cuda
 
-from .elementwise import activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad
-from .elementwise import metric_value, sgd_step
-from .plan import (
-    ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OPT_ADAM, T_A,
-    T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
+from . import walkers
+from .bundles import Pass
+from .elementwise import (
+    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad, metric_value, sgd_step,
 )
+from .plan import OPT_ADAM
 from .rng import permutation
 
 # The simulator runs every GPU thread as a Python thread: keep its blocks small.
@@ -37,6 +37,21 @@ def rows(buf, col, capacity, n, width):
     """The (n, width) view at column offset `col` of a buffer laid out for `capacity` rows."""
     start = col * capacity
     return buf[start:start + n * width].reshape((n, width))
+
+
+def matrix(theta, offset, fan_in, fan_out):
+    """The (fan_in, fan_out) kernel stored at `offset` of a flat parameter (or gradient) vector."""
+    return theta[offset:offset + fan_in * fan_out].reshape((fan_in, fan_out))
+
+
+def like(x, value):
+    """`value` as a float32 scalar: the CUDA kernels are float32 only."""
+    return np.float32(value)
+
+
+def store(out, a, rows_out):
+    """out[a:a + len(rows_out)] = rows_out, device to device."""
+    out[a:a + rows_out.shape[0]].copy_to_device(rows_out)
 
 
 def bias(theta, offset, width):
@@ -278,12 +293,9 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
 
 
 # ---------------------------------------------------------------- losses and metrics
-def loss_forward(code, param, p, y, total, slot):
-    """total[slot] += the batch's summed loss (on the device: nothing comes back until the epoch ends)."""
-    _score[launch(p.size)](code, param, p, y, total, slot)
-
-
 def metric_sum(code, param, p, y, total, slot):
+    """total[slot] += one loss or metric summed over the batch (on the device: nothing comes back until the epoch
+    ends)."""
     _score[launch(p.size)](code, param, p, y, total, slot)
 
 
@@ -316,15 +328,16 @@ def _adam(theta, grad, m, v, alpha, c1, c2, eps, halted):
         theta[i], m[i], v[i] = adam_step(theta[i], grad[i], m[i], v[i], alpha, c1, c2, eps)
 
 
-def optimizer_update(opt_code, hp, t, theta, grad, slot1, slot2, halted):
-    """One step of the compiled optimizer, skipped on the device once `halted` is set."""
+def optimizer_update(opt, t, theta, grad, halted):
+    """Step t (1-based) of the optimizer bundle `opt` on theta, skipped on the device once `halted` is set."""
     if not theta.size:
         return
-    if opt_code == OPT_ADAM:
-        _adam[launch(theta.size)](theta, grad, slot1, slot2, np.float32(adam_alpha(hp[0], hp[1], hp[2], t)),
+    hp = opt.hp
+    if opt.code == OPT_ADAM:
+        _adam[launch(theta.size)](theta, grad, opt.slot1, opt.slot2, np.float32(adam_alpha(hp[0], hp[1], hp[2], t)),
                                   np.float32(1.0 - hp[1]), np.float32(1.0 - hp[2]), np.float32(hp[3]), halted)
     else:
-        _sgd[launch(theta.size)](theta, grad, slot1, np.float32(hp[0]), np.float32(hp[1]), bool(hp[2]), halted)
+        _sgd[launch(theta.size)](theta, grad, opt.slot1, np.float32(hp[0]), np.float32(hp[1]), bool(hp[2]), halted)
 
 
 @cuda.jit
@@ -350,119 +363,21 @@ def _gather(X, Y, order, start, xb, yb):
             yb[r, c - n_in] = Y[src, c - n_in]
 
 
-# ---------------------------------------------------------------- the network: walk the op table on the host
-def forward(table, fparams, theta, state, x, acts, aux, feat, capacity, train, seed, step, row0, total, comm):
-    """Run every op on the batch x; op i writes its output to its rows of `acts`."""
-    n = x.shape[0]
-    for i in range(table.shape[0]):
-        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
-        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
-        out = rows(acts, table[i, T_A], capacity, n, fan_out)
-        p, fp = table[i, T_P], table[i, T_FP]
-        if kind == OP_DENSE:
-            w = theta[p:p + fan_in * fan_out].reshape((fan_in, fan_out))
-            dense_forward(inp, w, bias(theta, table[i, T_P2], fan_out), out)
-        elif kind == OP_ACTIVATION:
-            activation_forward(table[i, T_ACT], inp, out)
-        elif kind == OP_DROPOUT:
-            mask = rows(aux, table[i, T_X], capacity, n, fan_out)
-            dropout_forward(inp, fparams[fp], seed, table[i, T_ID], step, row0, train, mask, out)
-        elif kind == OP_BATCHNORM:
-            s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
-            batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
-                              state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], train,
-                              feat[f:f + 2 * fan_out], rows(aux, table[i, T_X], capacity, n, fan_out), out, total,
-                              comm)
+# ---------------------------------------------------------------- the network: walkers.py's walks, as host code
+_walks = walkers.bind(globals())
+forward, backward, loss_head, output, train_step, add_metrics, evaluate_rows, predict = (
+    _walks[name] for name in walkers.WALKERS)
 
 
-def backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, start, total, comm):
-    """Backpropagate from d(output of op `start`), held in dacts, down to the first op with parameters."""
-    n = x.shape[0]
-    kinds = list(table[:, T_KIND])
-    first = min([i for i, k in enumerate(kinds) if k in (OP_DENSE, OP_BATCHNORM)], default=len(kinds))
-    for i in range(start, first - 1, -1):
-        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
-        inp = x if i == 0 else rows(acts, table[i - 1, T_A], capacity, n, fan_in)
-        out = rows(acts, table[i, T_A], capacity, n, fan_out)
-        dy = rows(dacts, table[i, T_A], capacity, n, fan_out)
-        dx = rows(dacts, table[i - 1, T_A] if i > 0 else 0, capacity, n, fan_in if i > first else 0)
-        p = table[i, T_P]
-        if kind == OP_DENSE:
-            q = p + fan_in * fan_out
-            dense_backward(inp, theta[p:q].reshape((fan_in, fan_out)), dy, grad[p:q].reshape((fan_in, fan_out)),
-                           bias(grad, table[i, T_P2], fan_out), dx)
-        elif kind == OP_ACTIVATION:
-            activation_backward(table[i, T_ACT], out, dy, dx)
-        elif kind == OP_DROPOUT:
-            dropout_backward(rows(aux, table[i, T_X], capacity, n, fan_out), dy, dx)
-        elif kind == OP_BATCHNORM:
-            f, q = table[i, T_F], table[i, T_P2]
-            batchnorm_backward(dy, rows(aux, table[i, T_X], capacity, n, fan_out), theta[p:p + fan_out],
-                               feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx, total, comm)
-
-
-def loss_head(table, loss_code, x, acts, capacity):
-    """Where the loss reads from: (array, loss code, op index that wrote it); see cpu.loss_head."""
-    n, last = x.shape[0], table.shape[0] - 1
-    if loss_code == LOSS_BCE and table[last, T_KIND] == OP_ACTIVATION and table[last, T_ACT] == ACT_SIGMOID:
-        if last == 0:
-            return x, LOSS_BCE_LOGITS, -1
-        return rows(acts, table[last - 1, T_A], capacity, n, table[last - 1, T_OUT]), LOSS_BCE_LOGITS, last - 1
-    return rows(acts, table[last, T_A], capacity, n, table[last, T_OUT]), loss_code, last
-
-
-def train_step(table, fparams, theta, grad, state, x, y, acts, dacts, aux, feat, capacity, loss_code, loss_param,
-               seed, step, row0, total, comm, sums, slot):
-    """Forward, loss and backward for one batch: fills grad and adds the batch's summed loss to sums[slot]
-    (on the device, so nothing comes back). One process only: comm is None and total is len(x)."""
-    forward(table, fparams, theta, state, x, acts, aux, feat, capacity, True, seed, step, row0, total, comm)
-    z, code, index = loss_head(table, loss_code, x, acts, capacity)
-    loss_forward(code, loss_param, z, y, sums, slot)
-    if index >= 0:
-        dz = rows(dacts, table[index, T_A], capacity, z.shape[0], z.shape[1])
-        loss_backward(code, loss_param, z, y, 1.0 / (total * y.shape[1]), dz)
-        backward(table, theta, grad, x, acts, dacts, aux, feat, capacity, index, total, comm)
-
-
-def add_metrics(metric_codes, metric_params, p, y, total, offset):
-    for j in range(metric_codes.size):
-        metric_sum(metric_codes[j], metric_params[j], p, y, total, offset + 1 + j)
-
-
-def _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param,
-                   metric_codes, metric_params, total, offset):
-    last = table.shape[0] - 1
-    for a in range(0, X.shape[0], capacity):
-        xb, yb = X[a:a + capacity], Y[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
-        z, code, _ = loss_head(table, loss_code, xb, acts, capacity)
-        loss_forward(code, loss_param, z, yb, total, offset)
-        add_metrics(metric_codes, metric_params,
-                    rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]), yb, total, offset)
-
-
-def evaluate(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param, metric_codes,
-             metric_params, logs, comm):
+def evaluate(net, weights, ws, objective, X, Y, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means."""
     _one_process(comm)
     total = cuda.to_device(np.zeros(logs.size, np.float64))
-    _evaluate_into(table, fparams, theta, state, X, Y, acts, aux, feat, capacity, loss_code, loss_param,
-                   metric_codes, metric_params, total, 0)
+    evaluate_rows(net, weights, ws, objective, X, Y, 0, X.shape[0], total, 0)
     logs[:] = total.copy_to_host() / max(Y.size, 1)
 
 
-def predict(table, fparams, theta, state, X, acts, aux, feat, capacity, out):
-    """Inference-mode outputs for all rows of X, `capacity` rows at a time, into the device array out."""
-    last = table.shape[0] - 1
-    for a in range(0, X.shape[0], capacity):
-        xb = X[a:a + capacity]
-        forward(table, fparams, theta, state, xb, acts, aux, feat, capacity, False, 0, 0, 0, xb.shape[0], None)
-        out[a:a + xb.shape[0]].copy_to_device(rows(acts, table[last, T_A], capacity, xb.shape[0], table[last, T_OUT]))
-
-
-def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, xin, yin, acts, dacts, aux, feat,
-                capacity, batch_size, shuffle, seed, step0, loss_code, loss_param, metric_codes, metric_params,
-                opt_code, opt_hp, logs, comm):
+def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm):
     """cpu.train_epoch on the GPU: same arguments (device arrays for data, weights and buffers; host arrays
     for the table, hyperparameters and logs), same shuffle and dropout draws, same result contract.
 
@@ -470,38 +385,34 @@ def train_epoch(table, fparams, theta, grad, slot1, slot2, state, X, Y, Xv, Yv, 
     and metrics accumulate on the device and come back once. A non-finite batch loss halts the optimizer
     on the device, so that batch's update and all later ones are skipped, as on the CPU."""
     _one_process(comm)
+    X, Y = data.X, data.Y
     n, n_in = X.shape
     k = Y.shape[1]
-    order = cuda.to_device(permutation(n, seed, step0) if shuffle else np.arange(n))
-    width = 1 + metric_codes.size
+    order = cuda.to_device(permutation(n, loop.seed, step0, loop.shuffle))
+    width = 1 + objective.metric_codes.size
     total = cuda.to_device(np.zeros(logs.size, np.float64))
     halted = cuda.to_device(np.zeros(1, np.int64))
-    last = table.shape[0] - 1
-    steps = (n + batch_size - 1) // batch_size
+    steps = (n + loop.batch_size - 1) // loop.batch_size
     for s in range(steps):
-        a = s * batch_size
-        nb = min(batch_size, n - a)
-        xb, yb = xin[:nb * n_in].reshape((nb, n_in)), yin[:nb * k].reshape((nb, k))
+        a = s * loop.batch_size
+        nb = min(loop.batch_size, n - a)
+        xb, yb = ws.xin[:nb * n_in].reshape((nb, n_in)), ws.yin[:nb * k].reshape((nb, k))
         _gather[launch(nb * (n_in + k))](X, Y, order, a, xb, yb)
         step = step0 + s
-        train_step(table, fparams, theta, grad, state, xb, yb, acts, dacts, aux, feat, capacity, loss_code,
-                   loss_param, seed, step, 0, nb, None, total, 0)
+        train_step(net, weights, ws, objective, xb, yb, Pass(True, loop.seed, step, 0, nb, None), total)
         _halt_if_not_finite[1, 1](total, 0, halted, s)
-        add_metrics(metric_codes, metric_params, rows(acts, table[last, T_A], capacity, nb, table[last, T_OUT]),
-                    yb, total, 0)
-        optimizer_update(opt_code, opt_hp, step + 1, theta, grad, slot1, slot2, halted)
-    if Xv.shape[0]:
-        _evaluate_into(table, fparams, theta, state, Xv, Yv, acts, aux, feat, capacity, loss_code, loss_param,
-                       metric_codes, metric_params, total, width)
+        add_metrics(objective, output(net, ws, nb), yb, total, 0)
+        optimizer_update(opt, step + 1, weights.theta, ws.grad, halted)
+    if data.Xv.shape[0]:
+        evaluate_rows(net, weights, ws, objective, data.Xv, data.Yv, 0, data.Xv.shape[0], total, width)
     stopped = int(halted.copy_to_host()[0])
     if stopped:
         logs[:] = np.nan
         return stopped - 1
     logs[:] = total.copy_to_host()
     logs[:width] /= n * k
-    logs[width:] = logs[width:] / Yv.size if Xv.shape[0] else np.nan
+    logs[width:] = logs[width:] / data.Yv.size if data.Xv.shape[0] else np.nan
     return steps
-
 
 
 def _one_process(comm):

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bundles import Net, Workspace
+
 # Operation kinds.
 OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM = 0, 1, 2, 3
 # Activation codes.
@@ -65,19 +67,6 @@ class Plan:
     aux_width: int
     feat_size: int
     variables: list = field(default_factory=list)
-
-
-@dataclass
-class Workspace:
-    """Preallocated buffers for batches of up to `capacity` rows; op outputs are views into them."""
-
-    capacity: int
-    xin: np.ndarray
-    yin: np.ndarray
-    acts: np.ndarray
-    dacts: np.ndarray
-    aux: np.ndarray
-    feat: np.ndarray
 
 
 def compile_plan(layers, n_in):
@@ -149,13 +138,20 @@ def compile_plan(layers, n_in):
 
 
 def workspace(plan, capacity, n_targets, dtype=np.float32):
-    """Allocate the buffers for batches of up to `capacity` rows with `n_targets` target columns."""
+    """Allocate the buffers (a bundles.Workspace) for batches of up to `capacity` rows with `n_targets` target
+    columns."""
     return Workspace(
-        capacity=capacity,
+        capacity=int(capacity),
         xin=np.zeros(capacity * plan.n_in, dtype),
         yin=np.zeros(capacity * n_targets, dtype),
         acts=np.zeros(capacity * plan.act_width, dtype),
         dacts=np.zeros(capacity * plan.act_width, dtype),
         aux=np.zeros(max(capacity * plan.aux_width, 1), dtype),
         feat=np.zeros(max(plan.feat_size, 1), dtype),
+        grad=np.zeros(max(plan.n_params, 1), dtype),
     )
+
+
+def net(plan):
+    """The plan as the kernels take it (a bundles.Net)."""
+    return Net(plan.table, plan.fparams)

@@ -33,10 +33,13 @@ def random_uniform(seed, a, b, c):
 
 
 @njit(cache=True)
-def permutation(n, seed, key):
-    """A shuffle of range(n) (Fisher-Yates), each swap drawn from (seed, stream 0, key, position)."""
-    order = np.arange(n)
-    for i in range(n - 1, 0, -1):
-        j = np.int64(random_bits(seed, 0, key, i) % np.uint64(i + 1))
+def permutation(n, seed, key, shuffle):
+    """A shuffle of range(n) (Fisher-Yates), each swap drawn from (seed, stream 0, key, position); range(n)
+    itself when not shuffle."""
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        order[i] = i
+    for i in range(n - 1 if shuffle else 0, 0, -1):
+        j = np.int64(random_bits(seed, np.int64(0), key, i) % np.uint64(i + 1))  # stream 0; an int64, not a literal
         order[i], order[j] = order[j], order[i]
     return order

@@ -1,0 +1,30 @@
+"""The engine's argument bundles: named tuples of arrays and numbers that the API builds once per fit (or
+evaluate/predict call) and the kernels of both targets take. Numba compiles a named tuple as one typed argument
+and caches functions that take them; building one from constants also unliterals them, so a call with fixed
+values (an inference pass) does not compile a second specialization.
+
+Dtypes are fixed: float32 for weights, buffers and data; int64 for the op table and codes; float64 only for the
+hyperparameter vectors and the float64 accumulators (logs). On CUDA the float32 arrays are device arrays.
+"""
+from collections import namedtuple
+
+# The model's structure: the op table (int64, (ops, N_COLUMNS)) and the ops' float parameters (float64).
+Net = namedtuple("Net", "table fparams")
+# Trainable parameters (theta) and non-trainable state (batchnorm moving statistics), flat float32.
+Weights = namedtuple("Weights", "theta state")
+# The optimizer: its code, hyperparameters in Keras order (float64) and two slot vectors the size of theta.
+Optimizer = namedtuple("Optimizer", "code hp slot1 slot2")
+# The loss (code, parameter) and the metrics (int64 codes, float64 parameters) reported beside it.
+Objective = namedtuple("Objective", "loss_code loss_param metric_codes metric_params")
+# Buffers for batches of up to `capacity` rows: gathered inputs and targets, op outputs and their gradients,
+# dropout masks / batchnorm x-hat, per-feature scratch, and the gradient of theta.
+Workspace = namedtuple("Workspace", "capacity xin yin acts dacts aux feat grad")
+# Training rows (X, Y) and validation rows (Xv, Yv; zero rows when there are none), float32 (rows, columns).
+Data = namedtuple("Data", "X Y Xv Yv")
+# How an epoch walks the training rows: rows per step, whether to shuffle, and the seed of shuffles and dropout.
+Loop = namedtuple("Loop", "batch_size shuffle seed")
+# One forward (and backward) pass: training or inference; the dropout draw's seed and step; the batch's first row
+# within the global batch, the global batch's rows, and the MPI group sharing them (None, or int64 [rank, size]).
+Pass = namedtuple("Pass", "train seed step row0 total comm")
+
+WORKSPACE_ARRAYS = Workspace._fields[1:]

@@ -1,0 +1,57 @@
+"""A model's arrays on a device for the length of a with-block: the weights and a workspace (and, for a fit, the
+optimizer's slots and the data) put where the device's kernels run, as the bundles they take; at the end of a
+fit's block the weights and optimizer slots are fetched back into the host arrays, so the host copy is whole
+again whatever ended the block (the end of training, Ctrl-C, an error)."""
+from .bundles import WORKSPACE_ARRAYS, Data, Optimizer, Weights
+from .plan import net, workspace
+
+
+class Session:
+    """Built by Device.session. `optimizer` is None (evaluate, predict) or (code, hyperparameters as a float64
+    array, [slot1, slot2] host arrays). Inside the block: .net, .weights, .ws and .opt are the bundles;
+    data(...) puts arrays on the device; pull() and push() move the weights mid-block (callbacks that read or
+    set them)."""
+
+    def __init__(self, device, plan, theta, state, capacity, n_targets, optimizer=None):
+        self.device, self.plan = device, plan
+        self.host = Weights(theta, state)
+        self.capacity, self.n_targets, self.optimizer = capacity, n_targets, optimizer
+
+    def __enter__(self):
+        put = self.device.put
+        self.net = net(self.plan)
+        self.weights = Weights(put(self.host.theta), put(self.host.state))
+        ws = workspace(self.plan, self.capacity, self.n_targets)
+        self.ws = ws._replace(**{name: put(getattr(ws, name)) for name in WORKSPACE_ARRAYS})
+        self.opt = None
+        if self.optimizer is not None:
+            code, hp, slots = self.optimizer
+            self.opt = Optimizer(code, hp, put(slots[0]), put(slots[1]))
+        return self
+
+    def data(self, X, Y, Xv=None, Yv=None):
+        """The training (and validation) arrays as a Data bundle on the device; no validation: zero rows."""
+        Xv, Yv = (X[:0], Y[:0]) if Xv is None else (Xv, Yv)
+        return Data(*(self.device.put(a) for a in (X, Y, Xv, Yv)))
+
+    def put(self, array):
+        return self.device.put(array)
+
+    def pull(self):
+        """The device's weights (and optimizer slots) into the host arrays."""
+        fetch = self.device.fetch
+        fetch(self.weights.theta, self.host.theta)
+        fetch(self.weights.state, self.host.state)
+        if self.opt is not None:
+            fetch(self.opt.slot1, self.optimizer[2][0])
+            fetch(self.opt.slot2, self.optimizer[2][1])
+
+    def push(self):
+        """The host weights onto the device (after set_weights during a fit)."""
+        self.device.send(self.host.theta, self.weights.theta)
+        self.device.send(self.host.state, self.weights.state)
+
+    def __exit__(self, *exc):
+        if self.opt is not None:  # inference changes nothing on the device
+            self.pull()
+        return False

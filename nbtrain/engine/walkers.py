@@ -1,0 +1,157 @@
+"""The walks over the op table that both targets share, written once: forward, backward, where the loss reads
+from, one training step, and inference over many rows. They are plain functions over names that each target
+module defines (rows, matrix, bias, the layer kernels, metric_sum, loss_backward, store): cpu.py compiles them
+with its own kernels as their globals (@njit, cached), cuda.py runs them as host code that launches its kernels.
+`bind(walker, namespace)` makes a target's copy; nothing here is called directly.
+
+Shapes: x is (n, n_in) for a batch of n rows; op i writes its (n, fan_out) output at column offset
+table[i, T_A] of ws.acts (laid out for ws.capacity rows) and, in backward, its output's gradient at the same
+place of ws.dacts.
+"""
+import types
+
+import numpy as np
+
+from .plan import (
+    ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, T_A, T_ACT, T_F,
+    T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
+)
+
+NAMES = dict(ACT_SIGMOID=ACT_SIGMOID, LOSS_BCE=LOSS_BCE, LOSS_BCE_LOGITS=LOSS_BCE_LOGITS, OP_ACTIVATION=OP_ACTIVATION,
+             OP_BATCHNORM=OP_BATCHNORM, OP_DENSE=OP_DENSE, OP_DROPOUT=OP_DROPOUT, T_A=T_A, T_ACT=T_ACT, T_F=T_F,
+             T_FP=T_FP, T_ID=T_ID, T_IN=T_IN, T_KIND=T_KIND, T_OUT=T_OUT, T_P=T_P, T_P2=T_P2, T_S=T_S, T_X=T_X)
+
+
+# What each target module defines for the walkers (its own kernels and views); unbound here.
+TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_backward", "activation_forward",
+          "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
+          "metric_sum", "loss_backward", "Pass")
+rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
+activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
+metric_sum = loss_backward = Pass = None
+WALKERS = ("forward", "backward", "loss_head", "output", "train_step", "add_metrics", "evaluate_rows", "predict")
+
+
+def bind(namespace):
+    """The walkers as functions of a target: copies whose globals are `namespace` (the target module's, which
+    must define every name in TARGET) with the plan's codes and the walkers themselves added. Returns them by
+    name; the target wraps them as it runs code (cpu: @njit)."""
+    missing = [name for name in TARGET if name not in namespace]
+    if missing:
+        raise NameError(f"{namespace['__name__']} does not define {', '.join(missing)} for the walkers")
+    namespace.update(NAMES)
+    return {name: types.FunctionType(globals()[name].__code__, namespace, name) for name in WALKERS}
+
+
+def forward(net, weights, ws, x, ps):
+    """Run every op on the batch x; op i writes its output to its rows of ws.acts. ps (a Pass) says whether this
+    is training, the dropout draw's seed and step, and where x sits in the global batch of ps.total rows."""
+    table, fparams, theta, state = net.table, net.fparams, weights.theta, weights.state
+    n = x.shape[0]
+    for i in range(table.shape[0]):
+        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
+        inp = x if i == 0 else rows(ws.acts, table[i - 1, T_A], ws.capacity, n, fan_in)
+        out = rows(ws.acts, table[i, T_A], ws.capacity, n, fan_out)
+        p, fp = table[i, T_P], table[i, T_FP]
+        if kind == OP_DENSE:
+            dense_forward(inp, matrix(theta, p, fan_in, fan_out), bias(theta, table[i, T_P2], fan_out), out)
+        elif kind == OP_ACTIVATION:
+            activation_forward(table[i, T_ACT], inp, out)
+        elif kind == OP_DROPOUT:
+            mask = rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out)
+            dropout_forward(inp, fparams[fp], ps.seed, table[i, T_ID], ps.step, ps.row0, ps.train, mask, out)
+        elif kind == OP_BATCHNORM:
+            s, f, q = table[i, T_S], table[i, T_F], table[i, T_P2]
+            batchnorm_forward(inp, theta[p:p + fan_out], theta[q:q + fan_out], state[s:s + fan_out],
+                              state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], ps.train,
+                              ws.feat[f:f + 2 * fan_out], rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out),
+                              out, ps.total, ps.comm)
+
+
+def backward(net, weights, ws, x, start, ps):
+    """Backpropagate from d(output of op `start`), held in ws.dacts, down to the first op with parameters.
+    Every parameter gradient is overwritten, so ws.grad holds exactly this batch's gradient afterwards."""
+    table, theta, grad = net.table, weights.theta, ws.grad
+    n = x.shape[0]
+    first = table.shape[0]
+    for i in range(table.shape[0]):
+        if table[i, T_KIND] == OP_DENSE or table[i, T_KIND] == OP_BATCHNORM:
+            first = min(first, i)
+    for i in range(start, first - 1, -1):
+        kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
+        inp = x if i == 0 else rows(ws.acts, table[i - 1, T_A], ws.capacity, n, fan_in)
+        out = rows(ws.acts, table[i, T_A], ws.capacity, n, fan_out)
+        dy = rows(ws.dacts, table[i, T_A], ws.capacity, n, fan_out)
+        # no input gradient below the first op with parameters: dx then has no columns (any rows: a rank's
+        # share of a batch may have none, and batchnorm must still take part in the reductions)
+        dx = rows(ws.dacts, table[i - 1, T_A] if i > 0 else 0, ws.capacity, n, fan_in if i > first else 0)
+        p = table[i, T_P]
+        if kind == OP_DENSE:
+            dense_backward(inp, matrix(theta, p, fan_in, fan_out), dy, matrix(grad, p, fan_in, fan_out),
+                           bias(grad, table[i, T_P2], fan_out), dx)
+        elif kind == OP_ACTIVATION:
+            activation_backward(table[i, T_ACT], out, dy, dx)
+        elif kind == OP_DROPOUT:
+            dropout_backward(rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out), dy, dx)
+        elif kind == OP_BATCHNORM:
+            f, q = table[i, T_F], table[i, T_P2]
+            batchnorm_backward(dy, rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out), theta[p:p + fan_out],
+                               ws.feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx, ps.total,
+                               ps.comm)
+
+
+def loss_head(net, loss_code, x, ws):
+    """Where the loss reads from: (array, loss code, op index that wrote it). A model ending in a sigmoid trained
+    with binary cross-entropy is scored on the sigmoid's input (the logits) with the stable log-sum-exp form, and
+    its gradient is the fused p - y."""
+    table = net.table
+    n, last = x.shape[0], table.shape[0] - 1
+    if loss_code == LOSS_BCE and table[last, T_KIND] == OP_ACTIVATION and table[last, T_ACT] == ACT_SIGMOID:
+        if last == 0:
+            return x, LOSS_BCE_LOGITS, -1
+        return rows(ws.acts, table[last - 1, T_A], ws.capacity, n, table[last - 1, T_OUT]), LOSS_BCE_LOGITS, last - 1
+    return rows(ws.acts, table[last, T_A], ws.capacity, n, table[last, T_OUT]), loss_code, last
+
+
+def output(net, ws, n):
+    """The model's output for the last batch of n rows: the last op's rows of ws.acts, (n, n_out)."""
+    last = net.table.shape[0] - 1
+    return rows(ws.acts, net.table[last, T_A], ws.capacity, n, net.table[last, T_OUT])
+
+
+def train_step(net, weights, ws, objective, x, y, ps, sums):
+    """Forward, loss and backward for the rows of x (n, n_in) and y (n, k): ws.grad receives this share's part of
+    the gradient of the global batch's mean loss, sums[0] gains the share's summed loss."""
+    forward(net, weights, ws, x, ps)
+    z, code, index = loss_head(net, objective.loss_code, x, ws)
+    metric_sum(code, objective.loss_param, z, y, sums, np.int64(0))  # an int64, not a literal: one compilation
+    if index >= 0:
+        dz = rows(ws.dacts, net.table[index, T_A], ws.capacity, z.shape[0], z.shape[1])
+        loss_backward(code, objective.loss_param, z, y, like(weights.theta, 1.0 / (ps.total * y.shape[1])), dz)
+        backward(net, weights, ws, x, index, ps)
+
+
+def add_metrics(objective, p, y, sums, offset):
+    """sums[offset + 1 + j] gains metric j summed over the batch."""
+    for j in range(objective.metric_codes.size):
+        metric_sum(objective.metric_codes[j], objective.metric_params[j], p, y, sums, offset + 1 + j)
+
+
+def evaluate_rows(net, weights, ws, objective, X, Y, start, stop, sums, offset):
+    """Inference over rows start..stop of (X, Y), ws.capacity at a time: sums[offset] gains the summed loss and
+    sums[offset + 1 + j] metric j's sum."""
+    for a in range(start, stop, ws.capacity):
+        b = min(a + ws.capacity, stop)
+        xb, yb = X[a:b], Y[a:b]
+        forward(net, weights, ws, xb, Pass(False, 0, 0, 0, b - a, None))
+        z, code, _ = loss_head(net, objective.loss_code, xb, ws)
+        metric_sum(code, objective.loss_param, z, yb, sums, offset)
+        add_metrics(objective, output(net, ws, b - a), yb, sums, offset)
+
+
+def predict(net, weights, ws, X, out):
+    """Inference-mode outputs for all rows of X (n, n_in) into out (n, n_out), ws.capacity rows at a time."""
+    for a in range(0, X.shape[0], ws.capacity):
+        b = min(a + ws.capacity, X.shape[0])
+        forward(net, weights, ws, X[a:b], Pass(False, 0, 0, 0, b - a, None))
+        store(out, a, output(net, ws, b - a))
