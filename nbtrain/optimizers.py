@@ -7,7 +7,6 @@ from .engine.plan import OPT_ADAM, OPT_SGD
 
 class Optimizer:
     code = None
-    n_slots = 0
 
     def __init__(self, learning_rate):
         if learning_rate <= 0:

@@ -45,7 +45,7 @@ def test_matmul_against_numpy(rng, trans_a, trans_b):
     b = f32(rng, 7, 6) if trans_b else f32(rng, 6, 7)
     bias = f32(rng, 7)
     d_a, d_b, d_c, d_bias = on_gpu(a, b, np.zeros((5, 7), np.float32), bias)
-    gpu.matmul(d_a, d_b, d_c, trans_a, trans_b, d_bias)
+    gpu._gemm(d_a, d_b, d_c, trans_a, trans_b, d_bias)
     expected = (a.T if trans_a else a) @ (b.T if trans_b else b) + bias
     np.testing.assert_allclose(d_c.copy_to_host(), expected, rtol=RTOL, atol=1e-5)
 
@@ -214,3 +214,54 @@ def test_auto_picks_cuda_and_callbacks_see_device_weights():
     model.fit(X, y, batch_size=10, epochs=2, verbose=0, seed=0, callbacks=[record])
     assert not np.array_equal(seen[0], seen[1])
     np.testing.assert_array_equal(seen[1], model.get_weights()[0])
+
+
+# ---------------------------------------------------------------- the contract: one interface, two targets
+# Where the two targets' public functions may differ, and why. Everything else must match name for name and
+# signature for signature, so the API drives either through the same calls.
+ONLY_ON = {
+    "upload": "cuda",  # a host array's device copy (Device.put); the CPU works on the host arrays themselves
+}
+SIGNATURES_DIFFER = {
+    # CUDA cannot read a batch's loss without a device-to-host copy per step, so a non-finite loss sets a
+    # device flag that the optimizer kernels read and skip on; the CPU checks the loss and returns instead
+    "optimizer_update": {"cuda": "(opt, t, theta, grad, halted)", "cpu": "(opt, t, theta, grad)"},
+}
+
+
+def public_functions(module):
+    """name -> signature of the functions a target module defines (or binds from walkers) without a leading _."""
+    import inspect
+    from nbtrain.engine import walkers
+    found = {}
+    for name, value in vars(module).items():
+        function = getattr(value, "py_func", value)
+        if name.startswith("_") or not inspect.isfunction(function):
+            continue
+        if function.__module__ == module.__name__ or name in walkers.WALKERS or name in walkers.TARGET:
+            found[name] = str(inspect.signature(function))
+    return found
+
+
+def test_cpu_and_cuda_have_the_same_functions_and_signatures_apart_from_the_listed_differences():
+    targets = {"cpu": public_functions(cpu), "cuda": public_functions(gpu)}
+    for name in targets["cpu"].keys() | targets["cuda"].keys():
+        present = [t for t in targets if name in targets[t]]
+        if name in ONLY_ON:
+            assert present == [ONLY_ON[name]], f"{name} is listed as {ONLY_ON[name]} only but is on {present}"
+            continue
+        assert present == ["cpu", "cuda"], f"{name} is defined on {present} only and not listed in ONLY_ON"
+        signatures = {t: targets[t][name] for t in targets}
+        expected = SIGNATURES_DIFFER.get(name)
+        if expected is None:
+            assert signatures["cpu"] == signatures["cuda"], f"{name}: cpu{signatures['cpu']} vs cuda{signatures['cuda']}"
+        else:
+            assert signatures == expected, f"{name} differs otherwise than listed: {signatures}"
+
+
+def test_both_targets_run_the_same_walker_code():
+    from nbtrain.engine import walkers
+    for name in walkers.WALKERS:
+        source = getattr(walkers, name).__code__
+        assert cpu.__dict__[name].py_func.__code__ is source, f"cpu.{name} is not walkers.{name}"
+        assert gpu.__dict__[name].__code__ is source, f"cuda.{name} is not walkers.{name}"

@@ -73,6 +73,7 @@ def bias(theta, offset, width):
 # ---------------------------------------------------------------- dense: y = x W + b
 @njit(**KERNEL)
 def dense_forward(x, w, b, y):
+    """x (n, i), w (i, o), b (o,) or (0,) without a bias -> y (n, o) = x w + b."""
     np.dot(x, w, y)
     if b.size:
         for i in range(y.shape[0]):
@@ -82,8 +83,8 @@ def dense_forward(x, w, b, y):
 
 @njit(**KERNEL)
 def dense_backward(x, w, dy, dw, db, dx):
-    """dW = x^T dy and db = column sums of dy (overwritten, not accumulated); dx = dy W^T unless dx has no
-    columns (the first layer needs no input gradient)."""
+    """x (n, i), w (i, o), dy (n, o) -> dw (i, o) = x^T dy and db (o,) = column sums of dy (overwritten, not
+    accumulated); dx (n, i) = dy w^T unless dx is (n, 0) (the first layer needs no input gradient)."""
     np.dot(x.T, dy, dw)
     if db.size:
         db[:] = 0
@@ -97,6 +98,7 @@ def dense_backward(x, w, dy, dw, db, dx):
 # ---------------------------------------------------------------- activations (derivatives from outputs)
 @njit(**KERNEL)
 def activation_forward(act, x, y):
+    """x (n, w) -> y (n, w) = act(x), element by element."""
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             y[i, j] = activation_value(act, x[i, j])
@@ -104,7 +106,7 @@ def activation_forward(act, x, y):
 
 @njit(**KERNEL)
 def activation_backward(act, y, dy, dx):
-    """dx = dy times the activation's slope, read from the stored output y."""
+    """y, dy (n, w) -> dx (n, w) = dy times the activation's slope, read from the stored output y."""
     for i in range(dx.shape[0]):
         for j in range(dx.shape[1]):
             dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
@@ -224,14 +226,14 @@ def metric_sum(code, param, p, y, total, slot):
 
 # ---------------------------------------------------------------- optimizers over the whole flat vector
 @njit(**KERNEL)
-def sgd_update(theta, grad, velocity, lr, momentum, nesterov):
+def _sgd(theta, grad, velocity, lr, momentum, nesterov):
     lr, momentum = like(theta, lr), like(theta, momentum)
     for i in range(theta.size):
         theta[i], velocity[i] = sgd_step(theta[i], grad[i], velocity[i], lr, momentum, nesterov)
 
 
 @njit(**KERNEL)
-def adam_update(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
+def _adam(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
     """Keras Adam at step t (1-based)."""
     alpha = like(theta, adam_alpha(lr, beta_1, beta_2, t))
     c1, c2, eps = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon)
@@ -244,9 +246,9 @@ def optimizer_update(opt, t, theta, grad):
     """Step t (1-based) of the optimizer bundle `opt` on theta; opt.hp holds its hyperparameters in Keras order."""
     hp = opt.hp
     if opt.code == OPT_ADAM:
-        adam_update(theta, grad, opt.slot1, opt.slot2, t, hp[0], hp[1], hp[2], hp[3])
+        _adam(theta, grad, opt.slot1, opt.slot2, t, hp[0], hp[1], hp[2], hp[3])
     else:
-        sgd_update(theta, grad, opt.slot1, hp[0], hp[1], hp[2] != 0.0)
+        _sgd(theta, grad, opt.slot1, hp[0], hp[1], hp[2] != 0.0)
 
 
 # ---------------------------------------------------------------- the network: walkers.py's walks, compiled here

@@ -28,7 +28,7 @@ MAX_BLOCKS = 2 if SIMULATED else 2048
 COLS, LANES = (4, 4) if SIMULATED else (32, 8)  # column-reduction blocks: columns x row lanes
 
 
-def launch(count):
+def _grid(count):
     """(blocks, threads) for a grid-stride kernel over `count` elements."""
     return min(max((count + THREADS - 1) // THREADS, 1), MAX_BLOCKS), THREADS
 
@@ -88,7 +88,7 @@ def _matmul(a, b, c, trans_a, trans_b, bias_row):
         c[row, col] = acc + bias_row[col] if bias_row.size else acc
 
 
-def matmul(a, b, c, trans_a=False, trans_b=False, bias_row=None):
+def _gemm(a, b, c, trans_a=False, trans_b=False, bias_row=None):
     m, n = c.shape
     grid = ((n + TILE - 1) // TILE, (m + TILE - 1) // TILE)
     _matmul[grid, (TILE, TILE)](a, b, c, trans_a, trans_b, c[:0, 0] if bias_row is None else bias_row)
@@ -121,7 +121,7 @@ def _column_sums(a, b, sums, products):
             products[j] = p
 
 
-def column_sums(a, b, sums, products):
+def _reduce_columns(a, b, sums, products):
     _column_sums[((a.shape[1] + COLS - 1) // COLS,), (COLS, LANES)](a, b, sums, products)
 
 
@@ -148,16 +148,16 @@ def _score(code, param, p, y, total, slot):
 
 # ---------------------------------------------------------------- dense: y = x W + b
 def dense_forward(x, w, b, y):
-    matmul(x, w, y, bias_row=b)
+    _gemm(x, w, y, bias_row=b)
 
 
 def dense_backward(x, w, dy, dw, db, dx):
     """dW = x^T dy and db = column sums of dy (overwritten); dx = dy W^T unless dx has no columns."""
-    matmul(x, dy, dw, trans_a=True)
+    _gemm(x, dy, dw, trans_a=True)
     if db.size:
-        column_sums(dy, dy, db, db[:0])
+        _reduce_columns(dy, dy, db, db[:0])
     if dx.shape[1]:
-        matmul(dy, w, dx, trans_b=True)
+        _gemm(dy, w, dx, trans_b=True)
 
 
 # ---------------------------------------------------------------- activations (derivatives from outputs)
@@ -169,7 +169,7 @@ def _activation_forward(act, x, y):
 
 
 def activation_forward(act, x, y):
-    _activation_forward[launch(x.size)](act, x, y)
+    _activation_forward[_grid(x.size)](act, x, y)
 
 
 @cuda.jit
@@ -182,7 +182,7 @@ def _activation_backward(act, y, dy, dx):
 
 def activation_backward(act, y, dy, dx):
     if dx.size:
-        _activation_backward[launch(dx.size)](act, y, dy, dx)
+        _activation_backward[_grid(dx.size)](act, y, dy, dx)
 
 
 # ---------------------------------------------------------------- inverted dropout
@@ -199,9 +199,9 @@ def _dropout_forward(x, rate, seed, stream, step, row0, mask, y):
 def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
     """Same draws as the CPU kernel: unit j of global row row0 + r uses index (row0 + r) * width + j."""
     if train:
-        _dropout_forward[launch(x.size)](x, rate, seed, stream, step, row0, mask, y)
+        _dropout_forward[_grid(x.size)](x, rate, seed, stream, step, row0, mask, y)
     else:
-        _multiply[launch(x.size)](x, x[:0], y)
+        _multiply[_grid(x.size)](x, x[:0], y)
 
 
 @cuda.jit
@@ -215,7 +215,7 @@ def _multiply(a, b, out):
 
 def dropout_backward(mask, dy, dx):
     if dx.size:
-        _multiply[launch(dx.size)](dy, mask, dx)
+        _multiply[_grid(dx.size)](dy, mask, dx)
 
 
 # ---------------------------------------------------------------- batch normalization
@@ -265,15 +265,15 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon
     n, m = x.shape
     mean, inv_std = stats[:m], stats[m:2 * m]
     if train:
-        column_sums(x, x, mean, mean[:0])
-        _batchnorm_mean[launch(m)](mean, n)
-        _batchnorm_center[launch(x.size)](x, mean, xhat)
-        column_sums(xhat, xhat, mean[:0], inv_std)
-        _batchnorm_statistics[launch(m)](n, momentum, epsilon, True, moving_mean, moving_var, mean, inv_std)
+        _reduce_columns(x, x, mean, mean[:0])
+        _batchnorm_mean[_grid(m)](mean, n)
+        _batchnorm_center[_grid(x.size)](x, mean, xhat)
+        _reduce_columns(xhat, xhat, mean[:0], inv_std)
+        _batchnorm_statistics[_grid(m)](n, momentum, epsilon, True, moving_mean, moving_var, mean, inv_std)
     else:
-        _batchnorm_statistics[launch(m)](n, momentum, epsilon, False, moving_mean, moving_var, mean, inv_std)
-        _batchnorm_center[launch(x.size)](x, mean, xhat)
-    _batchnorm_scale[launch(x.size)](xhat, inv_std, gamma, beta, y)
+        _batchnorm_statistics[_grid(m)](n, momentum, epsilon, False, moving_mean, moving_var, mean, inv_std)
+        _batchnorm_center[_grid(x.size)](x, mean, xhat)
+    _batchnorm_scale[_grid(x.size)](xhat, inv_std, gamma, beta, y)
 
 
 @cuda.jit
@@ -287,16 +287,16 @@ def _batchnorm_dx(dy, xhat, gamma, inv_std, dgamma, dbeta, dx):
 
 def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
     m = dy.shape[1]
-    column_sums(dy, xhat, dbeta, dgamma)
+    _reduce_columns(dy, xhat, dbeta, dgamma)
     if dx.shape[1]:
-        _batchnorm_dx[launch(dx.size)](dy, xhat, gamma, stats[m:2 * m], dgamma, dbeta, dx)
+        _batchnorm_dx[_grid(dx.size)](dy, xhat, gamma, stats[m:2 * m], dgamma, dbeta, dx)
 
 
 # ---------------------------------------------------------------- losses and metrics
 def metric_sum(code, param, p, y, total, slot):
     """total[slot] += one loss or metric summed over the batch (on the device: nothing comes back until the epoch
     ends)."""
-    _score[launch(p.size)](code, param, p, y, total, slot)
+    _score[_grid(p.size)](code, param, p, y, total, slot)
 
 
 @cuda.jit
@@ -308,7 +308,7 @@ def _loss_backward(code, param, p, y, scale, dp):
 
 
 def loss_backward(code, param, p, y, scale, dp):
-    _loss_backward[launch(p.size)](code, param, p, y, np.float32(scale), dp)
+    _loss_backward[_grid(p.size)](code, param, p, y, np.float32(scale), dp)
 
 
 # ---------------------------------------------------------------- optimizers over the whole flat vector
@@ -334,10 +334,10 @@ def optimizer_update(opt, t, theta, grad, halted):
         return
     hp = opt.hp
     if opt.code == OPT_ADAM:
-        _adam[launch(theta.size)](theta, grad, opt.slot1, opt.slot2, np.float32(adam_alpha(hp[0], hp[1], hp[2], t)),
+        _adam[_grid(theta.size)](theta, grad, opt.slot1, opt.slot2, np.float32(adam_alpha(hp[0], hp[1], hp[2], t)),
                                   np.float32(1.0 - hp[1]), np.float32(1.0 - hp[2]), np.float32(hp[3]), halted)
     else:
-        _sgd[launch(theta.size)](theta, grad, opt.slot1, np.float32(hp[0]), np.float32(hp[1]), bool(hp[2]), halted)
+        _sgd[_grid(theta.size)](theta, grad, opt.slot1, np.float32(hp[0]), np.float32(hp[1]), bool(hp[2]), halted)
 
 
 @cuda.jit
@@ -397,7 +397,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
         xb, yb = ws.xin[:nb * n_in].reshape((nb, n_in)), ws.yin[:nb * k].reshape((nb, k))
-        _gather[launch(nb * (n_in + k))](X, Y, order, a, xb, yb)
+        _gather[_grid(nb * (n_in + k))](X, Y, order, a, xb, yb)
         step = step0 + s
         train_step(net, weights, ws, objective, xb, yb, Pass(True, loop.seed, step, 0, nb, None), total)
         _halt_if_not_finite[1, 1](total, 0, halted, s)

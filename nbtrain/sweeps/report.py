@@ -180,7 +180,7 @@ class Display:
         for column in shown:
             table.add_column(column, justify="left" if column == "status" else "right")
         for _, entry in leaderboard.head(self.TOP).iterrows():
-            table.add_row(*(_cell(entry[c]) for c in shown))
+            table.add_row(*(_cell(entry[c], metric=c == metric) for c in shown))
         self.console.print(table)
         if board.best is not None:
             self.say(1, f"Best: trial {board.best_index}, {metric} {format_number(board.score(board.best_index))}")
@@ -192,9 +192,10 @@ class Display:
                 self.say(1, f"No {PLOT_FILE}: install matplotlib for it (pip install 'nbtrain[plot]')")
 
 
-def _cell(value):
+def _cell(value, metric=False):
+    """A table cell: a metric as every log prints it, a setting or a duration in at most four significant digits."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return "-" if math.isnan(value) else format_number(value)
+        return "-" if math.isnan(value) else format_number(value) if metric else f"{value:.4g}"
     return str(value)
