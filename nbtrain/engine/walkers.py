@@ -17,10 +17,6 @@ from .plan import (
     T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
 )
 
-NAMES = dict(ACT_SIGMOID=ACT_SIGMOID, LOSS_BCE=LOSS_BCE, LOSS_BCE_LOGITS=LOSS_BCE_LOGITS, OP_ACTIVATION=OP_ACTIVATION,
-             OP_BATCHNORM=OP_BATCHNORM, OP_DENSE=OP_DENSE, OP_DROPOUT=OP_DROPOUT, T_A=T_A, T_ACT=T_ACT, T_F=T_F,
-             T_FP=T_FP, T_ID=T_ID, T_IN=T_IN, T_KIND=T_KIND, T_OUT=T_OUT, T_P=T_P, T_P2=T_P2, T_S=T_S, T_X=T_X)
-
 
 # What each target module defines for the walkers (its own kernels and views); unbound here.
 TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_backward", "activation_forward",
@@ -34,12 +30,15 @@ WALKERS = ("forward", "backward", "loss_head", "output", "train_step", "add_metr
 
 def bind(namespace):
     """The walkers as functions of a target: copies whose globals are `namespace` (the target module's, which
-    must define every name in TARGET) with the plan's codes and the walkers themselves added. Returns them by
-    name; the target wraps them as it runs code (cpu: @njit)."""
+    must define every name in TARGET), given the other globals the walkers read here (the plan's codes, numpy)
+    where the target lacks them. Returns them by name; the target wraps them as it runs code (cpu: @njit) and
+    assigns them to its own names, so the walkers call one another's target copies."""
     missing = [name for name in TARGET if name not in namespace]
     if missing:
         raise NameError(f"{namespace['__name__']} does not define {', '.join(missing)} for the walkers")
-    namespace.update(NAMES)
+    used = {name for walker in WALKERS for name in globals()[walker].__code__.co_names}
+    namespace.update({name: globals()[name] for name in sorted(used - set(TARGET) - set(WALKERS))
+                      if name in globals() and name not in namespace})
     return {name: types.FunctionType(globals()[name].__code__, namespace, name) for name in WALKERS}
 
 
