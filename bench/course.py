@@ -86,11 +86,11 @@ def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
     model.compile(optimizer="adam", loss=loss)
     model.fit(X, y, validation_data=(Xv, yv), batch_size=batch_size, epochs=1, verbose=0, seed=seed)
     opt, rows = model.optimizer, min(batch_size, len(X))
-    logs, objective = np.zeros(2), model._objective()
+    logs, objective = np.zeros(2), model._objective(1)
     device = Device("cpu")
     with device.session(model.plan, model.theta, model.state, max(rows, len(Xv)), 1,
                         (opt.code, opt.hyperparameters(), opt.slots)) as session:
-        data = session.data(X, y, Xv, yv)
+        data = session.data(X, y, np.ones(len(X), np.float32), Xv, yv, np.ones(len(Xv), np.float32))
         loop = Loop(rows, True, seed)
         start = time.perf_counter()
         for epoch in range(epochs):

@@ -50,3 +50,39 @@ def as_pair(x, y, what="x"):
     if X.shape[0] != Y.shape[0]:
         raise InputError(f"{what} has {X.shape[0]} rows but its targets have {Y.shape[0]}")
     return X, Y
+
+
+def as_weights(weights, n, what="sample_weight"):
+    """One finite, non-negative float32 weight per row (ones when weights is None), not all zero."""
+    if weights is None:
+        return np.ones(n, np.float32)
+    try:
+        array = np.asarray(weights.to_numpy() if hasattr(weights, "to_numpy") else weights, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} is not numeric: {exc}") from None
+    array = array.reshape(-1) if array.ndim == 2 and 1 in array.shape else array
+    if array.shape != (n,):
+        raise InputError(f"{what} must hold one weight per row ({n}), got shape {array.shape}")
+    if not np.isfinite(array).all() or (array < 0).any():
+        raise InputError(f"{what} must be finite and non-negative")
+    if not array.any():
+        raise InputError(f"{what} is zero for every row")
+    return np.ascontiguousarray(array)
+
+
+def class_weights(class_weight, Y):
+    """Keras's class_weight as one weight per row: each row's class (its one-hot argmax, or its rounded index or
+    0/1 label) weighted by class_weight[class], 1 for classes the dict leaves out."""
+    if not isinstance(class_weight, dict):
+        raise InputError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
+    labels = np.argmax(Y, axis=1) if Y.shape[1] > 1 else np.round(Y[:, 0]).astype(np.int64)
+    table = {}
+    for key, value in class_weight.items():
+        try:
+            table[int(key)] = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"class_weight maps class indices to numbers, got {key!r}: {value!r}") from None
+    weights = np.ones(len(labels), np.float32)
+    for label, weight in table.items():
+        weights[labels == label] = weight
+    return as_weights(weights, len(labels), "class_weight")

@@ -10,10 +10,10 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import utils
-from .arrays import as_matrix, as_pair
+from .arrays import as_matrix, as_pair, as_weights, class_weights
 from .engine import Device, resolve
 from .engine.bundles import Loop, Objective
-from .engine.plan import LOSS_BCE, compile_plan
+from .engine.plan import LOSS_BCE, SPARSE_CODES, columns, compile_plan
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
 from .layers import InputLayer, Layer, deserialize
@@ -150,8 +150,23 @@ class Sequential:
             raise RuntimeError("compile the model with a loss before fit/evaluate: model.compile(loss='mae')")
 
     def _check_targets(self, Y, what):
-        if Y.shape[1] != self.plan.n_out:
-            raise InputError(f"{what} has {Y.shape[1]} target columns but the model outputs {self.plan.n_out}")
+        """Targets the loss and every metric can read: one column of class indices 0..k-1 for the sparse ones,
+        the model's output width for the others; 0..1 for binary cross-entropy."""
+        n_out = self.plan.n_out
+        for objective in [self.loss, *self._resolved_metrics(Y.shape[1])]:
+            kind = "loss" if objective is self.loss else "metric"
+            if objective.code in SPARSE_CODES:
+                if Y.shape[1] != 1:
+                    raise InputError(f"{kind} {objective.name!r} needs {what} as one column of class indices, "
+                                     f"got {Y.shape[1]} columns")
+                if Y.min() < 0 or Y.max() >= n_out or not np.array_equal(Y, np.round(Y)):
+                    raise InputError(f"{kind} {objective.name!r} needs {what} to hold class indices 0 to "
+                                     f"{n_out - 1} (the model has {n_out} outputs), got values from {Y.min():g} "
+                                     f"to {Y.max():g}")
+            elif Y.shape[1] != n_out:
+                raise InputError(f"{what} has {Y.shape[1]} target columns but the model outputs {n_out}"
+                                 + (f" ({kind} {objective.name!r} compares them column by column)"
+                                    if kind == "metric" else ""))
         if self.loss.code == LOSS_BCE and (Y.min() < 0 or Y.max() > 1):
             raise InputError(f"binary_crossentropy needs {what} in [0, 1], got values from {Y.min()} to {Y.max()}")
 
@@ -160,10 +175,23 @@ class Sequential:
             self._target = Device(self.device)
         return self._target
 
-    def _objective(self):
-        """The loss and metrics as the kernels take them."""
-        return Objective(self.loss.code, self.loss.param, np.array([m.code for m in self.metrics], np.int64),
-                         np.array([m.param for m in self.metrics], np.float64))
+    def _resolved_metrics(self, k):
+        """The compiled metrics as the engine computes them for targets of k columns ("accuracy" resolved)."""
+        return [m.resolved(self.plan.n_out, k) for m in self.metrics]
+
+    def _objective(self, k):
+        """The loss and metrics as the kernels take them, for targets of k columns."""
+        metrics = self._resolved_metrics(k)
+        return Objective(self.loss.code, self.loss.param, np.array([m.code for m in metrics], np.int64),
+                         np.array([m.param for m in metrics], np.float64))
+
+    @staticmethod
+    def _divisors(objective, k, W):
+        """What turns the engine's weighted sums over the rows of W into Keras's values: the loss is divided by the
+        row count (Keras's sum over the batch size), each metric by the sum of the weights (a weighted mean); both
+        times the columns that make one row's value."""
+        return np.array([W.size * columns(objective.loss_code, k)]
+                        + [W.sum(dtype=np.float64) * columns(code, k) for code in objective.metric_codes])
 
     def _log_names(self):
         return ["loss"] + [m.name for m in self.metrics]
@@ -173,16 +201,21 @@ class Sequential:
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, initial_epoch=0, seed=None, distribute=None):
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0, seed=None,
+            distribute=None):
         """Train for `epochs` epochs; returns a History whose .history maps 'loss', metric names and their
         'val_' versions to per-epoch lists. Stops cleanly on a non-finite loss (keeping the weights from
         before the bad batch) and on Ctrl-C; in both cases the history so far is returned.
+
+        sample_weight (one weight per row) or class_weight ({class index: weight}, for the training rows only)
+        weights each row's loss, gradient and metrics, as Keras does; validation_data may be (x, y, weights).
 
         distribute="mpi" (under mpiexec, every rank calling fit with the same data): each rank computes its
         share of every batch and the gradients are summed over the ranks; the result is the one-process fit.
         Rank 0's seed and starting weights are used everywhere, and only rank 0 prints."""
         self._check_compiled()
-        X, Y, Xv, Yv = self._training_data(x, y, validation_split, validation_data)
+        X, Y, W, Xv, Yv, Wv = self._training_data(x, y, sample_weight, class_weight, validation_split,
+                                                   validation_data)
         batch_size = int(batch_size or 32)
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
@@ -199,7 +232,7 @@ class Sequential:
         opt = self.optimizer
         opt.build(self.plan.n_params)
         if group:
-            self._agree_with_rank_0(group, X, Y, Xv, Yv)
+            self._agree_with_rank_0(group, X, Y, W, Xv, Yv, Wv)
             verbose = 0 if group.rank else verbose
         train_rows = min(batch_size, X.shape[0])
         capacity = max(train_rows, min(0 if Xv is None else Xv.shape[0], EVAL_ROWS))
@@ -211,8 +244,8 @@ class Sequential:
         with self._session(capacity, Y.shape[1], (opt.code, opt.hyperparameters(), opt.slots)) as session:
             self._live = None if session.device.on_host else session
             try:
-                logs = self._epochs(session, session.data(X, Y, Xv, Yv), Loop(train_rows, bool(shuffle), seed), cbs,
-                                    initial_epoch, epochs, steps, group)
+                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), Loop(train_rows, bool(shuffle), seed),
+                                    cbs, initial_epoch, epochs, steps, group)
             finally:
                 self._live = None
         cbs.on_train_end(logs)
@@ -227,7 +260,9 @@ class Sequential:
         names = self._log_names()
         keys = names + (["val_" + k for k in names] if data.Xv.shape[0] else [])
         buffer = np.zeros(2 * len(names), np.float64)
-        objective, opt, comm = self._objective(), self.optimizer, group.handle if group else None
+        k = data.Y.shape[1]
+        objective, opt, comm = self._objective(k), self.optimizer, group.handle if group else None
+        divisors = np.concatenate([self._divisors(objective, k, data.W), self._divisors(objective, k, data.Wv)])
         logs = {}
         cbs.on_train_begin()
         try:
@@ -236,7 +271,8 @@ class Sequential:
                 done = session.device.engine.train_epoch(session.net, session.weights, session.opt, session.ws,
                                                          objective, data, loop, opt.iterations, buffer, comm)
                 opt.iterations += done
-                logs = {k: float(v) for k, v in zip(keys, buffer)}
+                with np.errstate(invalid="ignore", divide="ignore"):  # no validation rows: NaN / 0
+                    logs = {key: float(v) for key, v in zip(keys, buffer / divisors)}
                 if done < steps:
                     self._stop("nonfinite", f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; "
                                             "training stopped before that batch's update (try a lower learning rate)")
@@ -252,22 +288,31 @@ class Sequential:
     def _stop(self, cause, reason):
         self.stop_training, self.stop_cause, self.stop_reason = True, cause, reason
 
-    def _training_data(self, x, y, validation_split, validation_data):
-        """(X, Y, Xv, Yv) as float32 matrices: validation_data, or the last validation_split of the rows as Keras
-        takes it, or (X, Y, None, None)."""
+    def _training_data(self, x, y, sample_weight, class_weight, validation_split, validation_data):
+        """(X, Y, W, Xv, Yv, Wv) as float32 arrays (W: one weight per row, ones by default): validation_data, or
+        the last validation_split of the rows as Keras takes it, or no validation (Xv, Yv, Wv None)."""
         X, Y = as_pair(x, y)
+        if sample_weight is not None and class_weight is not None:
+            raise InputError("pass class_weight or sample_weight, not both (as Keras)")
+        W = as_weights(sample_weight, X.shape[0])
         if validation_data is not None:
-            if len(validation_data) != 2:
-                raise InputError("validation_data must be a pair (x_val, y_val)")
-            return (X, Y, *as_pair(*validation_data, what="validation_data"))
-        if validation_split:
+            if len(validation_data) not in (2, 3):
+                raise InputError("validation_data must be (x_val, y_val) or (x_val, y_val, val_sample_weight)")
+            Xv, Yv = as_pair(*validation_data[:2], what="validation_data")
+            Wv = as_weights(validation_data[2] if len(validation_data) == 3 else None, Xv.shape[0],
+                            "validation sample weights")
+        elif validation_split:
             if not 0 < validation_split < 1:
                 raise InputError(f"validation_split must be in (0, 1), got {validation_split}")
             cut = int(X.shape[0] * (1.0 - validation_split))
             if cut < 1 or cut >= X.shape[0]:
                 raise InputError(f"validation_split={validation_split} leaves no rows for training or validation")
-            return X[:cut], Y[:cut], X[cut:], Y[cut:]
-        return X, Y, None, None
+            X, Y, W, Xv, Yv, Wv = X[:cut], Y[:cut], W[:cut], X[cut:], Y[cut:], W[cut:]
+        else:
+            Xv = Yv = Wv = None
+        if class_weight is not None:
+            W = class_weights(class_weight, Y)
+        return X, Y, W, Xv, Yv, Wv
 
     def _process_group(self, distribute):
         """The MPI group for distribute="mpi" (None for one process)."""
@@ -288,18 +333,21 @@ class Sequential:
             group.broadcast_array(array)
         self.optimizer.iterations = group.broadcast(self.optimizer.iterations)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
-        """Inference-mode loss, or [loss, *metrics] when metrics were compiled (a dict with return_dict)."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, return_dict=False):
+        """Inference-mode loss, or [loss, *metrics] when metrics were compiled (a dict with return_dict);
+        sample_weight weights the rows as in fit."""
         self._check_compiled()
         X, Y = as_pair(x, y)
+        W = as_weights(sample_weight, X.shape[0])
         self._ensure_built(X)
         self._check_targets(Y, "y")
         logs = np.zeros(1 + len(self.metrics), np.float64)
+        objective = self._objective(Y.shape[1])
         started = time.perf_counter()
         with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1]) as session:
-            session.device.engine.evaluate(session.net, session.weights, session.ws, self._objective(),
-                                           session.put(X), session.put(Y), logs, None)
-        result = {k: float(v) for k, v in zip(self._log_names(), logs)}
+            session.device.engine.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
+                                           session.put(Y), session.put(W), logs, None)
+        result = {k: float(v) for k, v in zip(self._log_names(), logs / self._divisors(objective, Y.shape[1], W))}
         if verbose == "auto" or int(verbose):
             steps = -(-X.shape[0] // session.capacity)
             duration = callbacks_module.format_duration(time.perf_counter() - started)

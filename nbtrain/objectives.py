@@ -4,7 +4,7 @@ Keras name, which nbtrain.losses and nbtrain.metrics share."""
 
 
 class Objective:
-    """Something the engine computes per element and reports as a mean: a code and a parameter for its kernels,
+    """Something the engine computes per element or per row and reports as a (weighted) mean: a code and a parameter for its kernels,
     the name it is logged under, and whether lower ("down") or higher ("up") is better."""
 
     code = None
@@ -14,6 +14,11 @@ class Objective:
 
     def __init__(self, name=None):
         self.name = name or self.default_name
+
+    def resolved(self, n_out, k):
+        """The objective the engine computes for a model of n_out outputs and targets of k columns (itself, except
+        for names that Keras resolves from the shapes)."""
+        return self
 
     def _config(self):
         """The constructor arguments beyond the name, as plain data."""

@@ -19,8 +19,9 @@ from nbtrain.engine import cpu  # noqa: E402
 from nbtrain.engine import cuda as gpu  # noqa: E402
 from nbtrain.engine.bundles import Optimizer  # noqa: E402
 from nbtrain.engine.plan import (  # noqa: E402
-    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
-    METRIC_BINARY_ACCURACY,
+    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
+    LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
+    METRIC_SPARSE_CATEGORICAL_ACCURACY,
 )
 
 RTOL = 2e-5
@@ -60,7 +61,7 @@ def test_dense_backward_matches_cpu(rng):
         np.testing.assert_allclose(got.copy_to_host(), expected, rtol=RTOL, atol=1e-5)
 
 
-@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID])
+@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX])
 def test_activations_match_cpu(rng, act):
     x, dy = f32(rng, 4, 6, scale=3), f32(rng, 4, 6)
     y, dx = np.zeros_like(x), np.zeros_like(x)
@@ -108,20 +109,32 @@ def test_batchnorm_matches_cpu(rng, train):
         np.testing.assert_allclose(got.copy_to_host(), expected, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("code", [LOSS_MAE, LOSS_MSE, LOSS_HUBER, LOSS_BCE, LOSS_BCE_LOGITS, METRIC_BINARY_ACCURACY])
+ROW_TARGETS = {LOSS_CCE: "one-hot", LOSS_CCE_LOGITS: "one-hot", METRIC_CATEGORICAL_ACCURACY: "one-hot",
+               LOSS_SCE: "index", LOSS_SCE_LOGITS: "index", METRIC_SPARSE_CATEGORICAL_ACCURACY: "index"}
+METRICS_ONLY = (METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY)
+
+
+@pytest.mark.parametrize("code", [LOSS_MAE, LOSS_MSE, LOSS_HUBER, LOSS_BCE, LOSS_BCE_LOGITS, METRIC_BINARY_ACCURACY,
+                                  *ROW_TARGETS])
 def test_losses_and_metrics_match_cpu(rng, code):
-    p = rng.uniform(0.05, 0.95, size=(9, 2)).astype(np.float32)
-    y = rng.integers(0, 2, size=(9, 2)).astype(np.float32)
+    """Weighted sums and weighted gradients; per-element codes on (9, 2), per-row codes on (9, 3) outputs with
+    one-hot or class-index targets."""
+    k = 3 if code in ROW_TARGETS else 2
+    p = rng.uniform(0.05, 0.95, size=(9, k)).astype(np.float32)
+    labels = rng.integers(0, k, size=9)
+    y = {"one-hot": np.eye(k, dtype=np.float32)[labels], "index": labels[:, None].astype(np.float32),
+         None: rng.integers(0, 2, size=(9, k)).astype(np.float32)}[ROW_TARGETS.get(code)]
+    w = rng.uniform(0.0, 2.0, size=9).astype(np.float32)
     total = cuda.to_device(np.zeros(3))
-    d_p, d_y, d_dp = on_gpu(p, y, np.zeros_like(p))
-    gpu.metric_sum(code, 0.7, d_p, d_y, total, 1)
+    d_p, d_y, d_w, d_dp = on_gpu(p, y, w, np.zeros_like(p))
+    gpu.metric_sum(code, 0.2, d_p, d_y, d_w, total, 1)
     expected = np.zeros(3)
-    cpu.metric_sum(code, 0.7, p, y, expected, 1)
+    cpu.metric_sum(code, 0.2, p, y, w, expected, 1)
     np.testing.assert_allclose(total.copy_to_host()[1], expected[1], rtol=1e-5)
-    if code != METRIC_BINARY_ACCURACY:
+    if code not in METRICS_ONLY:
         dp = np.zeros_like(p)
-        cpu.loss_backward(code, 0.7, p, y, np.float32(0.25), dp)
-        gpu.loss_backward(code, 0.7, d_p, d_y, 0.25, d_dp)
+        cpu.loss_backward(code, 0.2, p, y, w, np.float32(0.25), dp)
+        gpu.loss_backward(code, 0.2, d_p, d_y, d_w, 0.25, d_dp)
         np.testing.assert_allclose(d_dp.copy_to_host(), dp, rtol=RTOL, atol=1e-6)
 
 
@@ -142,10 +155,13 @@ def test_optimizer_steps_match_cpu(rng, opt):
     np.testing.assert_array_equal(d_theta.copy_to_host(), host[0])  # halted: no update
 
 
-def parity_data():
+def parity_data(classes=2):
+    """20 rows of 5 features; a 0/1 target, or for more classes the class index of a sum of two features."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 5)).astype(np.float32)
-    return X, (X[:, 0] + X[:, 1] > 0).astype(np.float32)
+    if classes == 2:
+        return X, (X[:, 0] + X[:, 1] > 0).astype(np.float32)
+    return X, np.digitize(X[:, 0] + X[:, 1], [-0.5, 0.5]).astype(np.float32)
 
 
 MODELS = {
@@ -160,6 +176,10 @@ MODELS = {
     "input-batchnorm-huber-mse": (
         lambda: [layers.BatchNormalization(input_shape=[5]), layers.Dense(4, activation="relu"), layers.Dense(1)],
         "huber", lambda: optimizers.Adam(learning_rate=0.01), ["mse", "binary_crossentropy"]),
+    "softmax-sparse-cce-adam": (
+        lambda: [layers.Dense(6, activation="relu", input_shape=[5]), layers.Dropout(0.2),
+                 layers.Dense(3, activation="softmax")],
+        "sparse_categorical_crossentropy", lambda: "adam", ["accuracy", "sparse_categorical_crossentropy"]),
 }
 
 
@@ -167,16 +187,18 @@ MODELS = {
 def test_fit_parity_with_cpu(case):
     """Same seed, data and initial weights: the same history and weights on both targets."""
     make_layers, loss, make_optimizer, metrics = MODELS[case]
-    X, y = parity_data()
+    X, y = parity_data(3 if "softmax" in case else 2)
+    weights = np.linspace(0.5, 1.5, len(X)).astype(np.float32)
     results = {}
     for device in ("cpu", "cuda"):
         model = Sequential(make_layers())
         model.build(seed=1)
         model.compile(optimizer=make_optimizer(), loss=loss, metrics=metrics, device=device)
         assert model.device == device
-        history = model.fit(X, y, validation_split=0.25, batch_size=6, epochs=2, verbose=0, seed=3)
+        history = model.fit(X, y, sample_weight=weights, validation_split=0.25, batch_size=6, epochs=2, verbose=0,
+                            seed=3)
         results[device] = (history.history, model.get_weights(), model.predict(X[:4]),
-                           model.evaluate(X, y, verbose=0))
+                           model.evaluate(X, y, sample_weight=weights, verbose=0))
     (h_cpu, w_cpu, p_cpu, e_cpu), (h_gpu, w_gpu, p_gpu, e_gpu) = results["cpu"], results["cuda"]
     assert h_cpu.keys() == h_gpu.keys()
     for key in h_cpu:

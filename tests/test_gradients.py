@@ -6,7 +6,9 @@ from nbtrain import Sequential, layers
 from nbtrain.engine import cpu
 from nbtrain.engine.bundles import Objective, Pass, Weights
 from nbtrain.engine.plan import (
-    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, net, workspace,
+    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
+    LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY,
+    columns, net, workspace,
 )
 
 H = 1e-6
@@ -64,7 +66,12 @@ def test_dense_without_bias_or_input_gradient(rng):
     np.testing.assert_allclose(dw, x.T @ r, rtol=1e-12)
 
 
-@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID])
+def softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX])
 def test_activations(rng, act):
     x = rng.normal(size=(6, 4)) * 3
     x[np.abs(x) < 1e-3] = 0.5  # keep ReLU away from its kink
@@ -76,7 +83,8 @@ def test_activations(rng, act):
         return np.sum(r * y)
 
     f()
-    expected = {ACT_LINEAR: x, ACT_RELU: np.maximum(x, 0), ACT_SIGMOID: 1 / (1 + np.exp(-x))}[act]
+    expected = {ACT_LINEAR: x, ACT_RELU: np.maximum(x, 0), ACT_SIGMOID: 1 / (1 + np.exp(-x)),
+                ACT_SOFTMAX: softmax(x)}[act]
     np.testing.assert_allclose(y, expected, rtol=1e-12)
     dx = np.zeros_like(x)
     cpu.activation_backward(act, y, r, dx)
@@ -88,6 +96,14 @@ def test_sigmoid_is_stable_for_large_inputs():
     y = np.zeros_like(x)
     cpu.activation_forward(ACT_SIGMOID, x, y)
     assert np.all(np.isfinite(y)) and y[0, 0] == 0.0 and y[0, 2] == 0.5 and y[0, 4] == 1.0
+
+
+def test_softmax_is_stable_for_large_inputs():
+    x = np.array([[1000.0, 999.0, -1000.0], [-1e4, -1e4, -1e4]], np.float32)
+    y = np.zeros_like(x)
+    cpu.activation_forward(ACT_SOFTMAX, x, y)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(y, softmax(x.astype(np.float64)), rtol=1e-6)
 
 
 def test_dropout(rng):
@@ -176,15 +192,79 @@ def test_losses(rng, code):
         p, y = rng.normal(size=(8, 2)) * 2, rng.normal(size=(8, 2))
     np.testing.assert_allclose(loss_sum(code, 1.0, p, y), LOSS_REFERENCES[code](p, y).sum(), rtol=1e-10)
     dp = np.zeros_like(p)
-    cpu.loss_backward(code, 1.0, p, y, 1.0, dp)
+    cpu.loss_backward(code, 1.0, p, y, np.ones(len(p)), 1.0, dp)
     assert_close(dp, numeric_grad(lambda: loss_sum(code, 1.0, p, y), p))
 
 
-def loss_sum(code, param, p, y):
-    """The summed loss as the engine accumulates it (metric_sum adds into a float64 slot)."""
+def loss_sum(code, param, p, y, w=None):
+    """The summed loss as the engine accumulates it (metric_sum adds into a float64 slot), rows weighted by w."""
     total = np.zeros(2)
-    cpu.metric_sum(code, param, p, y, total, 1)
+    cpu.metric_sum(code, param, p, y, np.ones(len(p)) if w is None else w, total, 1)
     return total[1]
+
+
+def categorical_case(rng, code, n=7, k=4):
+    """Outputs (probabilities from a softmax, or logits) and targets (one-hot rows, or class indices) for `code`."""
+    z = rng.normal(size=(n, k)) * 2
+    labels = rng.integers(0, k, size=n)
+    p = z if code in (LOSS_CCE_LOGITS, LOSS_SCE_LOGITS) else softmax(z) * rng.uniform(0.5, 2.0, size=(n, 1))
+    y = np.eye(k)[labels] if code in (LOSS_CCE, LOSS_CCE_LOGITS) else labels[:, None].astype(float)
+    return p, y, labels
+
+
+def categorical_reference(code, p, labels, smoothing):
+    """-sum t log q per row, in float64 from the formulas: q = softmax(z) for logits, else p normalized (no value
+    here comes near the 1e-7 clip); t the one-hot target, label-smoothed towards 1/k."""
+    k = p.shape[1]
+    logq = (np.log(softmax(p)) if code in (LOSS_CCE_LOGITS, LOSS_SCE_LOGITS)
+            else np.log(p / p.sum(axis=1, keepdims=True)))
+    t = np.eye(k)[labels] * (1 - smoothing) + smoothing / k
+    return -(t * logq).sum(axis=1)
+
+
+@pytest.mark.parametrize("code, smoothing", [(LOSS_CCE, 0.0), (LOSS_CCE, 0.2), (LOSS_CCE_LOGITS, 0.0),
+                                             (LOSS_CCE_LOGITS, 0.2), (LOSS_SCE, 0.0), (LOSS_SCE_LOGITS, 0.0)])
+def test_categorical_losses(rng, code, smoothing):
+    """Value and gradient of each categorical cross-entropy (per row), weighted rows, against the formulas and
+    finite differences; label smoothing (one-hot codes only, as Keras) moves targets towards 1/k."""
+    p, y, labels = categorical_case(rng, code)
+    w = rng.uniform(0.0, 3.0, size=len(p))
+    expected = (w * categorical_reference(code, p, labels, smoothing)).sum()
+    np.testing.assert_allclose(loss_sum(code, smoothing, p, y, w), expected, rtol=1e-10)
+    dp = np.zeros_like(p)
+    cpu.loss_backward(code, smoothing, p, y, w, 0.5, dp)
+    assert_close(dp, 0.5 * numeric_grad(lambda: loss_sum(code, smoothing, p, y, w), p))
+
+
+def test_categorical_cross_entropy_clips_as_keras():
+    """A zero probability for the true class costs -log(1e-7), Keras's clip, not infinity."""
+    p = np.array([[0.0, 1.0], [0.5, 0.5]], np.float32)
+    y = np.array([[0.0], [1.0]], np.float32)
+    np.testing.assert_allclose(loss_sum(LOSS_SCE, 0.0, p, y), -np.log(1e-7) - np.log(0.5), rtol=1e-5)
+
+
+def test_categorical_logits_are_stable():
+    z = np.array([[500.0, -500.0, 0.0]], np.float32)
+    assert np.isclose(loss_sum(LOSS_SCE_LOGITS, 0.0, z, np.array([[1.0]], np.float32)), 1000.0)
+
+
+def test_categorical_accuracies(rng):
+    p = rng.uniform(size=(50, 4))
+    labels = rng.integers(0, 4, size=50)
+    hits = (p.argmax(axis=1) == labels).astype(float)
+    w = rng.uniform(size=50)
+    assert loss_sum(METRIC_SPARSE_CATEGORICAL_ACCURACY, 0.0, p, labels[:, None].astype(float), w) == \
+        pytest.approx((w * hits).sum(), rel=1e-12)
+    assert loss_sum(METRIC_CATEGORICAL_ACCURACY, 0.0, p, np.eye(4)[labels], w) == pytest.approx((w * hits).sum(),
+                                                                                                   rel=1e-12)
+
+
+def test_element_losses_weight_rows(rng):
+    p, y, w = rng.normal(size=(6, 2)), rng.normal(size=(6, 2)), rng.uniform(size=6)
+    assert loss_sum(LOSS_MSE, 0.0, p, y, w) == pytest.approx((w[:, None] * (p - y) ** 2).sum(), rel=1e-12)
+    dp = np.zeros_like(p)
+    cpu.loss_backward(LOSS_MSE, 0.0, p, y, w, 0.25, dp)
+    np.testing.assert_allclose(dp, 0.25 * w[:, None] * 2 * (p - y), rtol=1e-12)
 
 
 def test_huber_delta(rng):
@@ -217,21 +297,41 @@ def network_and_batch(n=6, seed=0):
     return model, x, y
 
 
-@pytest.mark.parametrize("loss_code", [LOSS_BCE, LOSS_MSE, LOSS_HUBER])
+def multiclass_network_and_batch(loss_code, n=6, seed=0):
+    model = Sequential([
+        layers.Dense(5, activation="relu", input_shape=[4]),
+        layers.BatchNormalization(),
+        layers.Dense(4, activation="softmax"),
+        layers.Dropout(0.2),
+        layers.Dense(3, activation="softmax"),
+    ])
+    model.build(seed=seed)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, size=n)
+    y = np.eye(3)[labels] if loss_code == LOSS_CCE else labels[:, None].astype(np.float64)
+    return model, rng.normal(size=(n, 4)), y
+
+
+@pytest.mark.parametrize("loss_code", [LOSS_BCE, LOSS_MSE, LOSS_HUBER, LOSS_CCE, LOSS_SCE])
 def test_whole_network(loss_code):
-    """train_step's gradient of the whole network (dropout, batchnorm, fused sigmoid + BCE) in float64."""
-    model, x, y = network_and_batch()
+    """train_step's gradient of the whole network (dropout, batchnorm, fused sigmoid + BCE; a hidden softmax and
+    the fused softmax + categorical cross-entropy) in float64, with weighted rows."""
+    if loss_code in (LOSS_CCE, LOSS_SCE):
+        model, x, y = multiclass_network_and_batch(loss_code)
+    else:
+        model, x, y = network_and_batch()
+    w = np.random.default_rng(1).uniform(0.2, 2.0, size=len(x))
     plan = model.plan
     theta = model.theta.astype(np.float64)
     state = model.state.astype(np.float64)
-    ws = workspace(plan, x.shape[0], 1, np.float64)
+    ws = workspace(plan, x.shape[0], y.shape[1], np.float64)
     objective = Objective(loss_code, 1.0, np.zeros(0, np.int64), np.zeros(0))
 
     def loss(g=None):
         total = np.zeros(1)
-        cpu.train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y,
+        cpu.train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y, w,
                        Pass(True, 5, 3, 0, x.shape[0], None), total)
-        return total[0] / y.size
+        return total[0] / (x.shape[0] * columns(loss_code, y.shape[1]))
 
     loss()
     analytic = ws.grad.copy()

@@ -16,11 +16,12 @@ Weights = namedtuple("Weights", "theta state")
 Optimizer = namedtuple("Optimizer", "code hp slot1 slot2")
 # The loss (code, parameter) and the metrics (int64 codes, float64 parameters) reported beside it.
 Objective = namedtuple("Objective", "loss_code loss_param metric_codes metric_params")
-# Buffers for batches of up to `capacity` rows: gathered inputs and targets, op outputs and their gradients,
+# Buffers for batches of up to `capacity` rows: gathered inputs, targets and row weights, op outputs and their gradients,
 # dropout masks / batchnorm x-hat, per-feature scratch, and the gradient of theta.
-Workspace = namedtuple("Workspace", "capacity xin yin acts dacts aux feat grad")
-# Training rows (X, Y) and validation rows (Xv, Yv; zero rows when there are none), float32 (rows, columns).
-Data = namedtuple("Data", "X Y Xv Yv")
+Workspace = namedtuple("Workspace", "capacity xin yin win acts dacts aux feat grad")
+# Training rows (X, Y) with their weights W (rows,) and validation rows (Xv, Yv, Wv; zero rows when there are
+# none), float32. A weight scales its row's loss, gradient and metrics (sample_weight, class_weight; ones by default).
+Data = namedtuple("Data", "X Y W Xv Yv Wv")
 # How an epoch walks the training rows: rows per step, whether to shuffle, and the seed of shuffles and dropout.
 Loop = namedtuple("Loop", "batch_size shuffle seed")
 # One forward (and backward) pass: training or inference; the dropout draw's seed and step; the batch's first row

@@ -21,9 +21,9 @@ from .bundles import Pass
 from .collective import allreduce_sum, share
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, metric_value,
-    sgd_step,
+    row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import OPT_ADAM
+from .plan import ACT_SOFTMAX, OPT_ADAM, ROW_CODES
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -98,7 +98,11 @@ def dense_backward(x, w, dy, dw, db, dx):
 # ---------------------------------------------------------------- activations (derivatives from outputs)
 @njit(**KERNEL)
 def activation_forward(act, x, y):
-    """x (n, w) -> y (n, w) = act(x), element by element."""
+    """x (n, w) -> y (n, w) = act(x), element by element (softmax: row by row)."""
+    if act == ACT_SOFTMAX:
+        for i in range(x.shape[0]):
+            softmax_row(x, i, y)
+        return
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
             y[i, j] = activation_value(act, x[i, j])
@@ -106,7 +110,12 @@ def activation_forward(act, x, y):
 
 @njit(**KERNEL)
 def activation_backward(act, y, dy, dx):
-    """y, dy (n, w) -> dx (n, w) = dy times the activation's slope, read from the stored output y."""
+    """y, dy (n, w) -> dx (n, w) = dy times the activation's slope, read from the stored output y (softmax: its
+    Jacobian, row by row)."""
+    if act == ACT_SOFTMAX:
+        for i in range(dx.shape[0]):
+            softmax_row_backward(y, dy, i, dx)
+        return
     for i in range(dx.shape[0]):
         for j in range(dx.shape[1]):
             dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
@@ -205,22 +214,31 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
                 dx[i, j] = gamma[j] * inv_std[j] / count * (count * dy[i, j] - sums[j] - xhat[i, j] * sums[m + j])
 
 
-# ---------------------------------------------------------------- losses and metrics (per element; reported as means)
+# ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
 @njit(**KERNEL)
-def loss_backward(code, param, p, y, scale, dp):
-    """dp = scale * d loss / d p, where scale = 1 / (elements in the batch) makes the loss a mean."""
+def loss_backward(code, param, p, y, w, scale, dp):
+    """dp (n, k) = scale * w[i] * d loss / d p for p (n, k), y (n, k) or (n, 1) (sparse codes), w (n,); scale =
+    1 / (rows in the global batch * columns(code, k)) makes the loss Keras's weighted sum over the batch size."""
     for i in range(p.shape[0]):
-        for j in range(p.shape[1]):
-            dp[i, j] = scale * loss_grad(code, param, p[i, j], y[i, j])
+        s = scale * w[i]
+        if code >= ROW_CODES:
+            row_loss_grad(code, param, p, y, i, s, dp)
+        else:
+            for j in range(p.shape[1]):
+                dp[i, j] = s * loss_grad(code, param, p[i, j], y[i, j])
 
 
 @njit(**KERNEL)
-def metric_sum(code, param, p, y, total, slot):
-    """total[slot] += one loss or metric summed over the batch (p, y are (n, k)), accumulated in float64."""
+def metric_sum(code, param, p, y, w, total, slot):
+    """total[slot] += the sum over rows i of w[i] times the loss or metric of row i's elements (or of the row, for
+    per-row codes), accumulated in float64."""
     acc = 0.0
     for i in range(p.shape[0]):
-        for j in range(p.shape[1]):
-            acc += metric_value(code, param, p[i, j], y[i, j])
+        if code >= ROW_CODES:
+            acc += w[i] * row_metric(code, param, p, y, i)
+        else:
+            for j in range(p.shape[1]):
+                acc += w[i] * metric_value(code, param, p[i, j], y[i, j])
     total[slot] += acc
 
 
@@ -267,15 +285,13 @@ forward, backward, loss_head, output, train_step, add_metrics, evaluate_rows, pr
 
 # ---------------------------------------------------------------- entry points (called from Python with bundles)
 @njit(**KERNEL)
-def evaluate(net, weights, ws, objective, X, Y, logs, comm):
-    """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means.
-    Each rank of comm scores its share of the rows; the sums are reduced over the ranks."""
+def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
+    """Inference-mode loss and metrics over all rows of (X, Y) weighted by W: logs = [loss, *metrics] as weighted
+    sums (the API divides them). Each rank of comm scores its share of the rows; the sums are reduced."""
     logs[:] = 0.0
     start, stop = share(X.shape[0], comm)
-    evaluate_rows(net, weights, ws, objective, X, Y, start, stop, logs, np.int64(0))
+    evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, logs, np.int64(0))
     allreduce_sum(logs, comm)
-    for j in range(logs.size):
-        logs[j] /= max(Y.size, 1)
 
 
 @njit(**KERNEL)
@@ -288,10 +304,10 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     the one global shuffle; gradients, batch statistics and logs are summed over the ranks, so every rank
     applies the same update and the result is the single-process one.
 
-    logs receives [loss, *metrics, val_loss, *val_metrics] (element means; validation NaN when absent).
-    Returns the number of steps taken: fewer than the epoch's when a batch's loss was not finite, in which
-    case that batch's update was not applied and logs[0] is NaN."""
-    X, Y = data.X, data.Y
+    logs receives [loss, *metrics, val_loss, *val_metrics] as weighted sums over the rows (validation NaN when
+    absent); the API turns them into Keras's means. Returns the number of steps taken: fewer than the epoch's
+    when a batch's loss was not finite, in which case that batch's update was not applied and logs are NaN."""
+    X, Y, W = data.X, data.Y, data.W
     n, n_in = X.shape
     k = Y.shape[1]
     order = permutation(n, loop.seed, step0, loop.shuffle)
@@ -303,29 +319,28 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
         lo, hi = share(nb, comm)
-        xb, yb = _view(ws.xin, 0, hi - lo, n_in), _view(ws.yin, 0, hi - lo, k)
+        xb, yb, wb = _view(ws.xin, 0, hi - lo, n_in), _view(ws.yin, 0, hi - lo, k), ws.win[:hi - lo]
         for r in range(hi - lo):
             source = order[a + lo + r]
             for c in range(n_in):
                 xb[r, c] = X[source, c]
             for c in range(k):
                 yb[r, c] = Y[source, c]
+            wb[r] = W[source]
         step = step0 + s
         batch_loss[0] = 0.0
-        train_step(net, weights, ws, objective, xb, yb, Pass(True, loop.seed, step, lo, nb, comm), batch_loss)
+        train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, lo, nb, comm), batch_loss)
         logs[0] += batch_loss[0]
         allreduce_sum(batch_loss, comm)
         if not math.isfinite(batch_loss[0]):
             logs[:] = np.nan
             return s
         allreduce_sum(ws.grad, comm)
-        add_metrics(objective, output(net, ws, hi - lo), yb, logs, np.int64(0))
+        add_metrics(objective, output(net, ws, hi - lo), yb, wb, logs, np.int64(0))
         optimizer_update(opt, step + 1, weights.theta, ws.grad)
     allreduce_sum(logs[:width], comm)
-    for j in range(width):
-        logs[j] /= n * k
     if data.Xv.shape[0]:
-        evaluate(net, weights, ws, objective, data.Xv, data.Yv, logs[width:], comm)
+        evaluate(net, weights, ws, objective, data.Xv, data.Yv, data.Wv, logs[width:], comm)
     else:
         logs[width:] = np.nan
     return steps

@@ -15,9 +15,10 @@ from numba import config, cuda
 from . import walkers
 from .bundles import Pass
 from .elementwise import (
-    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad, metric_value, sgd_step,
+    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad, metric_value,
+    row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import OPT_ADAM
+from .plan import ACT_SOFTMAX, OPT_ADAM, ROW_CODES
 from .rng import permutation
 
 # The simulator runs every GPU thread as a Python thread: keep its blocks small.
@@ -26,6 +27,17 @@ TILE = 4 if SIMULATED else 16  # edge of the square shared-memory tiles of the m
 THREADS = 32 if SIMULATED else 256  # threads per block of element-wise kernels (a power of two)
 MAX_BLOCKS = 2 if SIMULATED else 2048
 COLS, LANES = (4, 4) if SIMULATED else (32, 8)  # column-reduction blocks: columns x row lanes
+
+
+if SIMULATED:
+    def _native(a):
+        """The simulator's in-kernel array as the NumPy array it wraps, which the @njit row functions take."""
+        return a._item._ary
+else:
+    @cuda.jit(device=True, inline=True)
+    def _native(a):
+        """On the GPU an in-kernel array is what the row functions take already."""
+        return a
 
 
 def _grid(count):
@@ -126,14 +138,19 @@ def _reduce_columns(a, b, sums, products):
 
 
 @cuda.jit
-def _score(code, param, p, y, total, slot):
-    """total[slot] += sum of metric_value over all elements (block tree reduction, one atomic per block)."""
+def _score(code, param, p, y, w, total, slot):
+    """total[slot] += sum over rows i of w[i] times metric_value of row i's elements (row_metric of the row, for
+    per-row codes): block tree reduction, one atomic per block."""
     part = cuda.shared.array(THREADS, np.float64)
     tid = cuda.threadIdx.x
     acc = 0.0
-    m = p.shape[1]
-    for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        acc += metric_value(code, param, p[e // m, e % m], y[e // m, e % m])
+    if code >= ROW_CODES:
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            acc += w[i] * row_metric(code, param, _native(p), _native(y), i)
+    else:
+        m = p.shape[1]
+        for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            acc += w[e // m] * metric_value(code, param, p[e // m, e % m], y[e // m, e % m])
     part[tid] = acc
     cuda.syncthreads()
     half = THREADS // 2
@@ -168,8 +185,17 @@ def _activation_forward(act, x, y):
         y[e // m, e % m] = activation_value(act, x[e // m, e % m])
 
 
+@cuda.jit
+def _softmax_forward(x, y):
+    for i in range(cuda.grid(1), x.shape[0], cuda.gridsize(1)):
+        softmax_row(_native(x), i, _native(y))
+
+
 def activation_forward(act, x, y):
-    _activation_forward[_grid(x.size)](act, x, y)
+    if act == ACT_SOFTMAX:
+        _softmax_forward[_grid(x.shape[0])](x, y)
+    else:
+        _activation_forward[_grid(x.size)](act, x, y)
 
 
 @cuda.jit
@@ -180,8 +206,18 @@ def _activation_backward(act, y, dy, dx):
         dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
 
 
+@cuda.jit
+def _softmax_backward(y, dy, dx):
+    for i in range(cuda.grid(1), dx.shape[0], cuda.gridsize(1)):
+        softmax_row_backward(_native(y), _native(dy), i, _native(dx))
+
+
 def activation_backward(act, y, dy, dx):
-    if dx.size:
+    if not dx.size:
+        return
+    if act == ACT_SOFTMAX:
+        _softmax_backward[_grid(dx.shape[0])](y, dy, dx)
+    else:
         _activation_backward[_grid(dx.size)](act, y, dy, dx)
 
 
@@ -292,23 +328,28 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
         _batchnorm_dx[_grid(dx.size)](dy, xhat, gamma, stats[m:2 * m], dgamma, dbeta, dx)
 
 
-# ---------------------------------------------------------------- losses and metrics
-def metric_sum(code, param, p, y, total, slot):
-    """total[slot] += one loss or metric summed over the batch (on the device: nothing comes back until the epoch
-    ends)."""
-    _score[_grid(p.size)](code, param, p, y, total, slot)
+# ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
+def metric_sum(code, param, p, y, w, total, slot):
+    """total[slot] += one loss or metric's weighted sum over the batch (on the device: nothing comes back until
+    the epoch ends)."""
+    _score[_grid(p.shape[0] if code >= ROW_CODES else p.size)](code, param, p, y, w, total, slot)
 
 
 @cuda.jit
-def _loss_backward(code, param, p, y, scale, dp):
+def _loss_backward(code, param, p, y, w, scale, dp):
+    if code >= ROW_CODES:
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            row_loss_grad(code, param, _native(p), _native(y), i, scale * w[i], _native(dp))
+        return
     m = p.shape[1]
     for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         i, j = e // m, e % m
-        dp[i, j] = scale * loss_grad(code, param, p[i, j], y[i, j])
+        dp[i, j] = scale * w[i] * loss_grad(code, param, p[i, j], y[i, j])
 
 
-def loss_backward(code, param, p, y, scale, dp):
-    _loss_backward[_grid(p.size)](code, param, p, y, np.float32(scale), dp)
+def loss_backward(code, param, p, y, w, scale, dp):
+    count = p.shape[0] if code >= ROW_CODES else p.size
+    _loss_backward[_grid(count)](code, param, p, y, w, np.float32(scale), dp)
 
 
 # ---------------------------------------------------------------- optimizers over the whole flat vector
@@ -350,17 +391,19 @@ def _halt_if_not_finite(total, slot, halted, step):
 
 
 @cuda.jit
-def _gather(X, Y, order, start, xb, yb):
-    """xb, yb = the rows order[start:start + len(xb)] of X, Y."""
+def _gather(X, Y, W, order, start, xb, yb, wb):
+    """xb, yb, wb = the rows order[start:start + len(xb)] of X, Y, W."""
     n_in, k = X.shape[1], Y.shape[1]
-    width = n_in + k
+    width = n_in + k + 1
     for e in range(cuda.grid(1), xb.shape[0] * width, cuda.gridsize(1)):
         r, c = e // width, e % width
         src = order[start + r]
         if c < n_in:
             xb[r, c] = X[src, c]
-        else:
+        elif c < n_in + k:
             yb[r, c - n_in] = Y[src, c - n_in]
+        else:
+            wb[r] = W[src]
 
 
 # ---------------------------------------------------------------- the network: walkers.py's walks, as host code
@@ -369,12 +412,13 @@ forward, backward, loss_head, output, train_step, add_metrics, evaluate_rows, pr
     _walks[name] for name in walkers.WALKERS)
 
 
-def evaluate(net, weights, ws, objective, X, Y, logs, comm):
-    """Inference-mode loss and metrics over all rows of (X, Y): logs = [loss, *metrics] as element means."""
+def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
+    """Inference-mode loss and metrics over all rows of (X, Y) weighted by W: logs = [loss, *metrics] as weighted
+    sums."""
     _one_process(comm)
     total = cuda.to_device(np.zeros(logs.size, np.float64))
-    evaluate_rows(net, weights, ws, objective, X, Y, 0, X.shape[0], total, 0)
-    logs[:] = total.copy_to_host() / max(Y.size, 1)
+    evaluate_rows(net, weights, ws, objective, X, Y, W, 0, X.shape[0], total, 0)
+    logs[:] = total.copy_to_host()
 
 
 def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm):
@@ -385,7 +429,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     and metrics accumulate on the device and come back once. A non-finite batch loss halts the optimizer
     on the device, so that batch's update and all later ones are skipped, as on the CPU."""
     _one_process(comm)
-    X, Y = data.X, data.Y
+    X, Y, W = data.X, data.Y, data.W
     n, n_in = X.shape
     k = Y.shape[1]
     order = cuda.to_device(permutation(n, loop.seed, step0, loop.shuffle))
@@ -396,22 +440,22 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     for s in range(steps):
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
-        xb, yb = ws.xin[:nb * n_in].reshape((nb, n_in)), ws.yin[:nb * k].reshape((nb, k))
-        _gather[_grid(nb * (n_in + k))](X, Y, order, a, xb, yb)
+        xb, yb, wb = ws.xin[:nb * n_in].reshape((nb, n_in)), ws.yin[:nb * k].reshape((nb, k)), ws.win[:nb]
+        _gather[_grid(nb * (n_in + k + 1))](X, Y, W, order, a, xb, yb, wb)
         step = step0 + s
-        train_step(net, weights, ws, objective, xb, yb, Pass(True, loop.seed, step, 0, nb, None), total)
+        train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, 0, nb, None), total)
         _halt_if_not_finite[1, 1](total, 0, halted, s)
-        add_metrics(objective, output(net, ws, nb), yb, total, 0)
+        add_metrics(objective, output(net, ws, nb), yb, wb, total, 0)
         optimizer_update(opt, step + 1, weights.theta, ws.grad, halted)
     if data.Xv.shape[0]:
-        evaluate_rows(net, weights, ws, objective, data.Xv, data.Yv, 0, data.Xv.shape[0], total, width)
+        evaluate_rows(net, weights, ws, objective, data.Xv, data.Yv, data.Wv, 0, data.Xv.shape[0], total, width)
     stopped = int(halted.copy_to_host()[0])
     if stopped:
         logs[:] = np.nan
         return stopped - 1
     logs[:] = total.copy_to_host()
-    logs[:width] /= n * k
-    logs[width:] = logs[width:] / data.Yv.size if data.Xv.shape[0] else np.nan
+    if not data.Xv.shape[0]:
+        logs[width:] = np.nan
     return steps
 
 

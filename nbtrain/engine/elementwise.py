@@ -1,5 +1,5 @@
 """Scalar math shared by the CPU and CUDA kernels: activations, dropout draws, losses, metrics and
-optimizer steps, one element at a time. Written once as @njit functions; CUDA kernels call the same
+optimizer steps, one element (or, for softmax and the categorical losses, one row) at a time. Written once as @njit functions; CUDA kernels call the same
 functions (Numba compiles them as device functions), so both targets compute the same numbers.
 
 Constants are cast to the operand's dtype with `like`, so float32 arithmetic stays float32.
@@ -11,7 +11,12 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .plan import ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, METRIC_BINARY_ACCURACY
+from . import plan
+from .plan import (
+    ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE,
+    LOSS_SCE_LOGITS, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY,
+    ROW_CODES,
+)
 from .rng import random_uniform
 
 ELEMENT = dict(cache=True, error_model="numpy")
@@ -111,6 +116,129 @@ def metric_value(code, param, p, y):
         label = like(y, 1.0) if p > param else like(y, 0.0)
         return 1.0 if label == y else 0.0
     return loss_value(code, param, p, y)
+
+
+columns = njit(**ELEMENT)(plan.columns)  # the plan's rule, compiled for the kernels
+
+
+# ---------------------------------------------------------------- row-wise: softmax and the categorical objectives
+# p, y and the outputs are (n, k) matrices (y (n, 1) for the sparse codes); each function works on row i only, so
+# the CPU runs them in a loop over rows and CUDA one thread per row.
+
+@njit(**ELEMENT)
+def softmax_row(x, i, y):
+    """y[i] = exp(x[i] - max) / sum(exp(x[i] - max)): no overflow whatever the scale of x."""
+    k = x.shape[1]
+    top = x[i, 0]
+    for j in range(1, k):
+        top = max(top, x[i, j])
+    total = like(x, 0.0)
+    for j in range(k):
+        y[i, j] = math.exp(x[i, j] - top)
+        total += y[i, j]
+    for j in range(k):
+        y[i, j] /= total
+
+
+@njit(**ELEMENT)
+def softmax_row_backward(y, dy, i, dx):
+    """dx[i] = y[i] * (dy[i] - <dy[i], y[i]>): the softmax Jacobian applied to dy, from the stored output y."""
+    dot = like(y, 0.0)
+    for j in range(y.shape[1]):
+        dot += dy[i, j] * y[i, j]
+    for j in range(y.shape[1]):
+        dx[i, j] = y[i, j] * (dy[i, j] - dot)
+
+
+@njit(**ELEMENT)
+def _log_sum_exp(z, i):
+    top = z[i, 0]
+    for j in range(1, z.shape[1]):
+        top = max(top, z[i, j])
+    total = like(z, 0.0)
+    for j in range(z.shape[1]):
+        total += math.exp(z[i, j] - top)
+    return top + math.log(total)
+
+
+@njit(**ELEMENT)
+def _target(code, y, i, j, k, smoothing):
+    """Row i's target probability of class j: y[i, j] (label-smoothed) for the one-hot codes, and for the sparse
+    ones 1 where j is the class index in y[i, 0]."""
+    if code == LOSS_CCE or code == LOSS_CCE_LOGITS:
+        return y[i, j] * like(y, 1.0 - smoothing) + like(y, smoothing / k)
+    return like(y, 1.0) if j == int(y[i, 0]) else like(y, 0.0)
+
+
+@njit(**ELEMENT)
+def _row_sum(p, i):
+    total = like(p, 0.0)
+    for j in range(p.shape[1]):
+        total += p[i, j]
+    return total
+
+
+@njit(**ELEMENT)
+def row_loss(code, param, p, y, i):
+    """Row i's categorical cross-entropy. On probabilities (Keras, from_logits=False): p normalized to sum 1, clipped
+    to [eps, 1 - eps], -sum y log p. On logits z: sum y (logsumexp(z) - z), stable for any z."""
+    k = p.shape[1]
+    total = like(p, 0.0)
+    if code == LOSS_CCE_LOGITS or code == LOSS_SCE_LOGITS:
+        lse = _log_sum_exp(p, i)
+        for j in range(k):
+            total += _target(code, y, i, j, k, param) * (lse - p[i, j])
+        return total
+    eps, one, scale = like(p, BCE_EPSILON), like(p, 1.0), _row_sum(p, i)
+    for j in range(k):
+        t = _target(code, y, i, j, k, param)
+        if t != like(p, 0.0):
+            total -= t * math.log(min(max(p[i, j] / scale, eps), one - eps))
+    return total
+
+
+@njit(**ELEMENT)
+def row_loss_grad(code, param, p, y, i, scale, dp):
+    """dp[i] = scale * d row_loss / d p[i]. Logits: softmax(z) sum(y) - y, the fused softmax + cross-entropy
+    gradient. Probabilities: through the normalization q = p / sum(p), with no gradient where q was clipped."""
+    k = p.shape[1]
+    if code == LOSS_CCE_LOGITS or code == LOSS_SCE_LOGITS:
+        lse, mass = _log_sum_exp(p, i), like(p, 0.0)
+        for j in range(k):
+            mass += _target(code, y, i, j, k, param)
+        for j in range(k):
+            dp[i, j] = scale * (math.exp(p[i, j] - lse) * mass - _target(code, y, i, j, k, param))
+        return
+    eps, one, total = like(p, BCE_EPSILON), like(p, 1.0), _row_sum(p, i)
+    # d/dp_j of -sum_c t_c log q_c = (g_j - sum_c g_c q_c) / total, with g_c = -t_c / q_c where q_c is not clipped
+    dot = like(p, 0.0)
+    for j in range(k):
+        q = p[i, j] / total
+        g = -_target(code, y, i, j, k, param) / q if eps <= q <= one - eps else like(p, 0.0)
+        dp[i, j] = g
+        dot += g * q
+    for j in range(k):
+        dp[i, j] = scale * (dp[i, j] - dot) / total
+
+
+@njit(**ELEMENT)
+def _argmax(a, i):
+    best = 0
+    for j in range(1, a.shape[1]):
+        if a[i, j] > a[i, best]:
+            best = j
+    return best
+
+
+@njit(**ELEMENT)
+def row_metric(code, param, p, y, i):
+    """Row i's metric: categorical accuracy (argmax p equals argmax y), sparse categorical accuracy (argmax p
+    equals the index y[i, 0]), or a categorical cross-entropy used as a metric."""
+    if code == METRIC_CATEGORICAL_ACCURACY:
+        return 1.0 if _argmax(p, i) == _argmax(y, i) else 0.0
+    if code == METRIC_SPARSE_CATEGORICAL_ACCURACY:
+        return 1.0 if _argmax(p, i) == int(y[i, 0]) else 0.0
+    return float(row_loss(code, param, p, y, i))
 
 
 @njit(**ELEMENT)

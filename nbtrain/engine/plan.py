@@ -13,11 +13,25 @@ from .bundles import Net, Workspace
 # Operation kinds.
 OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM = 0, 1, 2, 3
 # Activation codes.
-ACT_LINEAR, ACT_RELU, ACT_SIGMOID = 0, 1, 2
-ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID}
-# Loss codes; metrics reuse them and add their own after.
+ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
+ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "softmax": ACT_SOFTMAX}
+# Loss codes; metrics reuse them and add their own after. Codes below ROW_CODES are per element (a row's value is
+# the mean over its columns, as Keras's regression losses and binary cross-entropy); from ROW_CODES on, per row (the
+# categorical cross-entropies and accuracies, over the row's classes). Sparse codes read a class index in y[:, 0].
 LOSS_MAE, LOSS_MSE, LOSS_HUBER, LOSS_BCE, LOSS_BCE_LOGITS = 0, 1, 2, 3, 4
 METRIC_BINARY_ACCURACY = 5
+ROW_CODES = 6
+LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS = 6, 7, 8, 9
+METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY = 10, 11
+SPARSE_CODES = (LOSS_SCE, LOSS_SCE_LOGITS, METRIC_SPARSE_CATEGORICAL_ACCURACY)
+
+
+def columns(code, k):
+    """How many of a row's k values make its one loss or metric value: k for per-element codes (the row's value is
+    their mean), 1 for per-row codes. The kernels scale gradients by it; the API divides the engine's sums by it."""
+    return 1 if code >= ROW_CODES else k
+
+
 # Optimizer codes.
 OPT_SGD, OPT_ADAM = 0, 1
 
@@ -144,6 +158,7 @@ def workspace(plan, capacity, n_targets, dtype=np.float32):
         capacity=int(capacity),
         xin=np.zeros(capacity * plan.n_in, dtype),
         yin=np.zeros(capacity * n_targets, dtype),
+        win=np.ones(capacity, dtype),
         acts=np.zeros(capacity * plan.act_width, dtype),
         dacts=np.zeros(capacity * plan.act_width, dtype),
         aux=np.zeros(max(capacity * plan.aux_width, 1), dtype),

@@ -29,10 +29,11 @@ class Session:
             self.opt = Optimizer(code, hp, put(slots[0]), put(slots[1]))
         return self
 
-    def data(self, X, Y, Xv=None, Yv=None):
-        """The training (and validation) arrays as a Data bundle on the device; no validation: zero rows."""
-        Xv, Yv = (X[:0], Y[:0]) if Xv is None else (Xv, Yv)
-        return Data(*(self.device.put(a) for a in (X, Y, Xv, Yv)))
+    def data(self, X, Y, W, Xv=None, Yv=None, Wv=None):
+        """The training (and validation) arrays and row weights as a Data bundle on the device; no validation: zero
+        rows."""
+        Xv, Yv, Wv = (X[:0], Y[:0], W[:0]) if Xv is None else (Xv, Yv, Wv)
+        return Data(*(self.device.put(a) for a in (X, Y, W, Xv, Yv, Wv)))
 
     def put(self, array):
         return self.device.put(array)

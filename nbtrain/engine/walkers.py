@@ -12,8 +12,9 @@ import types
 
 import numpy as np
 
+from .elementwise import columns
 from .plan import (
-    ACT_SIGMOID, LOSS_BCE, LOSS_BCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, T_A, T_ACT, T_F,
+    ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, T_A, T_ACT, T_F,
     T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
 )
 
@@ -101,15 +102,24 @@ def backward(net, weights, ws, x, start, ps):
 
 def loss_head(net, loss_code, x, ws):
     """Where the loss reads from: (array, loss code, op index that wrote it). A model ending in a sigmoid trained
-    with binary cross-entropy is scored on the sigmoid's input (the logits) with the stable log-sum-exp form, and
-    its gradient is the fused p - y."""
+    with binary cross-entropy, or in a softmax trained with a categorical cross-entropy, is scored on the
+    activation's input (the logits) with the stable log-sum-exp form, and its gradient is the fused p - y."""
     table = net.table
     n, last = x.shape[0], table.shape[0] - 1
-    if loss_code == LOSS_BCE and table[last, T_KIND] == OP_ACTIVATION and table[last, T_ACT] == ACT_SIGMOID:
-        if last == 0:
-            return x, LOSS_BCE_LOGITS, -1
-        return rows(ws.acts, table[last - 1, T_A], ws.capacity, n, table[last - 1, T_OUT]), LOSS_BCE_LOGITS, last - 1
-    return rows(ws.acts, table[last, T_A], ws.capacity, n, table[last, T_OUT]), loss_code, last
+    code = loss_code
+    if table[last, T_KIND] == OP_ACTIVATION:
+        act = table[last, T_ACT]
+        if act == ACT_SIGMOID and loss_code == LOSS_BCE:
+            code = LOSS_BCE_LOGITS
+        elif act == ACT_SOFTMAX and loss_code == LOSS_CCE:
+            code = LOSS_CCE_LOGITS
+        elif act == ACT_SOFTMAX and loss_code == LOSS_SCE:
+            code = LOSS_SCE_LOGITS
+    if code == loss_code:
+        return rows(ws.acts, table[last, T_A], ws.capacity, n, table[last, T_OUT]), loss_code, last
+    if last == 0:
+        return x, code, -1
+    return rows(ws.acts, table[last - 1, T_A], ws.capacity, n, table[last - 1, T_OUT]), code, last - 1
 
 
 def output(net, ws, n):
@@ -118,34 +128,36 @@ def output(net, ws, n):
     return rows(ws.acts, net.table[last, T_A], ws.capacity, n, net.table[last, T_OUT])
 
 
-def train_step(net, weights, ws, objective, x, y, ps, sums):
-    """Forward, loss and backward for the rows of x (n, n_in) and y (n, k): ws.grad receives this share's part of
-    the gradient of the global batch's mean loss, sums[0] gains the share's summed loss."""
+def train_step(net, weights, ws, objective, x, y, w, ps, sums):
+    """Forward, loss and backward for the rows of x (n, n_in), y (n, k) and their weights w (n,): ws.grad receives
+    this share's part of the gradient of the global batch's loss (sum of w times the row losses over ps.total
+    rows, as Keras reduces it), sums[0] gains the share's weighted loss sum."""
     forward(net, weights, ws, x, ps)
     z, code, index = loss_head(net, objective.loss_code, x, ws)
-    metric_sum(code, objective.loss_param, z, y, sums, np.int64(0))  # an int64, not a literal: one compilation
+    metric_sum(code, objective.loss_param, z, y, w, sums, np.int64(0))  # an int64, not a literal: one compilation
     if index >= 0:
         dz = rows(ws.dacts, net.table[index, T_A], ws.capacity, z.shape[0], z.shape[1])
-        loss_backward(code, objective.loss_param, z, y, like(weights.theta, 1.0 / (ps.total * y.shape[1])), dz)
+        scale = like(weights.theta, 1.0 / (ps.total * columns(code, y.shape[1])))
+        loss_backward(code, objective.loss_param, z, y, w, scale, dz)
         backward(net, weights, ws, x, index, ps)
 
 
-def add_metrics(objective, p, y, sums, offset):
-    """sums[offset + 1 + j] gains metric j summed over the batch."""
+def add_metrics(objective, p, y, w, sums, offset):
+    """sums[offset + 1 + j] gains metric j's weighted sum over the batch."""
     for j in range(objective.metric_codes.size):
-        metric_sum(objective.metric_codes[j], objective.metric_params[j], p, y, sums, offset + 1 + j)
+        metric_sum(objective.metric_codes[j], objective.metric_params[j], p, y, w, sums, offset + 1 + j)
 
 
-def evaluate_rows(net, weights, ws, objective, X, Y, start, stop, sums, offset):
-    """Inference over rows start..stop of (X, Y), ws.capacity at a time: sums[offset] gains the summed loss and
-    sums[offset + 1 + j] metric j's sum."""
+def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
+    """Inference over rows start..stop of (X, Y, W), ws.capacity at a time: sums[offset] gains the weighted loss
+    sum and sums[offset + 1 + j] metric j's."""
     for a in range(start, stop, ws.capacity):
         b = min(a + ws.capacity, stop)
-        xb, yb = X[a:b], Y[a:b]
+        xb, yb, wb = X[a:b], Y[a:b], W[a:b]
         forward(net, weights, ws, xb, Pass(False, 0, 0, 0, b - a, None))
         z, code, _ = loss_head(net, objective.loss_code, xb, ws)
-        metric_sum(code, objective.loss_param, z, yb, sums, offset)
-        add_metrics(objective, output(net, ws, b - a), yb, sums, offset)
+        metric_sum(code, objective.loss_param, z, yb, wb, sums, offset)
+        add_metrics(objective, output(net, ws, b - a), yb, wb, sums, offset)
 
 
 def predict(net, weights, ws, X, out):
