@@ -62,3 +62,20 @@ def machine():
     except ImportError:
         versions += ", torch not installed"
     return f"{cpu}, {os.cpu_count()} cores; {versions}"
+
+
+def write_section(path, heading, text):
+    """Put `text` under the markdown heading `## heading` of the file at path: in place of that section's old text
+    (up to the next `## `), or appended when the file has no such section."""
+    from pathlib import Path
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.exists() else []
+    title = f"## {heading}"
+    body = [title, "", *text.strip("\n").splitlines(), ""]
+    if title in lines:
+        start = lines.index(title)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = body
+    else:
+        lines += ["", *body] if lines else body
+    path.write_text("\n".join(lines).rstrip("\n") + "\n")

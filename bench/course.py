@@ -6,17 +6,18 @@ Measures (all on this machine, in this run, so the ratios compare like with like
   1. ionosphere 4-4-1, batch 512, exactly 1000 epochs with validation: wall time of the whole fit.
   2. red wine 3x512, batch 256: seconds per epoch (training + validation), the achieved GFLOP/s, and NumPy's
      float32 matmul GFLOP/s on the same matrix shapes (the ceiling for an sgemm-bound epoch).
-  3. time to the end of the first epoch in a fresh process with a warm compile cache, and where it goes.
+  3. red wine's quality as 6 classes, 3x512 + softmax, sparse categorical cross-entropy, batch 256: seconds
+     per epoch.
+  4. time to the end of the first epoch in a fresh process with a warm compile cache, and where it goes.
 """
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from bench import workloads
-from bench.common import best_of, machine, parser
+from bench.common import best_of, machine, parser, write_section
 
 
 def nbtrain_model(spec, n_in, seed):
@@ -46,7 +47,10 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
     torch.manual_seed(seed)
     (X, y), (Xv, yv) = data
     tensors = [torch.tensor(np.asarray(a, dtype=np.float32)) for a in (X, y, Xv, yv)]
-    X, y, Xv, yv = tensors[0], tensors[1][:, None], tensors[2], tensors[3][:, None]
+    if loss == "cce":  # class indices for cross_entropy
+        X, y, Xv, yv = tensors[0], tensors[1].long(), tensors[2], tensors[3].long()
+    else:
+        X, y, Xv, yv = tensors[0], tensors[1][:, None], tensors[2], tensors[3][:, None]
     stack, width = [], X.shape[1]
     for units, act in spec:
         linear = nn.Linear(width, units)
@@ -57,7 +61,8 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
             stack.append(nn.ReLU())
         width = units
     model = nn.Sequential(*stack)
-    loss_fn = nn.L1Loss() if loss == "mae" else nn.BCEWithLogitsLoss()  # sigmoid folded into the loss
+    # a sigmoid or softmax output folded into the loss, as PyTorch users write it
+    loss_fn = {"mae": nn.L1Loss(), "bce": nn.BCEWithLogitsLoss(), "cce": nn.CrossEntropyLoss()}[loss]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True)
     start = time.perf_counter()
@@ -91,7 +96,7 @@ def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
     with device.session(model.plan, model.theta, model.state, max(rows, len(Xv)), 1,
                         (opt.code, opt.hyperparameters(), opt.slots)) as session:
         data = session.data(X, y, np.ones(len(X), np.float32), Xv, yv, np.ones(len(Xv), np.float32))
-        loop = Loop(rows, True, seed)
+        loop = Loop(rows, True, seed, np.zeros(2, np.int64))
         start = time.perf_counter()
         for epoch in range(epochs):
             device.engine.train_epoch(session.net, session.weights, session.opt, session.ws, objective, data, loop,
@@ -197,6 +202,16 @@ def main():
                  f"{(wine_nb - numpy_s) * 1e3:.1f} ms the rest: bias, ReLU, MAE, column sums, Adam over 531,969 "
                  "parameters, batch gathers", "-"))
 
+    classes = workloads.red_wine_classes(args.data)
+    cce = "sparse_categorical_crossentropy"
+    nbtrain_fit(classes, workloads.WINE_CLASSES_3X512, cce, 256, 1)  # compile (or load) the multiclass kernels
+    cls_nb = best_of(lambda: nbtrain_fit(classes, workloads.WINE_CLASSES_3X512, cce, 256, epochs), args.repeats) / epochs
+    cls_pt = (best_of(lambda: torch_fit(classes, workloads.WINE_CLASSES_3X512, "cce", 256, epochs), args.repeats)
+              / epochs if have_torch else None)
+    rows.append(("red wine quality as 6 classes, 3x512 + softmax, sparse categorical cross-entropy, batch 256: "
+                 "seconds per epoch", f"{cls_nb * 1e3:.1f} ms", f"{cls_pt * 1e3:.1f} ms" if cls_pt else "not installed",
+                 f"**{cls_pt / cls_nb:.2f}x**" if cls_pt else "-"))
+
     wall, t_import, t_kernels, t_fit = first_epoch()
     rows.append(("time to the end of the first epoch, fresh process, warm compile cache", f"{wall:.2f} s",
                  f"import nbtrain {t_import:.2f} s, load kernels {t_kernels:.2f} s, build + fit {t_fit:.2f} s",
@@ -207,13 +222,9 @@ def main():
     report = "\n".join(table)
     print(f"Machine: {machine()}\n\n{report}")
     if args.write:
-        Path(args.write).write_text(
-            "# Benchmark results\n\nEvery figure here was measured by the command above its table, on the machine it "
-            "names; ratios compare runs made in the same process, one after the other.\n\n"
-            f"## The course workloads: nbtrain vs PyTorch on the CPU\n\nMachine: {machine()}\n\n"
-            f"Command: `python -m bench.course --repeats {args.repeats} --wine-epochs {epochs} --write "
-            f"{args.write}` (best of {args.repeats}; compile cache warm)\n\n{report}\n")
-
+        write_section(args.write, "The course workloads: nbtrain vs PyTorch on the CPU",
+                      f"Machine: {machine()}\n\nCommand: `python -m bench.course --repeats {args.repeats} --wine-epochs "
+                      f"{epochs} --write {args.write}` (best of {args.repeats}; compile cache warm)\n\n{report}")
 
 if __name__ == "__main__":
     main()

@@ -19,6 +19,14 @@ def red_wine(data_dir):
     return course_split(pd.read_csv(Path(data_dir) / "red-wine.csv"), "quality")
 
 
+def red_wine_classes(data_dir):
+    """Red wine with its quality (3 to 8) as classes: the course's scaled features, the class index as target."""
+    df = pd.read_csv(Path(data_dir) / "red-wine.csv")
+    classes = {q: i for i, q in enumerate(sorted(df["quality"].unique()))}
+    (X, _), (Xv, _) = course_split(df, "quality")
+    return (X, df.loc[X.index, "quality"].map(classes)), (Xv, df.loc[Xv.index, "quality"].map(classes))
+
+
 def ionosphere(data_dir):
     df = pd.read_csv(Path(data_dir) / "ion.csv", index_col=0)
     df["Class"] = df["Class"].map({"good": 0, "bad": 1})
@@ -28,3 +36,4 @@ def ionosphere(data_dir):
 # (units, activation) of each Dense layer
 WINE_3X512 = [(512, "relu"), (512, "relu"), (512, "relu"), (1, None)]
 ION_4_4_1 = [(4, "relu"), (4, "relu"), (1, "sigmoid")]
+WINE_CLASSES_3X512 = [(512, "relu"), (512, "relu"), (512, "relu"), (6, "softmax")]

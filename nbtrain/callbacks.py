@@ -1,5 +1,5 @@
 """Callbacks with Keras's names and semantics, called once per epoch (the epoch itself runs compiled,
-so batch-level hooks are not called)."""
+so batch-level hooks are not called); on a long epoch, on_epoch_progress reports the steps done while it runs."""
 import sys
 import time
 import warnings
@@ -10,7 +10,9 @@ from .monitor import MODES, Monitor
 
 
 class Callback:
-    """Base class: override on_train_begin/end and on_epoch_begin/end(epoch, logs)."""
+    """Base class: override on_train_begin/end and on_epoch_begin/end(epoch, logs); on_epoch_progress(epoch, step)
+    (nbtrain's own) is called about twice a second during an epoch long enough to run beside the caller's thread,
+    with the steps done so far (params["steps"] is the epoch's total)."""
 
     def __init__(self):
         self.model = None
@@ -32,6 +34,9 @@ class Callback:
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_epoch_progress(self, epoch, step):
         pass
 
 
@@ -69,6 +74,10 @@ class CallbackList:
     def on_epoch_end(self, epoch, logs=None):
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
+
+    def on_epoch_progress(self, epoch, step):
+        for cb in self.callbacks:
+            cb.on_epoch_progress(epoch, step)
 
 
 class History(Callback):
@@ -198,12 +207,23 @@ class ProgbarLogger(Callback):
         if self.params.get("verbose") == 1:
             print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=self.stream or sys.stdout)
 
+    def on_epoch_progress(self, epoch, step):
+        """On a terminal, verbose=1 redraws the epoch's bar in place as the steps go by."""
+        stream = self.stream or sys.stdout
+        if self.params.get("verbose") == 1 and stream.isatty():
+            steps = self.params.get("steps") or 1
+            filled = int(20 * step / steps)
+            elapsed = format_duration(time.perf_counter() - self._start)
+            print(f"\r{step}/{steps} {'━' * filled}{' ' * (20 - filled)} {elapsed}", end="", file=stream, flush=True)
+
     def on_epoch_end(self, epoch, logs=None):
         elapsed = time.perf_counter() - self._start
         steps = self.params.get("steps") or 1
         per_step = format_duration(elapsed / steps)
+        stream = self.stream or sys.stdout
         if self.params.get("verbose") == 1:
-            line = f"{steps}/{steps} {'━' * 20} {format_duration(elapsed)} {per_step}/step"
+            redraw = "\r" if stream.isatty() else ""  # over the bar on_epoch_progress drew
+            line = f"{redraw}{steps}/{steps} {'━' * 20} {format_duration(elapsed)} {per_step}/step"
         else:
             line = f"{steps}/{steps} - {format_duration(elapsed)} - {per_step}/step"
-        print(line + format_logs(logs or {}), file=self.stream or sys.stdout, flush=True)
+        print(line + format_logs(logs or {}), file=stream, flush=True)

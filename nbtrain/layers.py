@@ -129,7 +129,7 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """Applies an activation function: "relu", "sigmoid" or "linear"."""
+    """Applies an activation function: "relu", "sigmoid", "softmax" (over each row) or "linear"."""
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)

@@ -1,5 +1,7 @@
 """Sequential: the Keras-shaped model. It builds a Plan from its layers, owns the flat weight vectors,
 and drives the engine one compiled epoch at a time, running callbacks in between."""
+import signal
+import threading
 import time
 import warnings
 
@@ -12,14 +14,19 @@ from . import optimizers as optimizers_module
 from . import utils
 from .arrays import as_matrix, as_pair, as_weights, class_weights
 from .engine import Device, resolve
-from .engine.bundles import Loop, Objective
+from .engine.bundles import DONE, STOP, Loop, Objective
 from .engine.plan import LOSS_BCE, SPARSE_CODES, columns, compile_plan
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
+from .interrupts import StopRequests
 from .layers import InputLayer, Layer, deserialize
 from .saving import SavedModel, read_model, write_model
 
 EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when no batch size is given
+# An epoch of at least this many rows x parameters (tens of milliseconds and up) runs in a thread beside the caller,
+# so that signals act within a step and progress shows; a shorter one runs inline, where a thread's start would cost.
+BESIDE_WORK = 50_000_000
+PROGRESS_SECONDS = 0.5  # how often a running epoch reports its steps
 
 
 class Sequential:
@@ -35,7 +42,7 @@ class Sequential:
         self.history = None
         self.stop_training = False
         self.stop_reason = None
-        self.stop_cause = None  # why the last fit ended early: "nonfinite", "interrupted" or None
+        self.stop_cause = None  # why the last fit ended early: "nonfinite", "interrupted", "terminated" or None
         self.metadata = None
         self.device = "cpu"
         self._target = None  # the resolved device's engine, made on first use (imports Numba)
@@ -216,7 +223,7 @@ class Sequential:
         self._check_compiled()
         X, Y, W, Xv, Yv, Wv = self._training_data(x, y, sample_weight, class_weight, validation_split,
                                                    validation_data)
-        batch_size = int(batch_size or 32)
+        batch_size = 32 if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
         group = self._process_group(distribute)
@@ -244,46 +251,88 @@ class Sequential:
         with self._session(capacity, Y.shape[1], (opt.code, opt.hyperparameters(), opt.slots)) as session:
             self._live = None if session.device.on_host else session
             try:
-                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), Loop(train_rows, bool(shuffle), seed),
-                                    cbs, initial_epoch, epochs, steps, group)
+                loop = Loop(train_rows, bool(shuffle), seed, np.zeros(2, np.int64))
+                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), loop, cbs, initial_epoch, epochs,
+                                    steps, group)
             finally:
                 self._live = None
         cbs.on_train_end(logs)
         self.history = cbs.history
-        if group and self.stop_cause != "interrupted" and not group.identical(self.theta, self.state):
+        if group and self.stop_cause not in ("interrupted", "terminated") and not group.identical(self.theta,
+                                                                                                  self.state):
             raise DistributedError("the ranks' weights differ after a distributed fit; please report this")
         return cbs.history
 
     def _epochs(self, session, data, loop, cbs, initial_epoch, epochs, steps, group):
         """The training loop: one compiled epoch at a time, callbacks in between; returns the last epoch's logs.
-        A non-finite loss or Ctrl-C ends it cleanly (stop_cause says which)."""
+        A non-finite loss, Ctrl-C or SIGTERM ends it cleanly (stop_cause says which); a signal takes effect at the
+        end of the current step, and an epoch it cuts short is not recorded."""
         names = self._log_names()
         keys = names + (["val_" + k for k in names] if data.Xv.shape[0] else [])
         buffer = np.zeros(2 * len(names), np.float64)
         k = data.Y.shape[1]
         objective, opt, comm = self._objective(k), self.optimizer, group.handle if group else None
         divisors = np.concatenate([self._divisors(objective, k, data.W), self._divisors(objective, k, data.Wv)])
+        beside = data.X.shape[0] * max(self.plan.n_params, 1) >= BESIDE_WORK
         logs = {}
         cbs.on_train_begin()
-        try:
-            for epoch in range(initial_epoch, epochs):
-                cbs.on_epoch_begin(epoch)
-                done = session.device.engine.train_epoch(session.net, session.weights, session.opt, session.ws,
-                                                         objective, data, loop, opt.iterations, buffer, comm)
-                opt.iterations += done
-                with np.errstate(invalid="ignore", divide="ignore"):  # no validation rows: NaN / 0
-                    logs = {key: float(v) for key, v in zip(keys, buffer / divisors)}
-                if done < steps:
-                    self._stop("nonfinite", f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; "
-                                            "training stopped before that batch's update (try a lower learning rate)")
-                    warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=3)
-                cbs.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
-        except KeyboardInterrupt:
-            self._stop("interrupted", f"interrupted after {len(cbs.history.epoch)} epochs")
-            print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+        with StopRequests(loop.control) as requests:
+            try:
+                for epoch in range(initial_epoch, epochs):
+                    if requests.cause and comm is None:  # a signal between epochs (under MPI the ranks agree in the
+                        break                            # epoch's first step)
+                    cbs.on_epoch_begin(epoch)
+                    args = (session.net, session.weights, session.opt, session.ws, objective, data, loop,
+                            opt.iterations, buffer, comm)
+                    done = self._run_epoch(session.device.engine.train_epoch, args, beside, cbs, epoch)
+                    opt.iterations += done
+                    if requests.cause and done < steps:
+                        break
+                    with np.errstate(invalid="ignore", divide="ignore"):  # no validation rows: NaN / 0
+                        logs = {key: float(v) for key, v in zip(keys, buffer / divisors)}
+                    if done < steps:
+                        self._stop("nonfinite", f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; "
+                                                "training stopped before that batch's update (try a lower learning "
+                                                "rate)")
+                        warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=3)
+                    cbs.on_epoch_end(epoch, logs)
+                    if self.stop_training or requests.cause:
+                        break
+            except KeyboardInterrupt:
+                loop.control[STOP] = signal.SIGINT
+            if requests.cause:
+                self._stop(requests.cause, f"{requests.cause} after {len(cbs.history.epoch)} epochs")
+                print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
         return logs
+
+    @staticmethod
+    def _run_epoch(train_epoch, args, beside, cbs, epoch):
+        """One compiled epoch: inline, or (for a long epoch, whose kernels release the GIL) in a thread beside this
+        one, which then reports the steps done (Loop.control) to the callbacks and runs signal handlers at once.
+        Returns the steps taken."""
+        if not beside:
+            return train_epoch(*args)
+        control, outcome = args[6].control, {}
+
+        def run():
+            try:
+                outcome["done"] = train_epoch(*args)
+            except BaseException as exc:  # re-raised in the caller's thread
+                outcome["error"] = exc
+        worker = threading.Thread(target=run, name="nbtrain-epoch", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(PROGRESS_SECONDS)
+                if worker.is_alive():
+                    cbs.on_epoch_progress(epoch, int(control[DONE]))
+        except BaseException:  # a second Ctrl-C: the epoch still ends at its step's end before this goes on
+            control[STOP] = control[STOP] or signal.SIGINT
+            worker.join()
+            raise
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["done"]
 
     def _stop(self, cause, reason):
         self.stop_training, self.stop_cause, self.stop_reason = True, cause, reason
@@ -419,15 +468,24 @@ class Sequential:
                                      state, self.history.history if self.history is not None else {}, metadata))
 
 
+def _shapes(shapes, shown=6):
+    """A list of shapes for a one-line message: the first few, then how many more."""
+    text = ", ".join(str(tuple(shape)) for shape in shapes[:shown])
+    return f"[{text}{f', ... {len(shapes) - shown} more' if len(shapes) > shown else ''}]"
+
+
 def load_model(path, device="auto"):
     """Rebuild a saved model with its weights, compile settings (on `device`), optimizer state and history.
     The file's metadata (or None) is available as model.metadata."""
     saved = read_model(path)
     try:
         model = Sequential.from_config(saved.model)
+        # the architecture's weight shapes against the arrays the file holds, before anything is allocated
+        shapes = [v.shape for v in compile_plan(model.layers, saved.input_width).variables]
+        if shapes != [w.shape for w in saved.weights]:
+            raise ValueError(f"the architecture needs weights of shapes {_shapes(shapes)} but the file holds "
+                             f"{_shapes([w.shape for w in saved.weights])}")
         model.build((None, saved.input_width))
-        if len(saved.weights) != len(model.weights):
-            raise ValueError(f"{len(saved.weights)} weight arrays for a model that has {len(model.weights)}")
         model.set_weights(saved.weights)
         if saved.compile:
             compiled = saved.compile
@@ -438,7 +496,7 @@ def load_model(path, device="auto"):
                     raise ValueError("optimizer state does not match the weights")
                 model.optimizer.slots = slots
                 model.optimizer.iterations = saved.optimizer["iterations"]
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(f"{path} holds an inconsistent nbtrain model ({type(exc).__name__}: {exc})") from None
     model.history = callbacks_module.History()
     model.history.history = {k: list(v) for k, v in saved.history.items()}

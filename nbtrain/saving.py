@@ -54,8 +54,56 @@ def write_model(path, saved):
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, data in members.items():
-                archive.writestr(name, data)
+                # weights hardly compress; stored as they are, a real file never looks like a zip bomb
+                archive.writestr(name, data, zipfile.ZIP_STORED if name == "weights.npz" else None)
     atomic_write(path, write)
+
+
+# What a model file may hold, checked before anything is inflated or allocated: generous for real models (weights.npz
+# holds the weights and both optimizer slots, so 1 GiB is about 90M parameters), far below what exhausts a machine.
+MEMBER_LIMITS = {"config.json": 16 << 20, "weights.npz": 1 << 30, "history.json": 64 << 20,
+                 "metadata.json": 64 << 20}
+MAX_RATIO = 100  # uncompressed / compressed size of a member above RATIO_FLOOR bytes
+RATIO_FLOOR = 1 << 20
+
+
+def _member(archive, name, path):
+    """The bytes of one member, refused (ModelFileError) when its size or compression ratio is past the limits; the
+    read stops at the limit whatever the member's header claims."""
+    info = archive.getinfo(name)
+    limit = MEMBER_LIMITS[name]
+    if info.file_size > limit:
+        raise ModelFileError(f"{path}: {name} would inflate to {info.file_size:,} bytes, over the limit of "
+                             f"{limit:,} for a model file")
+    if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise ModelFileError(f"{path}: {name} is compressed {info.file_size // max(info.compress_size, 1)}x, over "
+                             f"the limit of {MAX_RATIO}x for a model file (a zip bomb?)")
+    with archive.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise ModelFileError(f"{path}: {name} inflates past the limit of {limit:,} bytes for a model file")
+    return data
+
+
+def _arrays(data, path):
+    """The arrays of weights.npz, each member's .npy header read first so that no shape larger than the member's
+    own bytes is ever allocated (np.load would allocate what a header claims)."""
+    from numpy.lib import format as npy
+    buffer = io.BytesIO(data)
+    with zipfile.ZipFile(buffer) as npz:
+        for info in npz.infolist():
+            with npz.open(info) as member:
+                version = npy.read_magic(member)
+                shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0)
+                                   else npy.read_array_header_2_0)(member)
+            if dtype.hasobject or dtype.kind not in "fiub":
+                raise ModelFileError(f"{path}: weights.npz holds {info.filename} of type {dtype}, not numbers")
+            if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
+                raise ModelFileError(f"{path}: weights.npz claims {info.filename} of shape {shape}, larger than the "
+                                     "bytes it holds")
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
 
 
 def _read(path):
@@ -63,40 +111,68 @@ def _read(path):
     The format and version are checked before anything else is parsed, so a newer file is reported as such."""
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
+            config = json.loads(_member(archive, "config.json", path))
             if not isinstance(config, dict) or config.get("format") != FORMAT:
                 raise ModelFileError(f"{path} is not an nbtrain model file")
             version = config.get("format_version")
             if not isinstance(version, int) or version > FORMAT_VERSION:
                 raise ModelFileError(f"{path} was written by a newer nbtrain (model format {version}; this version "
                                      f"reads up to {FORMAT_VERSION}): upgrade nbtrain")
-            with np.load(io.BytesIO(archive.read("weights.npz")), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            history = json.loads(archive.read("history.json"))
+            arrays = _arrays(_member(archive, "weights.npz", path), path)
+            history = json.loads(_member(archive, "history.json", path))
             names = archive.namelist()
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else None
+            metadata = json.loads(_member(archive, "metadata.json", path)) if "metadata.json" in names else None
     except FileNotFoundError:
         raise ModelFileError(f"model file not found: {path}") from None
     except IsADirectoryError:
         raise ModelFileError(f"{path} is a directory, not a model file") from None
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, MemoryError) as exc:
         if isinstance(exc, ModelFileError):
             raise
         raise ModelFileError(f"{path} is not a readable nbtrain model file ({type(exc).__name__}: {exc})") from None
     return config, arrays, history, metadata
 
 
+def _history(history):
+    """history.json as Keras's History holds it: names mapped to equally long lists of numbers (NaN allowed)."""
+    if not isinstance(history, dict):
+        raise TypeError("history is not a dict of lists")
+    lengths = set()
+    for key, values in history.items():
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values):
+            raise TypeError(f"history entry {key!r} is not a list of numbers")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ValueError("history entries of different lengths")
+    return history
+
+
 def read_model(path):
-    """The SavedModel in the file at `path`, or ModelFileError saying what is wrong with it."""
+    """The SavedModel in the file at `path`, or ModelFileError saying what is wrong with it: weights that are not
+    finite numbers, an optimizer state that does not match them, or a history that is not lists of numbers."""
     path = os.fspath(path)
     config, arrays, history, metadata = _read(path)
     try:
         count = sum(1 for name in arrays if name.startswith("weight_"))
+        weights = [arrays[f"weight_{i:04d}"] for i in range(count)]
+        for i, w in enumerate(weights):
+            if w.dtype.kind != "f" or not np.isfinite(w).all():
+                raise ValueError(f"weight array {i} holds {'NaN or infinite values' if w.dtype.kind == 'f' else w.dtype}")
         optimizer = None
         if "optimizer_slot1" in arrays:
             optimizer = {"slots": [arrays["optimizer_slot1"], arrays["optimizer_slot2"]],
                          "iterations": int(arrays["optimizer_iterations"])}
-        return SavedModel(config["model"], int(config["input_width"]), config.get("compile"),
-                          [arrays[f"weight_{i:04d}"] for i in range(count)], optimizer, history, metadata)
+            if optimizer["iterations"] < 0:
+                raise ValueError("a negative optimizer step count")
+        if not isinstance(config["model"], dict) or not isinstance(config["model"].get("layers"), list):
+            raise TypeError("the architecture is not a list of layers")
+        width = config["input_width"]
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+            raise ValueError(f"input width {width!r}")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError("metadata is not a dict")
+        return SavedModel(config["model"], width, config.get("compile"), weights, optimizer, _history(history),
+                          metadata)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} holds an inconsistent nbtrain model ({type(exc).__name__}: {exc})") from None

@@ -14,7 +14,12 @@ CASES = {
     # batches of one row: one rank's share of every batch is empty, and batchnorm must still agree
     "batchnorm-batch-of-one": (lambda: [layers.BatchNormalization(), layers.Dense(4, activation="relu"),
                                         layers.Dense(1)], 1),
+    # softmax over 3 classes, sparse categorical cross-entropy, class weights
+    "multiclass": (lambda: [layers.Dense(16, activation="relu"), layers.Dropout(0.2),
+                            layers.Dense(3, activation="softmax")], 16),
 }
+MULTICLASS = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+CLASS_WEIGHT = {0: 1.0, 1: 2.0, 2: 0.5}
 
 
 def data():
@@ -27,12 +32,16 @@ def data():
 
 def fit(case, distribute=None, epochs=3):
     make_layers, batch_size = CASES[case]
-    (X, y), validation = data()
+    (X, y), (Xv, yv) = data()
+    multiclass = case == "multiclass"
+    if multiclass:  # the regression target cut into 3 classes
+        y, yv = (np.digitize(a, [-0.5, 0.5]).astype(np.float32) for a in (y, yv))
     model = Sequential(make_layers())
     model.build((None, 6), seed=0)
-    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss="mae", metrics=["mse"], device="cpu")
-    history = model.fit(X, y, validation_data=validation, batch_size=batch_size, epochs=epochs, verbose=0, seed=5,
-                        distribute=distribute)
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), device="cpu",
+                  **(MULTICLASS if multiclass else dict(loss="mae", metrics=["mse"])))
+    history = model.fit(X, y, validation_data=(Xv, yv), batch_size=batch_size, epochs=epochs, verbose=0, seed=5,
+                        distribute=distribute, class_weight=CLASS_WEIGHT if multiclass else None)
     return history.history, model.get_weights()
 
 

@@ -4,7 +4,8 @@ import warnings
 import numpy as np
 import pytest
 
-from nbtrain import callbacks, metrics
+from nbtrain import Sequential, callbacks, layers, metrics
+from nbtrain.callbacks import Callback, LambdaCallback
 
 
 class ScriptedModel:
@@ -132,3 +133,66 @@ def test_lambda_callback_and_format():
     run(cb, [3.0, 2.0], monitor="loss")
     assert seen == [(0, 3.0), (1, 2.0)]
     assert callbacks.format_logs({"loss": 0.12345, "mae": 0.0000123}) == " - loss: 0.1235 - mae: 1.2300e-05"
+
+
+# ---------------------------------------------------------------- Ctrl-C and SIGTERM during fit
+def signalling_model(seed=0):
+    model = Sequential([layers.Dense(64, activation="relu", input_shape=[20]), layers.Dense(1)])
+    model.build(seed=seed)
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_sigterm_between_epochs_stops_after_that_epoch():
+    import os
+    import signal
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 20)), rng.normal(size=64)
+    model = signalling_model()
+    kill = LambdaCallback(on_epoch_end=lambda epoch, logs: epoch == 2 and os.kill(os.getpid(), signal.SIGTERM))
+    history = model.fit(X, y, epochs=10, verbose=0, seed=0, callbacks=[kill])
+    assert history.epoch == [0, 1, 2] and model.stop_cause == "terminated"
+    assert "terminated after 3 epochs" in model.stop_reason
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back after the fit
+
+
+def test_ctrl_c_during_a_long_epoch_stops_at_the_end_of_the_step(monkeypatch):
+    """A long epoch runs beside the caller and reports progress; Ctrl-C sent at the first report ends the epoch
+    after the current step: the optimizer took some of the epoch's steps, not all, and the cut epoch is not
+    recorded."""
+    import os
+    import signal
+    import nbtrain.model
+    monkeypatch.setattr(nbtrain.model, "PROGRESS_SECONDS", 0.01)
+    rng = np.random.default_rng(1)
+    rows = 200_000  # 12,500 steps of 16 rows: an epoch far longer than the progress interval on any machine
+    X, y = rng.normal(size=(rows, 20)).astype(np.float32), rng.normal(size=rows).astype(np.float32)
+    model = signalling_model()
+    assert X.shape[0] * model.plan.n_params >= nbtrain.model.BESIDE_WORK
+    reports = []
+
+    class Interrupt(Callback):
+        def on_epoch_progress(self, epoch, step):
+            reports.append((epoch, step))
+            if len(reports) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    history = model.fit(X, y, batch_size=16, epochs=3, verbose=0, seed=0, callbacks=[Interrupt()])
+    steps, cut = rows // 16, reports[0][0]
+    assert history.epoch == list(range(cut)) and model.stop_cause == "interrupted"
+    assert cut * steps < model.optimizer.iterations < (cut + 1) * steps
+    assert all(0 <= step <= steps for _, step in reports)
+
+
+def test_an_ignored_sigint_stays_ignored_during_fit():
+    import signal
+    seen = []
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        model = signalling_model()
+        rng = np.random.default_rng(0)
+        model.fit(rng.normal(size=(8, 20)), rng.normal(size=8), epochs=1, verbose=0,
+                  callbacks=[LambdaCallback(on_epoch_end=lambda e, l: seen.append(signal.getsignal(signal.SIGINT)))])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen == [signal.SIG_IGN]

@@ -91,7 +91,7 @@ def test_unreadable_files_raise_one_line_errors(trained, tmp_path):
         rewrite(good, tmp_path / "newer-layout.nbt", config_json=json.dumps({**config, "format_version": 2}),
                 weights_npz=None): "newer nbtrain",
         rewrite(good, tmp_path / "pickle.nbt", weights_npz=npz_bytes(weight_0000=np.array([{}], dtype=object))):
-            "not a readable nbtrain model file",
+            "of type object, not numbers",
         rewrite(good, tmp_path / "shapes.nbt", weights_npz=npz_bytes(
             **{f"weight_{i:04d}": np.zeros(3, np.float32) for i in range(8)})): "inconsistent",
     }
@@ -119,3 +119,22 @@ def test_failed_save_leaves_the_old_file_intact(trained, tmp_path):
     assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
     with pytest.raises(FileNotFoundError):
         trained.save(tmp_path / "missing-folder" / "model.nbt")
+
+
+def test_a_failed_save_names_the_users_path_and_leaves_nothing(trained, tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        trained.save(tmp_path / "missing" / "m.nbt")
+    assert str(tmp_path / "missing" / "m.nbt") in str(info.value) and ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_a_killed_save_are_removed_at_the_next_save(trained, tmp_path):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    leftover, running = tmp_path / f".nbtrain-{dead}-abc.tmp", tmp_path / f".nbtrain-{os.getpid()}-def.tmp"
+    leftover.write_bytes(b"half a model")
+    running.write_bytes(b"a save in progress")
+    trained.save(tmp_path / "m.nbt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.nbt", running.name])

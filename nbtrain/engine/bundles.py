@@ -22,8 +22,11 @@ Workspace = namedtuple("Workspace", "capacity xin yin win acts dacts aux feat gr
 # Training rows (X, Y) with their weights W (rows,) and validation rows (Xv, Yv, Wv; zero rows when there are
 # none), float32. A weight scales its row's loss, gradient and metrics (sample_weight, class_weight; ones by default).
 Data = namedtuple("Data", "X Y W Xv Yv Wv")
-# How an epoch walks the training rows: rows per step, whether to shuffle, and the seed of shuffles and dropout.
-Loop = namedtuple("Loop", "batch_size shuffle seed")
+# How an epoch walks the training rows: rows per step, whether to shuffle, the seed of shuffles and dropout, and
+# control, int64 [stop, steps done]: a nonzero stop (set from outside, e.g. by a signal handler) ends the epoch at
+# the end of the current step; the epoch writes the steps it has done, for progress displays to read.
+Loop = namedtuple("Loop", "batch_size shuffle seed control")
+STOP, DONE = 0, 1  # the slots of Loop.control
 # One forward (and backward) pass: training or inference; the dropout draw's seed and step; the batch's first row
 # within the global batch, the global batch's rows, and the MPI group sharing them (None, or int64 [rank, size]).
 Pass = namedtuple("Pass", "train seed step row0 total comm")

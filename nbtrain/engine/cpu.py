@@ -17,7 +17,7 @@ from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
 from . import walkers
-from .bundles import Pass
+from .bundles import DONE, STOP, Pass
 from .collective import allreduce_sum, share
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, metric_value,
@@ -306,15 +306,18 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
 
     logs receives [loss, *metrics, val_loss, *val_metrics] as weighted sums over the rows (validation NaN when
     absent); the API turns them into Keras's means. Returns the number of steps taken: fewer than the epoch's
-    when a batch's loss was not finite, in which case that batch's update was not applied and logs are NaN."""
+    when a batch's loss was not finite, in which case that batch's update was not applied and logs are NaN, or
+    when loop.control[STOP] was set on any rank before the last step, in which case the epoch ended after that
+    step's update (no validation; logs hold the partial sums). loop.control[DONE] counts the steps as they end."""
     X, Y, W = data.X, data.Y, data.W
     n, n_in = X.shape
     k = Y.shape[1]
     order = permutation(n, loop.seed, step0, loop.shuffle)
     width = 1 + objective.metric_codes.size
     logs[:] = 0.0
-    batch_loss = np.zeros(1)
+    batch_loss = np.zeros(2)  # [loss, stop requests]: one all-reduce agrees on both
     steps = (n + loop.batch_size - 1) // loop.batch_size
+    loop.control[DONE] = 0
     for s in range(steps):
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
@@ -331,6 +334,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         batch_loss[0] = 0.0
         train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, lo, nb, comm), batch_loss)
         logs[0] += batch_loss[0]
+        batch_loss[1] = 1.0 if loop.control[STOP] else 0.0
         allreduce_sum(batch_loss, comm)
         if not math.isfinite(batch_loss[0]):
             logs[:] = np.nan
@@ -338,6 +342,11 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         allreduce_sum(ws.grad, comm)
         add_metrics(objective, output(net, ws, hi - lo), yb, wb, logs, np.int64(0))
         optimizer_update(opt, step + 1, weights.theta, ws.grad)
+        loop.control[DONE] = s + 1
+        if batch_loss[1] > 0.0 and s + 1 < steps:  # asked to stop (on any rank), before the epoch's end
+            allreduce_sum(logs[:width], comm)
+            logs[width:] = np.nan
+            return s + 1
     allreduce_sum(logs[:width], comm)
     if data.Xv.shape[0]:
         evaluate(net, weights, ws, objective, data.Xv, data.Yv, data.Wv, logs[width:], comm)

@@ -13,7 +13,7 @@ import numpy as np
 from numba import config, cuda
 
 from . import walkers
-from .bundles import Pass
+from .bundles import DONE, STOP, Pass
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad, metric_value,
     row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
@@ -427,7 +427,8 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
 
     The shuffle order is computed on the host (the same function as on the CPU) and uploaded; the losses
     and metrics accumulate on the device and come back once. A non-finite batch loss halts the optimizer
-    on the device, so that batch's update and all later ones are skipped, as on the CPU."""
+    on the device, so that batch's update and all later ones are skipped, as on the CPU; loop.control is read and
+    written on the host after each step's launches."""
     _one_process(comm)
     X, Y, W = data.X, data.Y, data.W
     n, n_in = X.shape
@@ -437,6 +438,8 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     total = cuda.to_device(np.zeros(logs.size, np.float64))
     halted = cuda.to_device(np.zeros(1, np.int64))
     steps = (n + loop.batch_size - 1) // loop.batch_size
+    loop.control[DONE] = 0
+    stopped_at = steps
     for s in range(steps):
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
@@ -447,16 +450,20 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         _halt_if_not_finite[1, 1](total, 0, halted, s)
         add_metrics(objective, output(net, ws, nb), yb, wb, total, 0)
         optimizer_update(opt, step + 1, weights.theta, ws.grad, halted)
-    if data.Xv.shape[0]:
+        loop.control[DONE] = s + 1
+        if loop.control[STOP] and s + 1 < steps:
+            stopped_at = s + 1
+            break
+    if data.Xv.shape[0] and stopped_at == steps:
         evaluate_rows(net, weights, ws, objective, data.Xv, data.Yv, data.Wv, 0, data.Xv.shape[0], total, width)
     stopped = int(halted.copy_to_host()[0])
     if stopped:
         logs[:] = np.nan
         return stopped - 1
     logs[:] = total.copy_to_host()
-    if not data.Xv.shape[0]:
+    if not data.Xv.shape[0] or stopped_at < steps:
         logs[width:] = np.nan
-    return steps
+    return stopped_at
 
 
 def _one_process(comm):

@@ -1,0 +1,42 @@
+"""Ctrl-C (SIGINT) and SIGTERM (what `docker stop`, SLURM and Kubernetes send) during a fit: each asks the running
+epoch to end at the end of its current step instead of killing the process, so what was trained can be kept."""
+import signal
+import threading
+
+from .engine.bundles import STOP
+
+SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+
+
+class StopRequests:
+    """A with-block in which SIGINT and SIGTERM write their number into control[STOP] (the engine reads it after
+    every step). Only signals left at their default disposition are taken over (a sweep worker that ignores SIGINT
+    keeps ignoring it), only in the main thread; a second SIGINT raises KeyboardInterrupt as usual. The previous
+    handlers come back at the end."""
+
+    def __init__(self, control):
+        self.control = control
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+            for signum, default in defaults.items():
+                if signal.getsignal(signum) is default:
+                    self.previous[signum] = signal.signal(signum, self._request)
+        return self
+
+    def _request(self, signum, frame):
+        if self.control[STOP] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.control[STOP] = signum
+
+    @property
+    def cause(self):
+        """"interrupted" (SIGINT), "terminated" (SIGTERM) or None when no stop was asked for."""
+        return SIGNALS.get(int(self.control[STOP]))
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
