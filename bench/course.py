@@ -94,7 +94,7 @@ def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
     logs, objective = np.zeros(2), model._objective(1)
     device = Device("cpu")
     with device.session(model.plan, model.theta, model.state, max(rows, len(Xv)), 1,
-                        (opt.code, opt.hyperparameters(), opt.slots)) as session:
+                        opt.engine_state()) as session:
         data = session.data(X, y, np.ones(len(X), np.float32), Xv, yv, np.ones(len(Xv), np.float32))
         loop = Loop(rows, True, seed, np.zeros(2, np.int64))
         start = time.perf_counter()

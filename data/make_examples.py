@@ -3,6 +3,8 @@
 houses.csv  regression: price of a house from its size, rooms, age, distance and district;
             has an ID column, string categories and missing cells, as real exports do.
 churn.csv   binary classification: whether a subscriber left (yes/no) from usage and plan.
+birds.csv   multiclass classification: the species of a bird (three, unevenly common) from its measurements
+            and the island it was seen on; has an ID column, a string category and missing cells.
 """
 from pathlib import Path
 
@@ -41,7 +43,23 @@ def churn(rng, n=900):
                          "churned": churned})
 
 
+def birds(rng, n=600):
+    species = rng.choice(["finch", "sparrow", "warbler"], size=n, p=[0.5, 0.3, 0.2])
+    means = {"finch": (62.0, 11.0, 18.0), "sparrow": (74.0, 12.5, 28.0), "warbler": (64.0, 9.0, 12.0)}
+    wing, bill, mass = np.array([means[s] for s in species]).T  # wing and bill in mm, mass in g
+    island = np.where(species == "warbler", rng.choice(["north", "south", "west"], size=n, p=[0.2, 0.2, 0.6]),
+                      rng.choice(["north", "south", "west"], size=n, p=[0.45, 0.45, 0.1]))
+    df = pd.DataFrame({"bird_id": [f"B{i:04d}" for i in range(1, n + 1)],
+                       "wing_mm": (wing + rng.normal(0, 4.0, n)).round(1),
+                       "bill_mm": (bill + rng.normal(0, 1.3, n)).round(1),
+                       "mass_g": (mass * rng.lognormal(0, 0.2, n)).round(1), "island": island, "species": species})
+    for column, share in (("wing_mm", 0.04), ("mass_g", 0.03), ("island", 0.05)):
+        df.loc[rng.random(n) < share, column] = np.nan
+    return df
+
+
 if __name__ == "__main__":
     rng = np.random.default_rng(2026)
     houses(rng).to_csv(HERE / "houses.csv", index=False)
     churn(rng).to_csv(HERE / "churn.csv", index=False)
+    birds(rng).to_csv(HERE / "birds.csv", index=False)

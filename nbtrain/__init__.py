@@ -1,9 +1,10 @@
 """nbtrain: a small, fast neural-network trainer for tabular data, with Keras's API and Numba kernels."""
-from . import callbacks, layers, losses, metrics, optimizers, utils
+from . import callbacks, layers, losses, metrics, models, optimizers, regularizers, utils
 from .errors import InputError, ModelFileError
 from .model import Sequential, load_model
 from .sweeps import sweep
 from .version import __version__
 
-__all__ = ["Sequential", "layers", "callbacks", "losses", "metrics", "optimizers", "utils", "load_model",
+__all__ = ["Sequential", "layers", "callbacks", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
+           "load_model",
            "InputError", "ModelFileError", "sweep", "__version__"]

@@ -6,6 +6,14 @@ import threading
 from .engine.bundles import STOP
 
 SIGNALS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
+_left_to_parent = False  # set in worker processes whose parent stops them (a sweep's pool)
+
+
+def leave_to_parent():
+    """In a worker process that its parent stops (SIGTERM from a pool's terminate): fits here take no signal over,
+    so SIGTERM keeps killing at once."""
+    global _left_to_parent
+    _left_to_parent = True
 
 
 class StopRequests:
@@ -19,7 +27,7 @@ class StopRequests:
         self.previous = {}
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and not _left_to_parent:
             defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
             for signum, default in defaults.items():
                 if signal.getsignal(signum) is default:

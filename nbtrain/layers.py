@@ -4,6 +4,7 @@ After the model is built, each layer's `weights` are live views into the model's
 """
 import numpy as np
 
+from . import regularizers
 from .engine.plan import ACTIVATIONS
 from .initializers import INITIALIZERS
 
@@ -100,8 +101,10 @@ class Dense(Layer):
     """Fully connected layer: activation(x @ kernel + bias), kernel of shape (inputs, units)."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
         if int(units) != units or units < 1:
             raise ValueError(f"Dense units must be a positive integer, got {units!r}")
         for init in (kernel_initializer, bias_initializer):
@@ -123,9 +126,20 @@ class Dense(Layer):
         return self.units
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+        config = {**super().get_config(), "units": self.units, "activation": self.activation,
+                  "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
+                  "bias_initializer": self.bias_initializer}
+        for key in ("kernel_regularizer", "bias_regularizer"):
+            if getattr(self, key) is not None:  # absent when unused: older readers see the config they know
+                config[key] = getattr(self, key).get_config()
+        return config
+
+    def penalties(self):
+        """[kernel l1, kernel l2, bias l1, bias l2] for the engine, or None without regularizers."""
+        if self.kernel_regularizer is None and self.bias_regularizer is None:
+            return None
+        k, b = self.kernel_regularizer, self.bias_regularizer
+        return [k.l1 if k else 0.0, k.l2 if k else 0.0, b.l1 if b else 0.0, b.l2 if b else 0.0]
 
 
 class Activation(Layer):

@@ -1,5 +1,6 @@
 """Sequential: the Keras-shaped model. It builds a Plan from its layers, owns the flat weight vectors,
 and drives the engine one compiled epoch at a time, running callbacks in between."""
+import os
 import signal
 import threading
 import time
@@ -109,9 +110,16 @@ class Sequential:
         elif X.shape[1] != self.plan.n_in:
             raise InputError(f"the model expects {self.plan.n_in} input features but the data has {X.shape[1]}")
 
+    def _build_if_declared(self):
+        """Build now (weights from the global generator, as Keras does at construction) when the input width is
+        declared (input_shape on the first layer, or layers.Input) and the model is not built yet."""
+        if not self.built and self.input_shape is not None:
+            self.build()
+
     @property
     def weights(self):
         """Live views of every weight array, in Keras order."""
+        self._build_if_declared()
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
@@ -124,8 +132,10 @@ class Sequential:
             self._live.pull()
 
     def set_weights(self, weights):
+        self._build_if_declared()
         if not self.built:
-            raise ValueError("build the model (or fit/predict once) before set_weights")
+            raise ValueError("the model's input width is unknown: give the first layer input_shape=[n], start with "
+                             "layers.Input, or build/fit/predict once before set_weights")
         weights = list(weights)
         if len(weights) != len(self.weights):
             raise ValueError(f"the model has {len(self.weights)} weight arrays, got {len(weights)}")
@@ -137,7 +147,23 @@ class Sequential:
             self._live.push()
 
     def count_params(self):
-        return int(self.theta.size + self.state.size) if self.built else 0
+        self._build_if_declared()
+        if not self.built:
+            raise ValueError("the model is not built yet: its input width is unknown")
+        return int(self.theta.size + self.state.size)
+
+    def pop(self):
+        """Remove the last layer (Keras's Sequential.pop); a built model keeps the other layers' weights."""
+        if not self.layers:
+            raise TypeError("there are no layers in the model")
+        kept = [layer.get_weights() for layer in self.layers[:-1]] if self.built else None
+        width = self.plan.n_in if self.built else None
+        self.layers.pop()
+        self.plan = None
+        if kept is not None and any(not isinstance(layer, InputLayer) for layer in self.layers):
+            self.build((None, width))
+            for layer, values in zip(self.layers, kept):
+                layer.set_weights(values)
 
     # ------------------------------------------------------------------ training configuration
     def compile(self, optimizer="adam", loss=None, metrics=None, device="auto"):
@@ -248,7 +274,7 @@ class Sequential:
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         self.stop_training = False
         self.stop_reason = self.stop_cause = None
-        with self._session(capacity, Y.shape[1], (opt.code, opt.hyperparameters(), opt.slots)) as session:
+        with self._session(capacity, Y.shape[1], opt.engine_state()) as session:
             self._live = None if session.device.on_host else session
             try:
                 loop = Loop(train_rows, bool(shuffle), seed, np.zeros(2, np.int64))
@@ -282,6 +308,7 @@ class Sequential:
                     if requests.cause and comm is None:  # a signal between epochs (under MPI the ranks agree in the
                         break                            # epoch's first step)
                     cbs.on_epoch_begin(epoch)
+                    session.opt.hp[:] = opt.hyperparameters()  # a callback may have set the learning rate
                     args = (session.net, session.weights, session.opt, session.ws, objective, data, loop,
                             opt.iterations, buffer, comm)
                     done = self._run_epoch(session.device.engine.train_epoch, args, beside, cbs, epoch)
@@ -416,12 +443,18 @@ class Sequential:
             session.device.fetch(result, out)
         return out
 
+    def predict_on_batch(self, x):
+        """predict on x as one batch (Keras's name; the result is predict's)."""
+        return self.predict(x, batch_size=len(x))
+
     def __call__(self, x):
         return self.predict(x)
 
     # ------------------------------------------------------------------ description and persistence
     def summary(self, print_fn=print):
-        """Print each layer's output shape and parameter count, then the totals."""
+        """Print each layer's output shape and parameter count, then the totals (built first when the input width
+        is declared, as Keras builds at construction)."""
+        self._build_if_declared()
         rows = [("Layer (type)", "Output Shape", "Param #")]
         width = self.input_shape[-1] if self.input_shape else None
         for layer in self.layers:
@@ -459,13 +492,47 @@ class Sequential:
                 "metrics": [m.get_config() for m in self.metrics]}
 
     def save(self, path, metadata=None):
-        """Write the model (architecture, weights, optimizer state, history, optional metadata) to one file."""
+        """Write the model (architecture, weights, optimizer state, history, optional metadata) to one file, by
+        convention `name.nbt` (a Keras `.keras` or `.h5` name is refused: the file is not in Keras's format)."""
+        _own_format(path)
+        self._build_if_declared()
         if not self.built:
             raise ValueError("build or fit the model before saving it")
         opt = self.optimizer
         state = {"slots": opt.slots, "iterations": opt.iterations} if opt is not None and opt.slots is not None else None
         write_model(path, SavedModel(self.get_config(), self.plan.n_in, self.compile_config(), self.get_weights(),
                                      state, self.history.history if self.history is not None else {}, metadata))
+
+    def save_weights(self, filepath):
+        """Write the weights alone (Keras's save_weights; by convention `name.weights.nbt`), atomically."""
+        _own_format(filepath)
+        self._build_if_declared()
+        if not self.built:
+            raise ValueError("build or fit the model before saving its weights")
+        write_model(filepath, SavedModel(self.get_config(), self.plan.n_in, None, self.get_weights(), None, {}))
+
+    def load_weights(self, filepath):
+        """Set the weights from a file written by save_weights or save, whose arrays must have this model's
+        shapes (an unbuilt model is built for the file's input width)."""
+        saved = read_model(filepath)
+        if not self.built:
+            self._build_if_declared()
+        if not self.built:
+            self.build((None, saved.input_width))
+        shapes = [w.shape for w in self.weights]
+        if shapes != [w.shape for w in saved.weights]:
+            raise ModelFileError(f"{filepath} holds weights of shapes {_shapes([w.shape for w in saved.weights])}, "
+                                 f"not this model's {_shapes(shapes)}")
+        self.set_weights(saved.weights)
+
+
+def _own_format(path):
+    """Refuse the names of Keras's formats, which another program would try to read as such."""
+    name = os.path.basename(os.fspath(path))
+    for suffix in (".weights.h5", ".keras", ".h5", ".hdf5"):
+        if name.lower().endswith(suffix):
+            stem = name[:-len(suffix)] + (".weights" if suffix == ".weights.h5" else "")
+            raise ValueError(f"nbtrain writes its own format, not Keras's {suffix}: name the file {stem}.nbt")
 
 
 def _shapes(shapes, shown=6):

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from nbtrain import Sequential, layers, optimizers
+from nbtrain import Sequential, layers, optimizers, regularizers
 
 CASES = {
     "plain": (lambda: [layers.Dense(16, activation="relu"), layers.Dense(1)], 16),
@@ -14,9 +14,9 @@ CASES = {
     # batches of one row: one rank's share of every batch is empty, and batchnorm must still agree
     "batchnorm-batch-of-one": (lambda: [layers.BatchNormalization(), layers.Dense(4, activation="relu"),
                                         layers.Dense(1)], 1),
-    # softmax over 3 classes, sparse categorical cross-entropy, class weights
-    "multiclass": (lambda: [layers.Dense(16, activation="relu"), layers.Dropout(0.2),
-                            layers.Dense(3, activation="softmax")], 16),
+    # softmax over 3 classes, sparse categorical cross-entropy, class weights, an L2 penalty
+    "multiclass": (lambda: [layers.Dense(16, activation="relu", kernel_regularizer=regularizers.l2(1e-3)),
+                            layers.Dropout(0.2), layers.Dense(3, activation="softmax")], 16),
 }
 MULTICLASS = dict(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 CLASS_WEIGHT = {0: 1.0, 1: 2.0, 2: 0.5}

@@ -1,5 +1,6 @@
-"""The command line, through Typer's CliRunner: fit, predict, evaluate, info, progress output, Ctrl-C, a diverging
-loss and every bad input the issue lists (exit code 2, one line on stderr, no traceback, nothing half-written).
+"""The command line, through Typer's CliRunner: fit, predict, evaluate, info for regression, binary and multiclass
+tables, help and option errors, progress output, Ctrl-C, a diverging loss, run folders that exist, and every bad
+input the issues list (exit code 2, one line on stderr, no traceback, nothing half-written or overwritten).
 Fits are tiny (8 hidden units, a few epochs) so the file runs in seconds once Numba's cache is warm."""
 import io
 import json
@@ -7,6 +8,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,15 +16,23 @@ import pytest
 from typer.testing import CliRunner
 
 from nbtrain import Sequential, layers, load_model
+from nbtrain.callbacks import EarlyStopping, LambdaCallback, format_number
 from nbtrain.cli import app
 from nbtrain.cli.display import EpochBar, EpochLines, progress
-from nbtrain.tabular.preprocessing import split_rows
+from nbtrain.tabular.preprocessing import Preprocessing, split_rows
 
 TINY = ["--layers", "8", "--epochs", "4", "--batch-size", "32"]
+BIRDS = Path(__file__).resolve().parent.parent / "data" / "birds.csv"  # the bundled multiclass table
+SPECIES = ["finch", "sparrow", "warbler"]
 
 
 def run(*args, input=None):
     return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def help_text(command):
+    """`nbtrain COMMAND --help` as a wide terminal shows it."""
+    return CliRunner().invoke(app, [command, "--help"], prog_name="nbtrain", env={"COLUMNS": "200"}).stdout
 
 
 def assert_fails(result, message):
@@ -71,11 +81,27 @@ def binary_run(shop, tmp_path_factory):
     return result, out
 
 
+@pytest.fixture(scope="module")
+def multiclass_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "birds"
+    result = run("fit", BIRDS, "--target", "species", "--drop", "bird_id", "--layers", "16", "--epochs", "40",
+                 "--batch-size", "64", "--out", out)
+    assert result.exit_code == 0, result.output
+    return result, out
+
+
 def validation_rows(path, target, seed=0, val_split=0.2):
     """The rows fit held out: the labelled rows, split as nbtrain.tabular.preprocessing.split_rows does."""
     frame = pd.read_csv(path)
     labelled = frame[frame[target].notna()]
     return labelled.iloc[split_rows(len(labelled), val_split, seed)[1]]
+
+
+def validation_rows_complement(path, target, seed=0, val_split=0.2):
+    """The positions, in the file, of the rows fit trained on."""
+    frame = pd.read_csv(path)
+    labelled = np.flatnonzero(frame[target].notna())
+    return labelled[split_rows(len(labelled), val_split, seed)[0]]
 
 
 def predictions(model, frame, tmp_path):
@@ -104,6 +130,37 @@ def test_every_command_has_help_with_examples(command, option):
     result = run(command, "--help")
     assert result.exit_code == 0
     assert option in result.stdout and "Examples" in result.stdout and f"nbtrain {command} " in result.stdout
+
+
+@pytest.mark.parametrize("command, usage", [("fit", "nbtrain fit [OPTIONS] DATA"),
+                                            ("sweep", "nbtrain sweep [OPTIONS] DATA"),
+                                            ("predict", "nbtrain predict [OPTIONS] MODEL DATA")])
+def test_help_shows_argument_names_and_no_type_on_flags(command, usage):
+    text = help_text(command)
+    assert f"Usage: {usage}" in text and "<bool>" not in text
+    assert re.search(r"--help\s+Show this message", text)
+    if command != "predict":
+        assert re.search(r"--quiet\s+-q\s+Print only", text) and re.search(r"--overwrite\s+Write into", text)
+
+
+def test_o_is_where_each_command_writes_as_the_help_says():
+    assert re.search(r"--out\s+-o\s+DIR\s+Run folder to create", help_text("fit"))
+    assert re.search(r"--out\s+-o\s+DIR\s+Run folder to create", help_text("sweep"))
+    assert re.search(r"--output\s+-o\s+FILE\s+CSV file to write", help_text("predict"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--loss", "mea"], "Invalid value for '--loss': 'mea' is not one of mae, mse, huber."),
+    (["--task", "multi"], "Invalid value for '--task': 'multi' is not one of auto, regression, binary, multiclass."),
+    (["--epochs", "0"], "Invalid value for '--epochs': 0 is not in the range x>=1."),
+    (["--val-split", "0.95"], "Invalid value for '--val-split': 0.95 is not in the range 0.0<=x<=0.9."),
+    (["--epochs", "ten"], "Invalid value for '--epochs': 'ten' is not a valid integer."),
+    (["--lr", "fast"], "Invalid value for '--lr': 'fast' is not a valid number."),
+])
+def test_option_errors_are_one_plain_sentence_with_the_valid_values(args, message):
+    result = run("fit", "data.csv", "-t", "y", *args)
+    assert result.exit_code == 2 and message in " ".join(result.output.replace("│", " ").split())
+    assert "Value error" not in result.output and "Input should" not in result.output
 
 
 def test_help_and_version_do_not_import_numba_or_pandas():
@@ -152,12 +209,95 @@ def test_fit_regression_metrics_are_in_target_units_and_the_best_weights_are_sav
 
 def test_fit_binary_prints_the_label_mapping_and_logs_accuracy(binary_run, shop, tmp_path):
     result, out = binary_run
-    assert "Task: binary classification of 'bought': 'no' -> 0, 'yes' -> 1 (loss binary_crossentropy)" in result.stdout
+    counts = pd.read_csv(shop).iloc[validation_rows_complement(shop, "bought")]["bought"].value_counts()
+    assert (f"Task: binary classification of 'bought': 'no' -> 0 ({counts['no']} training rows), 'yes' -> 1 "
+            f"({counts['yes']}) (loss binary_crossentropy)") in result.stdout
     assert "binary_accuracy" in result.stdout
     logs, _ = best_epoch_logs(out)
     val = validation_rows(shop, "bought")
     predicted = predictions(out / "model.nbt", val, tmp_path)["prediction"]
     assert (predicted.to_numpy() == val["bought"].to_numpy()).mean() == pytest.approx(logs["val_binary_accuracy"])
+
+
+def test_a_row_id_left_in_gets_a_warning_naming_the_drop_and_is_trained_on(shop, tmp_path):
+    result = run("fit", shop, "-t", "price", "--drop", "bought", *TINY, "-q", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("Warning: column 'id' looks like a row ID (a different value in each of the 197 rows) "
+                             "and is trained on as a feature; leave it out with --drop id\n")
+    assert [f["name"] for f in load_model(tmp_path / "run" / "model.nbt").metadata["preprocessing"]["features"]] \
+        == ["id", "x1", "x2", "color"]
+    dropped = run("fit", shop, "-t", "price", "--drop", "bought", "--drop", "id", *TINY, "-q", "--out", tmp_path / "b")
+    assert dropped.exit_code == 0 and dropped.stderr == ""
+
+
+def test_an_existing_run_folder_is_refused_unless_overwrite(shop, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.nbt").write_text("keep me")
+    args = ["fit", shop, "-t", "bought", "--drop", "id", *TINY, "-q", "--out", tmp_path / "run"]
+    assert_fails(run(*args), f"the run folder {tmp_path / 'run'} already exists; choose another --out, or pass "
+                             "--overwrite to replace the files in it")
+    assert (tmp_path / "run" / "model.nbt").read_text() == "keep me"
+    assert run(*args, "--overwrite").exit_code == 0
+    assert load_model(tmp_path / "run" / "model.nbt").metadata["training"]["options"]["task"] == "auto"
+
+
+def test_two_fits_racing_for_one_folder_one_gets_it(tmp_path):
+    from nbtrain import InputError
+    from nbtrain.tabular.runfolder import output_dir
+    assert output_dir(tmp_path / "run") == (tmp_path / "run", True)  # os.mkdir: created by this call
+    with pytest.raises(InputError, match="already exists"):
+        output_dir(tmp_path / "run")  # the other one's mkdir fails: FileExistsError is the refusal
+    assert output_dir(tmp_path / "run", overwrite=True) == (tmp_path / "run", False)
+
+
+def test_the_default_run_folder_takes_the_next_free_name(shop, tmp_path, monkeypatch):
+    import time
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(time, "strftime", lambda format: "20260101-120000")
+    (tmp_path / "runs" / "20260101-120000").mkdir(parents=True)
+    result = run("fit", shop, "-t", "bought", "--drop", "id", *TINY, "-q")
+    assert result.exit_code == 0, result.output
+    assert "to runs/20260101-120000-2" in result.stdout and not any((tmp_path / "runs" / "20260101-120000").iterdir())
+
+
+def test_fit_multiclass_from_a_text_target(multiclass_run, tmp_path):
+    result, out = multiclass_run
+    counts = pd.read_csv(BIRDS).iloc[validation_rows_complement(BIRDS, "species")]["species"].value_counts()
+    assert (f"Task: multiclass classification of 'species': 'finch' -> 0 ({counts['finch']} training rows), "
+            f"'sparrow' -> 1 ({counts['sparrow']}), 'warbler' -> 2 ({counts['warbler']}) (loss "
+            "sparse_categorical_crossentropy)") in result.stdout
+    assert "Model: hidden ReLU layers 16 -> 3 softmax outputs" in result.stdout
+    assert "Features: 4 columns (3 numeric, 1 categorical) -> 6 inputs" in result.stdout
+    history = pd.read_csv(out / "history.csv")
+    assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    target = load_model(out / "model.nbt").metadata["preprocessing"]["target"]
+    assert (target["labels"], target["counts"]) == (SPECIES, [counts[s] for s in SPECIES])
+    logs, _ = best_epoch_logs(out)
+    val = validation_rows(BIRDS, "species")
+    predicted = predictions(out / "model.nbt", val, tmp_path)["prediction"]
+    assert (predicted.to_numpy() == val["species"].to_numpy()).mean() == pytest.approx(logs["val_accuracy"])
+    assert logs["val_accuracy"] > 0.8  # always 'finch' scores about 0.47
+
+
+def test_class_weight_balanced_passes_scikit_learns_weights_to_fit(tmp_path, monkeypatch):
+    passed = {}
+    fit = Sequential.fit
+
+    def spy(self, *args, **kwargs):
+        passed.update(kwargs)
+        return fit(self, *args, **kwargs)
+    monkeypatch.setattr(Sequential, "fit", spy)
+    result = run("fit", BIRDS, "-t", "species", "--drop", "bird_id", *TINY, "--class-weight", "balanced",
+                 "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "(loss sparse_categorical_crossentropy; class weights balanced)" in result.stdout
+    counts = pd.read_csv(BIRDS).iloc[validation_rows_complement(BIRDS, "species")]["species"].value_counts()
+    expected = {i: counts.sum() / (3 * counts[s]) for i, s in enumerate(SPECIES)}
+    assert passed["class_weight"] == pytest.approx(expected)
+    assert load_model(tmp_path / "run" / "model.nbt").metadata["training"]["options"]["class_weight"] == "balanced"
+    passed.clear()
+    assert run("fit", BIRDS, "-t", "species", "--drop", "bird_id", *TINY, "-q", "--out", tmp_path / "b").exit_code == 0
+    assert passed["class_weight"] is None
 
 
 def test_fit_is_reproducible_with_a_seed(shop, tmp_path):
@@ -179,10 +319,10 @@ def test_fit_with_a_validation_file_and_semicolons_from_stdin(tmp_path):
 
 
 def test_fit_without_validation_monitors_the_training_loss(shop, tmp_path):
-    result = run("fit", shop, "-t", "bought", "--val-split", "0", *TINY, "--out", tmp_path)
+    result = run("fit", shop, "-t", "bought", "--val-split", "0", *TINY, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "Split: 200 training rows, 0 validation rows" in result.stdout
-    assert list(pd.read_csv(tmp_path / "history.csv").columns) == ["epoch", "loss", "binary_accuracy"]
+    assert list(pd.read_csv(tmp_path / "run" / "history.csv").columns) == ["epoch", "loss", "binary_accuracy"]
 
 
 def test_fit_from_parquet(shop, tmp_path):
@@ -194,10 +334,10 @@ def test_fit_from_parquet(shop, tmp_path):
 
 
 def test_quiet_prints_only_the_result(shop, tmp_path):
-    result = run("fit", shop, "-t", "bought", *TINY, "--quiet", "--out", tmp_path)
+    result = run("fit", shop, "-t", "bought", *TINY, "--quiet", "--out", tmp_path / "run")
     assert result.exit_code == 0
     assert "Epoch" not in result.stdout and "Task:" not in result.stdout
-    assert "Best epoch" in result.stdout and (tmp_path / "model.nbt").exists()
+    assert "Best epoch" in result.stdout and (tmp_path / "run" / "model.nbt").exists()
 
 
 def test_default_run_folder_is_timestamped_under_runs(shop, tmp_path, monkeypatch):
@@ -209,30 +349,81 @@ def test_default_run_folder_is_timestamped_under_runs(shop, tmp_path, monkeypatc
 
 def test_learning_curves_with_matplotlib(shop, tmp_path):
     pytest.importorskip("matplotlib")
-    result = run("fit", shop, "-t", "bought", *TINY, "-q", "--out", tmp_path)
+    result = run("fit", shop, "-t", "bought", *TINY, "-q", "--out", tmp_path / "run")
     assert "learning_curves.png" in result.stdout
-    assert (tmp_path / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "run" / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("run_fixture, metric, label", [("regression_run", "mae", "mae (price units)"),
+                                                        ("binary_run", "binary_accuracy", "binary_accuracy")])
+def test_learning_curves_plot_the_metric_beside_the_loss_with_labelled_axes(run_fixture, metric, label, request):
+    pytest.importorskip("matplotlib")
+    from nbtrain.tabular.runfolder import curves_figure
+    _, out = request.getfixturevalue(run_fixture)
+    model = load_model(out / "model.nbt")
+    target = Preprocessing.from_dict(model.metadata["preprocessing"]).target
+    history = pd.read_csv(out / "history.csv").drop(columns="epoch").to_dict("list")
+    loss, metric_panel = curves_figure(history, 2, target, model.metadata["training"]["options"]["loss"]).axes
+    assert loss.get_ylabel().startswith("loss (") and metric_panel.get_ylabel() == label
+    assert loss.get_xlabel() == metric_panel.get_xlabel() == "epoch"
+    np.testing.assert_allclose(metric_panel.get_lines()[1].get_ydata(), history["val_" + metric])
+    assert all(float(t).is_integer() for t in metric_panel.get_xticks())  # whole epochs
 
 
 def test_without_matplotlib_it_says_how_to_get_the_plot(shop, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail
-    result = run("fit", shop, "-t", "bought", *TINY, "-q", "--out", tmp_path)
+    result = run("fit", shop, "-t", "bought", *TINY, "-q", "--out", tmp_path / "run")
     assert result.exit_code == 0
-    assert "install matplotlib" in result.stdout and not (tmp_path / "learning_curves.png").exists()
+    assert "install matplotlib" in result.stdout and not (tmp_path / "run" / "learning_curves.png").exists()
 
 
-def test_progress_bar_on_a_terminal():
+def fit_with_the_bar(epochs, *extra):
+    """A small fit shown by the progress bar on a terminal, stopped early by an EarlyStopping whose monitor never
+    improves after epoch 1 (the loss falls, and mode="max" counts only a rise); its plain text after the fit."""
     from rich.console import Console
     stream = io.StringIO()
-    console = Console(file=stream, force_terminal=True, width=120)
+    console = Console(file=stream, force_terminal=True, width=200)
     model = Sequential([layers.Dense(1, input_shape=[2])])
     model.compile("adam", "mse")
     x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+    stopper = EarlyStopping(monitor="loss", mode="max", patience=2)
+    shown = []  # the bar's fields after each epoch (the terminal shows some of these states, as it refreshes)
     with progress(console, quiet=False) as display:
-        model.fit(x, x[:, :1], epochs=3, verbose=0, callbacks=display, seed=0)
-    assert [type(cb) for cb in display] == [EpochBar]
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
-    assert re.search(r"Epoch 3/3 ━+ ", text) and f"loss: {model.history.history['loss'][-1]:.4f}" in text
+        bar = display(None, stopper)
+        assert [type(cb) for cb in bar] == [EpochBar]
+        record = LambdaCallback(on_epoch_end=lambda epoch, logs: shown.append(dict(bar[0].progress.tasks[0].fields)))
+        model.fit(x, x[:, :1], epochs=epochs, verbose=0, callbacks=[stopper, *bar, record, *extra], seed=0)
+    return model, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue()), shown
+
+
+def test_progress_bar_shows_the_best_epoch_and_patience_and_ends_complete_when_stopped_early():
+    model, text, shown = fit_with_the_bar(10)
+    loss = model.history.history["loss"]
+    assert len(loss) == 3  # epoch 1 is the best; 2 epochs without improvement stop the run
+    final = text.splitlines()[-1]
+    assert re.search(r"Epoch 3/3 ━+ \d:\d\d:\d\d", final)  # complete: 3 of 3, not 3 of 10
+    assert f"best loss {format_number(loss[0])} (epoch 1), patience 0 left" in final
+    assert "stopped early: no loss improvement in 2 epochs" in final
+    assert [fields["best"] for fields in shown] == [f"best loss {format_number(loss[0])} (epoch 1), patience {n} left"
+                                                    for n in (2, 1, 0)]
+    assert [fields["logs"] for fields in shown] == [f"loss: {format_number(value)}" for value in loss]
+
+
+def test_the_interrupt_message_comes_after_the_progress_bar():
+    def interrupt(epoch, logs):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    _, text, _ = fit_with_the_bar(10, LambdaCallback(on_epoch_end=interrupt))
+    assert "Epoch 2/2" in text and "interrupted after 2 epochs" in text
+    assert text.rindex("Epoch 2/2") < text.index("Training interrupted after 2 epochs; keeping")
+
+
+def test_progress_without_a_terminal_or_when_quiet():
+    from rich.console import Console
+    with progress(Console(file=io.StringIO()), quiet=False) as display:
+        assert [type(cb) for cb in display(None, None)] == [EpochLines]
+    with progress(Console(file=io.StringIO(), force_terminal=True), quiet=True) as display:
+        assert display(None, None) == []
 
 
 def test_ctrl_c_stops_cleanly_and_saves_everything(shop, tmp_path, monkeypatch):
@@ -241,15 +432,15 @@ def test_ctrl_c_stops_cleanly_and_saves_everything(shop, tmp_path, monkeypatch):
             raise KeyboardInterrupt
     monkeypatch.setattr(EpochLines, "on_epoch_end", interrupt)
     result = run("fit", shop, "-t", "price", "--drop", "id", "--drop", "bought", "--layers", "8", "--epochs", "50",
-                 "--out", tmp_path)
+                 "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "interrupted after 3 epochs" in result.stdout
-    training = load_model(tmp_path / "model.nbt").metadata["training"]
+    training = load_model(tmp_path / "run" / "model.nbt").metadata["training"]
     # the interrupt came from the display, which runs after EarlyStopping: the best of all 3 recorded epochs is kept
     assert training["status"] == "interrupted after 3 epochs" and training["best_epoch"] <= 3
-    logs, _ = best_epoch_logs(tmp_path)  # the restored best weights are what was saved
+    logs, _ = best_epoch_logs(tmp_path / "run")  # the restored best weights are what was saved
     val = validation_rows(shop, "price")
-    predicted = predictions(tmp_path / "model.nbt", val, tmp_path)["prediction"]
+    predicted = predictions(tmp_path / "run" / "model.nbt", val, tmp_path)["prediction"]
     assert np.abs(predicted.to_numpy() - val["price"].to_numpy()).mean() == pytest.approx(logs["val_mae"], rel=1e-4)
 
 
@@ -263,17 +454,17 @@ def blow_up_weights_at(epoch_index):
 
 def test_diverging_loss_stops_keeps_the_best_weights_and_exits_2(shop, tmp_path, monkeypatch):
     monkeypatch.setattr(EpochLines, "on_epoch_begin", blow_up_weights_at(2))
-    result = run("fit", shop, "-t", "price", "--drop", "id", "--drop", "bought", *TINY, "--out", tmp_path)
+    result = run("fit", shop, "-t", "price", "--drop", "id", "--drop", "bought", *TINY, "--out", tmp_path / "run")
     assert_fails(result, "the loss became non-finite at epoch 3, batch 1")
     assert "try a lower learning rate" in result.stderr and "has the weights of epoch" in result.stderr
-    model = load_model(tmp_path / "model.nbt")
+    model = load_model(tmp_path / "run" / "model.nbt")
     assert model.metadata["training"]["status"] == "diverged" and model.metadata["training"]["best_epoch"] <= 2
-    assert np.isfinite(predictions(tmp_path / "model.nbt", make_shop(), tmp_path)["prediction"]).all()
+    assert np.isfinite(predictions(tmp_path / "run" / "model.nbt", make_shop(), tmp_path)["prediction"]).all()
 
 
 def test_diverging_in_the_first_epoch_saves_nothing(shop, tmp_path, monkeypatch):
     monkeypatch.setattr(EpochLines, "on_epoch_begin", blow_up_weights_at(0))
-    result = run("fit", shop, "-t", "price", *TINY, "--out", tmp_path / "run")
+    result = run("fit", shop, "-t", "price", "--drop", "id", *TINY, "--out", tmp_path / "run")
     assert_fails(result, "no epoch ended with a finite loss, so nothing was saved")
     assert not (tmp_path / "run").exists()
 
@@ -308,6 +499,33 @@ def test_predict_binary_gives_label_and_probability_from_stdin(binary_run, shop)
     assert (table["prediction"] == np.where(table["probability"] > 0.5, "yes", "no")).all()
 
 
+def test_predict_keeps_columns_from_the_input_first(regression_run, shop, tmp_path):
+    _, out = regression_run
+    result = run("predict", out / "model.nbt", shop, "--keep", "id", "--keep", "color", "-o", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    table, frame = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(shop)
+    assert list(table.columns) == ["id", "color", "prediction"]
+    pd.testing.assert_frame_equal(table[["id", "color"]], frame[["id", "color"]])
+    alone = pd.read_csv(io.StringIO(run("predict", out / "model.nbt", shop).stdout))
+    pd.testing.assert_series_equal(table["prediction"], alone["prediction"])
+    assert_fails(run("predict", out / "model.nbt", shop, "--keep", "Id"),
+                 f"column to keep 'Id' not found in {shop}; did you mean 'id'?")
+    frame.assign(prediction=1.0).to_csv(tmp_path / "with_prediction.csv", index=False)
+    assert_fails(run("predict", out / "model.nbt", tmp_path / "with_prediction.csv", "--keep", "prediction"),
+                 "--keep 'prediction' would clash with the output column of that name")
+
+
+def test_predict_multiclass_writes_the_label_and_a_probability_per_class(multiclass_run):
+    _, out = multiclass_run
+    result = run("predict", out / "model.nbt", BIRDS, "--keep", "bird_id")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout))
+    columns = [f"probability_{s}" for s in SPECIES]
+    assert list(table.columns) == ["bird_id", "prediction", *columns] and len(table) == 600
+    np.testing.assert_allclose(table[columns].sum(axis=1), 1.0, atol=1e-5)
+    assert (table["prediction"] == np.array(SPECIES)[table[columns].to_numpy().argmax(axis=1)]).all()
+
+
 def test_predict_missing_feature_column(regression_run, shop, tmp_path):
     _, out = regression_run
     pd.read_csv(shop).drop(columns="x1").to_csv(tmp_path / "no_x1.csv", index=False)
@@ -332,12 +550,45 @@ def test_evaluate_regression_metrics_come_from_predictions_in_target_units(regre
         out / "model.nbt").metadata["preprocessing"]["target"]["scale"], abs=1e-4)
 
 
-def test_evaluate_binary_accuracy(binary_run, shop):
-    _, out = binary_run
-    result = run("evaluate", out / "model.nbt", shop)
-    predicted = pd.read_csv(io.StringIO(run("predict", out / "model.nbt", shop).stdout))["prediction"]
-    accuracy = (predicted == pd.read_csv(shop)["bought"]).mean()
-    assert table_value(result.stdout, "binary_accuracy") == pytest.approx(accuracy, abs=1e-4)
+def check_classifier_report(model, data, target, labels):
+    """evaluate's accuracy, log loss, macro F1 and confusion matrix equal those computed here from predict's
+    labels and probabilities (written to 6 digits, hence the tolerance)."""
+    result = run("evaluate", model, data)
+    assert result.exit_code == 0, result.output
+    predicted = pd.read_csv(io.StringIO(run("predict", model, data).stdout))
+    truth = pd.read_csv(data)[target].to_numpy()
+    if "probability" in predicted:  # binary: the probability of labels[1]
+        chance = np.where(truth == labels[1], predicted["probability"], 1 - predicted["probability"])
+    else:
+        chance = np.array([predicted[f"probability_{label}"][i] for i, label in enumerate(truth)])
+    hits = predicted["prediction"].to_numpy() == truth
+    f1 = [2 * (hits & (truth == c)).sum() / ((truth == c).sum() + (predicted["prediction"] == c).sum())
+          for c in labels if (truth == c).any() or (predicted["prediction"] == c).any()]
+    assert table_value(result.stdout, "accuracy") == pytest.approx(hits.mean(), abs=1e-4)
+    assert table_value(result.stdout, "log_loss") == pytest.approx(-np.log(np.maximum(chance, 1e-7)).mean(), abs=1e-4)
+    assert table_value(result.stdout, "macro_f1") == pytest.approx(np.mean(f1), abs=1e-4)
+    for label in labels:
+        row = re.search(rf"^│ {re.escape(str(label))} +│([\d │]+)$", result.stdout, re.MULTILINE).group(1)
+        counts = [int(n) for n in row.replace("│", " ").split()]
+        assert counts == [int(((truth == label) & (predicted["prediction"] == c)).sum()) for c in labels]
+    return result
+
+
+def test_evaluate_binary_reports_accuracy_log_loss_macro_f1_and_the_confusion_matrix(binary_run, shop):
+    result = check_classifier_report(binary_run[1] / "model.nbt", shop, "bought", ["no", "yes"])
+    assert "Confusion matrix of 'bought'" in result.stdout and "true \\ predicted" in result.stdout
+
+
+def test_evaluate_multiclass_reports_accuracy_log_loss_macro_f1_and_the_confusion_matrix(multiclass_run):
+    result = check_classifier_report(multiclass_run[1] / "model.nbt", BIRDS, "species", SPECIES)
+    assert ": 600 rows" in result.stdout and "Confusion matrix of 'species'" in result.stdout
+
+
+def test_info_multiclass(multiclass_run):
+    text = run("info", multiclass_run[1] / "model.nbt").stdout
+    assert re.search(r"Task: multiclass classification of 'species': 'finch' -> 0 \(\d+ training rows\), 'sparrow' "
+                     r"-> 1 \(\d+\), 'warbler' -> 2 \(\d+\)", text)
+    assert "val_accuracy" in text and re.search(r"\(Dense\)\s+\(None, 3\)\s+51\n", text)  # 16 * 3 + 3
 
 
 def test_evaluate_unknown_label(binary_run, shop, tmp_path):
@@ -351,7 +602,8 @@ def test_info_describes_the_model(binary_run):
     result = run("info", out / "model.nbt")
     assert result.exit_code == 0
     text = result.stdout
-    assert "Task: binary classification of 'bought': 'no' -> 0, 'yes' -> 1" in text
+    assert re.search(r"Task: binary classification of 'bought': 'no' -> 0 \(\d+ training rows\), 'yes' -> 1 \(\d+\)",
+                     text)
     assert f"Parameters: {load_model(out / 'model.nbt').count_params():,}" in text
     assert re.search(r"│ color\s+│ categorical │ \w+\s+│ one-hot: blue, green, red", text)
     assert re.search(r"│ x1\s+│ numeric\s+│", text) and "Dropped at training: 'id', 'price'" in text
@@ -369,13 +621,17 @@ def test_bad_data_files(shop, tmp_path):
         (["fit", tmp_path / "nope.csv", "-t", "y"], "file not found"),
         (["fit", tmp_path / "empty.csv", "-t", "y"], "empty.csv is empty"),
         (["fit", tmp_path / "binary.csv", "-t", "y"], "is a binary file, not a CSV table"),
-        (["fit", shop, "-t", "Price"], "target column 'Price' not found in the data; its columns are 'id', 'x1', "
-                                       "'x2', 'color', 'price', 'bought'"),
+        (["fit", shop, "-t", "Price"], "target column 'Price' not found in the data; did you mean 'price'? (its "
+                                       "columns are 'id', 'x1', 'x2', 'color', 'price', 'bought')"),
+        (["fit", shop, "-t", "weight"], "target column 'weight' not found in the data (its columns are 'id',"),
         (["fit", tmp_path / "one.csv", "-t", "y"], "target column 'y' has only one distinct value ('x')"),
-        (["fit", tmp_path / "words.csv", "-t", "y"], "target column 'y' is not numeric"),
+        (["fit", tmp_path / "words.csv", "-t", "y"], "target column 'y' has 3 distinct values in 3 rows"),
+        (["fit", tmp_path / "words.csv", "-t", "y", "--task", "regression"], "target column 'y' is not numeric"),
         (["fit", shop, "-t", "bought", "--task", "regression"], "target column 'bought' is not numeric"),
         (["fit", tmp_path / "blank.csv", "-t", "y"], "column 'b' has no values (all missing)"),
-        (["fit", shop, "-t", "price", "--drop", "nope"], "column 'nope' to drop not found"),
+        (["fit", shop, "-t", "price", "--drop", "nope"], "column to drop 'nope' not found"),
+        (["fit", shop, "-t", "price", "--drop", "ID"], "column to drop 'ID' not found in the data; did you mean 'id'?"),
+        (["fit", shop, "-t", "price", "--class-weight", "balanced"], "--class-weight applies to classification"),
         (["fit", shop, "-t", "bought", "--loss", "mse"], "--loss applies to regression"),
         (["fit", shop, "-t", "price", "--layers", "64,x"], "--layers must be comma-separated positive widths"),
         (["fit", shop, "-t", "price", "--lr", "0"], "--lr must be positive"),
@@ -444,25 +700,41 @@ def test_predict_output_that_cannot_be_written_leaves_nothing(regression_run, sh
 # ------------------------------------------------------------------------------------------------ the course data
 def test_red_wine_end_to_end(data_dir, tmp_path):
     wine = data_dir / "red-wine.csv"
-    result = run("fit", wine, "-t", "quality", "--layers", "128,128", "--epochs", "60", "--out", tmp_path)
+    result = run("fit", wine, "-t", "quality", "--layers", "128,128", "--epochs", "60", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "Task: regression of 'quality'" in result.stdout and "Split: 1279 training rows, 320 validation rows" \
         in result.stdout
-    logs, _ = best_epoch_logs(tmp_path)
+    logs, _ = best_epoch_logs(tmp_path / "run")
     assert logs["val_mae"] < 0.56  # predicting the training median scores 0.64 on these validation rows
-    table = pd.read_csv(io.StringIO(run("predict", tmp_path / "model.nbt", wine).stdout))
+    table = pd.read_csv(io.StringIO(run("predict", tmp_path / "run" / "model.nbt", wine).stdout))
     assert len(table) == 1599 and table["prediction"].between(2, 9).all()
-    assert table_value(run("evaluate", tmp_path / "model.nbt", wine).stdout, "mae") < 0.56
+    assert table_value(run("evaluate", tmp_path / "run" / "model.nbt", wine).stdout, "mae") < 0.56
+
+
+def test_red_wine_quality_as_classes_end_to_end(data_dir, tmp_path):
+    wine = data_dir / "red-wine.csv"
+    result = run("fit", wine, "-t", "quality", "--task", "multiclass", "--layers", "64,64", "--epochs", "60",
+                 "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Task: multiclass classification of 'quality': 3 -> 0 \(\d+ training rows\), 4 -> 1 \(\d+\), .*"
+                     r"8 -> 5 \(\d+\)", result.stdout)
+    logs, _ = best_epoch_logs(tmp_path / "run")
+    assert logs["val_accuracy"] > 0.5  # always the most common score, 5, gets about 0.43
+    table = pd.read_csv(io.StringIO(run("predict", tmp_path / "run" / "model.nbt", wine).stdout))
+    assert list(table.columns) == ["prediction", *(f"probability_{q}" for q in range(3, 9))]
+    assert set(table["prediction"]) <= set(range(3, 9)) and len(table) == 1599
+    check_classifier_report(tmp_path / "run" / "model.nbt", wine, "quality", list(range(3, 9)))
 
 
 def test_ionosphere_end_to_end(data_dir, tmp_path):
     ion = data_dir / "ion.csv"
-    result = run("fit", ion, "-t", "Class", "--layers", "64,64", "--epochs", "100", "--out", tmp_path)
+    result = run("fit", ion, "-t", "Class", "--layers", "64,64", "--epochs", "100", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert "'bad' -> 0, 'good' -> 1" in result.stdout and "34 columns (34 numeric, 0 categorical)" in result.stdout
-    logs, _ = best_epoch_logs(tmp_path)
+    assert re.search(r"'bad' -> 0 \(\d+ training rows\), 'good' -> 1 \(\d+\)", result.stdout)
+    assert "34 columns (34 numeric, 0 categorical)" in result.stdout
+    logs, _ = best_epoch_logs(tmp_path / "run")
     assert logs["val_binary_accuracy"] >= 0.85  # always predicting 'good' scores about 0.64
-    info = run("info", tmp_path / "model.nbt").stdout
+    info = run("info", tmp_path / "run" / "model.nbt").stdout
     assert "│ V34 " in info and "Unnamed" not in info  # the unnamed row index is not a feature
-    table = pd.read_csv(io.StringIO(run("predict", tmp_path / "model.nbt", ion).stdout))
+    table = pd.read_csv(io.StringIO(run("predict", tmp_path / "run" / "model.nbt", ion).stdout))
     assert len(table) == 351 and set(table["prediction"]) == {"good", "bad"}

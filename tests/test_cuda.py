@@ -14,12 +14,12 @@ from numba import cuda  # noqa: E402
 if not cuda.is_available():
     pytest.skip("no CUDA GPU and not running under NUMBA_ENABLE_CUDASIM=1", allow_module_level=True)
 
-from nbtrain import Sequential, layers, optimizers  # noqa: E402
+from nbtrain import Sequential, layers, optimizers, regularizers  # noqa: E402
 from nbtrain.engine import cpu  # noqa: E402
 from nbtrain.engine import cuda as gpu  # noqa: E402
 from nbtrain.engine.bundles import Optimizer  # noqa: E402
 from nbtrain.engine.plan import (  # noqa: E402
-    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
+    ACTIVATIONS, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
     LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
     METRIC_SPARSE_CATEGORICAL_ACCURACY,
 )
@@ -61,15 +61,15 @@ def test_dense_backward_matches_cpu(rng):
         np.testing.assert_allclose(got.copy_to_host(), expected, rtol=RTOL, atol=1e-5)
 
 
-@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX])
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS.values()))
 def test_activations_match_cpu(rng, act):
     x, dy = f32(rng, 4, 6, scale=3), f32(rng, 4, 6)
     y, dx = np.zeros_like(x), np.zeros_like(x)
     cpu.activation_forward(act, x, y)
-    cpu.activation_backward(act, y, dy, dx)
+    cpu.activation_backward(act, x, y, dy, dx)
     d_x, d_y, d_dy, d_dx = on_gpu(x, np.zeros_like(x), dy, np.zeros_like(x))
     gpu.activation_forward(act, d_x, d_y)
-    gpu.activation_backward(act, d_y, d_dy, d_dx)
+    gpu.activation_backward(act, d_x, d_y, d_dy, d_dx)
     np.testing.assert_allclose(d_y.copy_to_host(), y, rtol=RTOL, atol=1e-6)
     np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=RTOL, atol=1e-6)
 
@@ -138,16 +138,33 @@ def test_losses_and_metrics_match_cpu(rng, code):
         np.testing.assert_allclose(d_dp.copy_to_host(), dp, rtol=RTOL, atol=1e-6)
 
 
-@pytest.mark.parametrize("opt", [optimizers.Adam(learning_rate=0.01), optimizers.SGD(momentum=0.9, nesterov=True)])
+def test_regularize_matches_cpu(rng):
+    w, g = f32(rng, 37), f32(rng, 37)
+    w[3] = 0.0
+    total, host_g = np.zeros(2), g.copy()
+    cpu.regularize(w, 0.01, 0.02, 5, 0.5, host_g, total, 1)
+    d_total, (d_w, d_g) = cuda.to_device(np.zeros(2)), on_gpu(w, g)
+    gpu.regularize(d_w, 0.01, 0.02, 5, 0.5, d_g, d_total, 1)
+    np.testing.assert_allclose(d_total.copy_to_host(), total, rtol=1e-6)
+    np.testing.assert_allclose(d_g.copy_to_host(), host_g, rtol=RTOL, atol=1e-7)
+    assert total[1] == pytest.approx(5 * (0.01 * np.abs(w).sum() + 0.02 * (w.astype(float) ** 2).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("opt", [
+    optimizers.Adam(learning_rate=0.01), optimizers.SGD(momentum=0.9, nesterov=True),
+    optimizers.AdamW(learning_rate=optimizers.schedules.CosineDecay(0.01, 10, warmup_target=0.02, warmup_steps=2)),
+    optimizers.RMSprop(momentum=0.5, weight_decay=0.01), optimizers.RMSprop(centered=True),
+    optimizers.SGD(learning_rate=optimizers.schedules.PiecewiseConstantDecay([1, 5], [0.1, 0.05, 0.01])),
+], ids=["adam", "sgd-nesterov", "adamw-cosine", "rmsprop-momentum-decay", "rmsprop-centered", "sgd-piecewise"])
 def test_optimizer_steps_match_cpu(rng, opt):
     theta, grad = f32(rng, 40), f32(rng, 40)
-    slots = [f32(rng, 40) * 0.1, np.abs(f32(rng, 40)) * 0.1]
+    slots = [np.abs(f32(rng, 40)) * 0.1, f32(rng, 40) * 0.01]
     hp = opt.hyperparameters()
     host = [theta.copy(), slots[0].copy(), slots[1].copy()]
-    cpu.optimizer_update(Optimizer(opt.code, hp, host[1], host[2]), 3, host[0], grad)
+    cpu.optimizer_update(Optimizer(opt.code, hp, host[1], host[2], opt.schedule()), 3, host[0], grad)
     d_theta, d_grad, d_s1, d_s2 = on_gpu(theta, grad, *slots)
     halted = cuda.to_device(np.zeros(1, np.int64))
-    device_opt = Optimizer(opt.code, hp, d_s1, d_s2)
+    device_opt = Optimizer(opt.code, hp, d_s1, d_s2, opt.schedule())
     gpu.optimizer_update(device_opt, 3, d_theta, d_grad, halted)
     for expected, got in zip(host, (d_theta, d_s1, d_s2)):
         np.testing.assert_allclose(got.copy_to_host(), expected, rtol=RTOL, atol=1e-7)
@@ -177,8 +194,8 @@ MODELS = {
         lambda: [layers.BatchNormalization(input_shape=[5]), layers.Dense(4, activation="relu"), layers.Dense(1)],
         "huber", lambda: optimizers.Adam(learning_rate=0.01), ["mse", "binary_crossentropy"]),
     "softmax-sparse-cce-adam": (
-        lambda: [layers.Dense(6, activation="relu", input_shape=[5]), layers.Dropout(0.2),
-                 layers.Dense(3, activation="softmax")],
+        lambda: [layers.Dense(6, activation="gelu", input_shape=[5], kernel_regularizer=regularizers.l2(0.01)),
+                 layers.Dropout(0.2), layers.Dense(3, activation="softmax")],
         "sparse_categorical_crossentropy", lambda: "adam", ["accuracy", "sparse_categorical_crossentropy"]),
 }
 

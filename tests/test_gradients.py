@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 
-from nbtrain import Sequential, layers
+from nbtrain import Sequential, layers, regularizers
 from nbtrain.engine import cpu
 from nbtrain.engine.bundles import Objective, Pass, Weights
 from nbtrain.engine.plan import (
-    ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
-    LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY,
-    columns, net, workspace,
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_TANH,
+    LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
+    METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY, columns, net, workspace,
 )
 
 H = 1e-6
@@ -71,10 +71,22 @@ def softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX])
+def gelu(x):
+    from math import erf
+    return 0.5 * x * (1 + np.vectorize(erf)(x / np.sqrt(2)))
+
+
+ACTIVATION_REFERENCES = {  # Keras's formulas and defaults
+    ACT_LINEAR: lambda x: x, ACT_RELU: lambda x: np.maximum(x, 0), ACT_SIGMOID: lambda x: 1 / (1 + np.exp(-x)),
+    ACT_SOFTMAX: softmax, ACT_TANH: np.tanh, ACT_ELU: lambda x: np.where(x > 0, x, np.expm1(x)), ACT_GELU: gelu,
+    ACT_LEAKY_RELU: lambda x: np.where(x > 0, x, 0.2 * x), ACT_SOFTPLUS: lambda x: np.log1p(np.exp(x)),
+}
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATION_REFERENCES))
 def test_activations(rng, act):
     x = rng.normal(size=(6, 4)) * 3
-    x[np.abs(x) < 1e-3] = 0.5  # keep ReLU away from its kink
+    x[np.abs(x) < 1e-3] = 0.5  # keep ReLU, elu and leaky ReLU away from their kinks
     r = rng.normal(size=(6, 4))
     y = np.zeros_like(x)
 
@@ -83,11 +95,9 @@ def test_activations(rng, act):
         return np.sum(r * y)
 
     f()
-    expected = {ACT_LINEAR: x, ACT_RELU: np.maximum(x, 0), ACT_SIGMOID: 1 / (1 + np.exp(-x)),
-                ACT_SOFTMAX: softmax(x)}[act]
-    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    np.testing.assert_allclose(y, ACTIVATION_REFERENCES[act](x), rtol=1e-12, atol=1e-15)
     dx = np.zeros_like(x)
-    cpu.activation_backward(act, y, r, dx)
+    cpu.activation_backward(act, x, y, r, dx)
     assert_close(dx, numeric_grad(f, x))
 
 
@@ -299,9 +309,14 @@ def network_and_batch(n=6, seed=0):
 
 def multiclass_network_and_batch(loss_code, n=6, seed=0):
     model = Sequential([
-        layers.Dense(5, activation="relu", input_shape=[4]),
+        layers.Dense(5, activation="gelu", input_shape=[4]),
         layers.BatchNormalization(),
         layers.Dense(4, activation="softmax"),
+        layers.Dense(4, activation="elu", kernel_regularizer=regularizers.l1_l2(0.01, 0.02),
+                     bias_regularizer=regularizers.l2(0.03)),
+        layers.Activation("tanh"),
+        layers.Dense(4, activation="leaky_relu"),
+        layers.Activation("softplus"),
         layers.Dropout(0.2),
         layers.Dense(3, activation="softmax"),
     ])
@@ -314,8 +329,9 @@ def multiclass_network_and_batch(loss_code, n=6, seed=0):
 
 @pytest.mark.parametrize("loss_code", [LOSS_BCE, LOSS_MSE, LOSS_HUBER, LOSS_CCE, LOSS_SCE])
 def test_whole_network(loss_code):
-    """train_step's gradient of the whole network (dropout, batchnorm, fused sigmoid + BCE; a hidden softmax and
-    the fused softmax + categorical cross-entropy) in float64, with weighted rows."""
+    """train_step's gradient of the whole network (dropout, batchnorm, fused sigmoid + BCE; hidden softmax, gelu,
+    elu, tanh, leaky ReLU, softplus and the fused softmax + categorical cross-entropy; l1 and l2 penalties) in
+    float64, weighted rows."""
     if loss_code in (LOSS_CCE, LOSS_SCE):
         model, x, y = multiclass_network_and_batch(loss_code)
     else:

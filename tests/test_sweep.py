@@ -5,6 +5,7 @@ import importlib.util
 import io
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from nbtrain.tabular.preprocessing import prepare
 from nbtrain.tabular.reading import read_table
 
 HOUSES = Path(__file__).resolve().parent.parent / "data" / "houses.csv"
+BIRDS = HOUSES.parent / "birds.csv"  # multiclass: species
 TINY_SPACE = """
 layers = [1, 2]
 units = [8, 16, 32]
@@ -107,13 +109,69 @@ def test_the_same_sweep_gives_the_same_leaderboard(ion_sweep, data_dir, space_fi
 def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     space = {"layers": 1, "units": 8, "optimizer": "sgd", "lr": [0.001, 10.0], "batch_size": 32, "loss": "mse"}
     board = nbtrain.sweep(HOUSES, "price_k", trials=4, space=space, drop=["house_id"], epochs=5, workers=2,
-                          out=tmp_path, verbose=0)
+                          out=tmp_path / "run", verbose=0)
     failed, done = board[board["status"] == "failed"], board[board["status"] == "done"]
     assert len(failed) and len(done) and len(board) == 4
     assert (failed["lr"] == 10.0).all() and (done["lr"] == 0.001).all()
     assert failed["reason"].str.contains("the loss became non-finite at epoch").all()
     assert failed["val_loss"].isna().all() and list(board["status"]) == ["done"] * len(done) + ["failed"] * len(failed)
-    assert (tmp_path / "best" / "model.nbt").exists()
+    assert (tmp_path / "run" / "best" / "model.nbt").exists()
+
+
+def test_a_multiclass_sweep_ranks_by_accuracy_and_saves_a_usable_best(space_file, tmp_path):
+    out = tmp_path / "run"
+    result = run("sweep", BIRDS, "-t", "species", "--drop", "bird_id", "--trials", "3", "--workers", "1", "--space",
+                 space_file, "--epochs", "15", "--metric", "val_accuracy", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "multiclass classification of 'species' ('finch' -> 0 (" in result.stdout
+    assert "Sweep: 3 trials on 1 local worker process with 1 BLAS thread each" in result.stdout
+    assert "ranked by val_accuracy (higher is better)" in result.stdout
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert list(board.columns[2:6]) == ["val_accuracy", "loss", "accuracy", "val_loss"]
+    assert set(board["status"]) == {"done"}, board["reason"]
+    assert board["val_accuracy"].is_monotonic_decreasing
+    model = load_model(out / "best" / "model.nbt")
+    prep = prepare(read_table(BIRDS), "species", drop=["bird_id"], seed=0)
+    assert model.evaluate(prep.x_val, prep.y_val, verbose=0, return_dict=True)["accuracy"] == \
+        pytest.approx(board["val_accuracy"].iloc[0], abs=1e-6)
+    predicted = pd.read_csv(io.StringIO(run("predict", out / "best" / "model.nbt", BIRDS).stdout))
+    assert list(predicted.columns) == ["prediction", "probability_finch", "probability_sparrow", "probability_warbler"]
+
+
+def test_an_existing_sweep_folder_is_refused_unless_overwrite(space_file, tmp_path):
+    (tmp_path / "run").mkdir()
+    args = ["sweep", HOUSES, "-t", "price_k", "--drop", "house_id", "--trials", "1", "--workers", "1", "--space",
+            space_file, "--epochs", "2", "--out", tmp_path / "run"]
+    assert_fails(run(*args), f"the run folder {tmp_path / 'run'} already exists; choose another --out, or pass "
+                             "--overwrite")
+    assert not any((tmp_path / "run").iterdir())
+    result = run(*args, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert "Sweep done: 1 trial in" in result.stdout and (tmp_path / "run" / "leaderboard.csv").exists()
+
+
+def test_sweep_png_has_plain_ticks_and_whole_numbers_on_integer_axes():
+    pytest.importorskip("matplotlib")
+    from nbtrain.sweeps.report import sweep_figure
+    data = SweepData(np.zeros((4, 1)), None, np.zeros((2, 1)), None, "regression", 1.0,
+                     FitOptions(epochs=10, patience=5, min_delta=0.0), Monitor("val_loss"))
+    board = Board(data, 6, ["layers", "lr", "units"])
+    for index, (depth, lr, units) in enumerate([(1, 1.2e-4, 16), (2, 3e-4, 64), (3, 9e-4, 512), (1, 2e-3, 32),
+                                                (2, 5e-3, 256), (3, 9e-3, 128)]):
+        board.queue({"index": index, "seed": index, "params": {"layers": depth, "lr": lr, "units": units}})
+        board.finish(index, {"status": "done", "val_loss": 1.0 / (index + 1), "epochs": 5, "best_epoch": 3,
+                             "seconds": 1.0})
+    figure = sweep_figure(board, board.leaderboard())
+    figure.draw_without_rendering()
+    layers_axes, lr_axes, units_axes = figure.axes[:3]
+
+    def labels(axes, minor=False):
+        ticks = axes.xaxis.get_minorticklabels() if minor else axes.get_xticklabels()
+        return [t.get_text() for t in ticks if t.get_text()]
+    assert list(layers_axes.get_xticks()) == [1, 2, 3] and labels(layers_axes) == ["1", "2", "3"]
+    assert lr_axes.get_xscale() == "log" and labels(lr_axes, minor=True) == []
+    assert "0.001" in labels(lr_axes) and all(re.fullmatch(r"[0.]*1|1e-\d+", t) for t in labels(lr_axes))
+    assert labels(units_axes) == ["16", "32", "64", "128", "256", "512"] and labels(units_axes, minor=True) == []
 
 
 def test_an_exception_in_a_trial_is_its_failure():
@@ -184,6 +242,12 @@ def test_a_varied_loss_needs_a_comparable_metric(tmp_path):
                          "--metric val_mae")
 
 
+def test_class_weights_are_for_classifiers_and_checked_before_any_trial(tmp_path):
+    assert_fails(run("sweep", HOUSES, "-t", "price_k", "--class-weight", "balanced", "--out", tmp_path / "run"),
+                 "--class-weight applies to classification; the target is a regression target")
+    assert not (tmp_path / "run").exists()
+
+
 def test_ray_backend_without_ray_says_how_to_get_it(monkeypatch, tmp_path):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
@@ -231,7 +295,7 @@ def test_ray_backend_runs_the_same_trials_with_asha(data_dir, space_file, ion_sw
     pool, so a trial that ASHA lets finish has the very metrics it had there. The best model is fitted again in
     the sweep's process, with the same seed, and scores what the leaderboard says."""
     board = nbtrain.sweep(data_dir / "ion.csv", "Class", trials=4, space=space_file, backend="ray", workers=2,
-                          epochs=20, patience=5, out=tmp_path, verbose=0)
+                          epochs=20, patience=5, out=tmp_path / "run", verbose=0)
     local = pd.read_csv(ion_sweep[1] / "leaderboard.csv").set_index("trial")
     board = board.set_index("trial").sort_index()
     assert set(board["status"]) <= {"done", "pruned"} and (board["status"] == "done").any()
@@ -241,7 +305,7 @@ def test_ray_backend_runs_the_same_trials_with_asha(data_dir, space_file, ion_sw
     assert done["val_loss"].to_numpy() == pytest.approx(local.loc[done.index, "val_loss"].to_numpy(), rel=1e-6)
     pruned = board[board["status"] == "pruned"]
     assert (pruned["epochs"] == 10).all() and pruned["reason"].str.startswith("stopped by ASHA").all()
-    model = load_model(tmp_path / "best" / "model.nbt")
+    model = load_model(tmp_path / "run" / "best" / "model.nbt")
     prep = prepare(read_table(data_dir / "ion.csv"), "Class", seed=0)
     best = done["val_loss"].min()
     assert model.evaluate(prep.x_val, prep.y_val, verbose=0, return_dict=True)["loss"] == pytest.approx(best, rel=1e-5)

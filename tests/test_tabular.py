@@ -1,5 +1,6 @@
-"""Tabular preprocessing in nbtrain.data: reading files, task inference, imputation, scaling, one-hot encoding,
-the split, and the plain-data record that lets a saved model repeat all of it."""
+"""The tabular product below the command line: reading files, task inference (regression, binary, multiclass),
+imputation, scaling, one-hot encoding, the split, row-ID warnings, "did you mean" for columns, class weights,
+classifier scores, and the plain-data record that lets a saved model repeat all of it."""
 import io
 import json
 import sys
@@ -9,8 +10,10 @@ import pandas as pd
 import pytest
 
 from nbtrain import InputError, ModelFileError
-from nbtrain.tabular.preprocessing import Feature, Preprocessing, Target, prepare, split_rows
-from nbtrain.tabular.reading import read_table, sniff_delimiter
+from nbtrain.tabular.apply import classifier_scores
+from nbtrain.tabular.preprocessing import Feature, Preprocessing, Target, looks_like_row_id, prepare, split_rows
+from nbtrain.tabular.reading import read_table, sniff_delimiter, unknown_column
+from nbtrain.tabular.recipe import class_weights
 
 WINE_LIKE = [("fixed acidity", [7.4, 7.8, 11.2]), ("pH", [3.51, 3.2, 3.16]), ("quality", [5, 5, 6])]
 
@@ -104,12 +107,45 @@ def test_numeric_targets_with_more_values_are_regression():
     assert Target.infer(pd.Series([0, 1, 1]), "q", task="regression").task == "regression"
 
 
+def test_text_targets_with_more_values_are_multiclass_with_sorted_labels():
+    target = Target.infer(pd.Series(["b", "c", "a", None, "b", "a", "c", "b"]), "y")
+    assert (target.task, target.labels, target.outputs) == ("multiclass", ["a", "b", "c"], 3)
+
+
+def test_an_integer_score_is_multiclass_only_when_asked():
+    quality = pd.Series([5, 6, 5, 7, 3, 6, 5, 6])
+    assert Target.infer(quality, "quality").task == "regression"
+    target = Target.infer(quality, "quality", task="multiclass")
+    assert (target.task, target.labels) == ("multiclass", [3, 5, 6, 7])
+    assert json.loads(json.dumps(target.labels)) == [3, 5, 6, 7]
+
+
+def test_multiclass_encoding_counts_and_decoding():
+    target = Target("grade", "multiclass", ["a", "b", "c"])
+    target.fit(pd.Series(["c", "a", "c", "c"]))
+    assert target.counts == [1, 0, 3]  # training rows per class, in label order
+    np.testing.assert_array_equal(target.encode(pd.Series(["b", "c", "a"]), "data")[:, 0], [1, 2, 0])
+    decoded = target.decode(np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], np.float32))
+    assert list(decoded.columns) == ["prediction", "probability_a", "probability_b", "probability_c"]
+    assert decoded["prediction"].tolist() == ["b", "a"]
+    np.testing.assert_allclose(decoded["probability_b"], [0.7, 0.2], rtol=1e-6)
+    assert target.mapping(counts=True) == "'a' -> 0 (1 training rows), 'b' -> 1 (0), 'c' -> 2 (3)"
+    with pytest.raises(InputError, match="values the model was not trained on: 'd'"):
+        target.encode(pd.Series(["a", "d"]), "data")
+
+
+def test_numeric_class_labels_name_their_probability_columns_without_a_decimal_point():
+    decoded = Target("q", "multiclass", [5.0, 6.0, 7.5]).decode(np.eye(3))
+    assert list(decoded.columns) == ["prediction", "probability_5", "probability_6", "probability_7.5"]
+
+
 @pytest.mark.parametrize("values, task, message", [
     (["a", "a", None], "auto", "only one distinct value"),
     ([None, None], "auto", "no values"),
-    (["u", "v", "w"], "auto", "not numeric"),
+    (["u", "v", "w"], "regression", "not numeric"),
     (["u", "v"], "regression", "not numeric"),
-    ([1, 2, 3], "binary", "two distinct values; 'y' has 3"),
+    ([1, 2, 3], "binary", "two distinct values; 'y' has 3 .*use --task multiclass"),
+    (["u", "v", "w", "u"], "auto", "has 3 distinct values in 4 rows .*too few rows per class"),
 ])
 def test_unusable_targets(values, task, message):
     with pytest.raises(InputError, match=message):
@@ -119,7 +155,7 @@ def test_unusable_targets(values, task, message):
 
 def test_regression_target_is_standardized_with_training_statistics_and_decoded_back():
     target = Target("price", "regression")
-    target.fit_scaling(pd.Series([10.0, 20.0, 30.0]))
+    target.fit(pd.Series([10.0, 20.0, 30.0]))
     assert (target.center, target.scale) == pytest.approx((20.0, np.std([10, 20, 30])))
     y = target.encode(pd.Series([10.0, 40.0]), "data")
     assert y.dtype == np.float32 and y.shape == (2, 1)
@@ -227,8 +263,9 @@ def test_prepare_with_a_validation_table():
 
 
 @pytest.mark.parametrize("change, kwargs, message", [
-    (lambda f: f, {"target": "price"}, "target column 'price' not found in the data; its columns are 'id', 'x'"),
-    (lambda f: f, {"target": "y", "drop": ["zzz"]}, "column 'zzz' to drop not found"),
+    (lambda f: f, {"target": "price"}, r"target column 'price' not found in the data \(its columns are 'id', 'x'"),
+    (lambda f: f, {"target": "Y"}, r"target column 'Y' not found in the data; did you mean 'y'\? \(its columns"),
+    (lambda f: f, {"target": "y", "drop": ["zzz"]}, "column to drop 'zzz' not found"),
     (lambda f: f, {"target": "y", "drop": ["y"]}, "cannot also be dropped"),
     (lambda f: f.assign(x=np.nan), {"target": "y"}, "column 'x' has no values"),
     (lambda f: f[["y"]], {"target": "y"}, "no feature columns"),
@@ -238,17 +275,77 @@ def test_prepare_rejects_unusable_tables(change, kwargs, message):
         prepare(change(shop()), **kwargs)
 
 
-def test_identifier_like_text_columns_get_a_note():
-    frame = shop(n=120).assign(name=[f"n{i}" for i in range(120)])
-    assert any("'name' has" in note and "identifier" in note for note in prepare(frame, "y").notes)
+def test_text_columns_with_very_many_values_get_a_note():
+    frame = shop(n=120).assign(name=[f"n{i % 100}" for i in range(120)])
+    prep = prepare(frame, "y")
+    assert any("'name' has" in note and "identifier" in note for note in prep.notes) and prep.warnings == [
+        "column 'id' looks like a row ID (a different value in each of the 118 rows) and is trained on as a feature; "
+        "leave it out with --drop id"]  # 'name' repeats values: many, but not a row ID
 
 
-def test_preprocessing_round_trips_through_json():
+def test_a_column_that_looks_like_a_row_id_gets_a_warning_naming_the_drop_to_use():
+    frame = shop(n=60).assign(**{"order no": [f"A-{i}" for i in range(60)]})
+    prep = prepare(frame, "y")
+    assert prep.warnings == [
+        "column 'id' looks like a row ID (a different value in each of the 58 rows) and is trained on as a feature; "
+        "leave it out with --drop id",
+        "column 'order no' looks like a row ID (a different value in each of the 58 rows) and is trained on as a "
+        "feature; leave it out with --drop 'order no'"]
+    assert "id" in prep.preprocessing.input_names  # still trained on
+    assert prepare(frame, "y", drop=["id", "order no"]).warnings == []
+
+
+@pytest.mark.parametrize("values, row_id", [
+    (np.arange(30), True),
+    ([f"u{i}" for i in range(30)], True),
+    (np.linspace(0, 1, 30), False),  # unique measurements, not IDs
+    (np.arange(30) % 29, False),  # one value twice
+    (np.arange(10), False),  # too few rows to tell
+    ([None] + [f"u{i}" for i in range(29)], False),  # a row without one
+])
+def test_what_looks_like_a_row_id(values, row_id):
+    assert looks_like_row_id(pd.Series(values)) is row_id
+
+
+def test_unknown_column_names_the_closest_columns():
+    frame = pd.DataFrame(columns=["fixed acidity", "quality", "pH", "house_id"])
+    assert str(unknown_column("target column", "Quality", frame, "wine.csv")) == (
+        "target column 'Quality' not found in wine.csv; did you mean 'quality'? (its columns are 'fixed acidity', "
+        "'quality', 'pH', 'house_id')")
+    assert "did you mean 'house_id'?" in str(unknown_column("column to drop", "id", frame, "x"))
+    assert "did you mean" not in str(unknown_column("column to drop", "zzz", frame, "x"))
+
+
+def test_balanced_class_weights_are_scikit_learns():
+    y = np.array([[0], [0], [0], [1], [2], [2]], np.float32)
+    assert class_weights("balanced", y) == pytest.approx({0: 6 / (3 * 3), 1: 6 / (3 * 1), 2: 6 / (3 * 2)})
+    assert class_weights(None, y) is None
+
+
+def test_classifier_scores():
+    codes = np.array([0, 0, 1, 2, 2])
+    chances = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.0, 0.0, 1.0], [0.5, 0.2, 0.3]])
+    scores = classifier_scores(codes, chances)
+    np.testing.assert_array_equal(scores.confusion, [[1, 1, 0], [0, 1, 0], [1, 0, 1]])
+    f1 = [2 * 1 / (2 + 2), 2 * 1 / (1 + 2), 2 * 1 / (2 + 1)]
+    assert scores.metrics == pytest.approx({"accuracy": 3 / 5, "macro_f1": np.mean(f1), "log_loss": -np.mean(
+        np.log([0.8, 0.2, 0.8, 1.0, 0.3]))})
+    assert list(scores.metrics) == ["accuracy", "log_loss", "macro_f1"]
+
+
+@pytest.mark.parametrize("target", ["y", "color"])
+def test_preprocessing_round_trips_through_json(target):
     frame = shop()
-    pre = prepare(frame, "y", scaling="minmax", drop=["id"]).preprocessing
+    pre = prepare(frame, target, scaling="minmax", drop=["id"]).preprocessing
     again = Preprocessing.from_dict(json.loads(json.dumps(pre.to_dict())))
     assert again == pre
     np.testing.assert_array_equal(again.transform(frame), pre.transform(frame))
+
+
+def test_a_first_format_preprocessing_record_is_still_read():
+    record = prepare(shop(), "y", drop=["id"]).preprocessing.to_dict()
+    del record["target"]["counts"]
+    assert Preprocessing.from_dict({**record, "format": 1}).target.counts is None
 
 
 def test_transform_finds_columns_by_name_and_reports_missing_ones():

@@ -5,6 +5,7 @@ import contextlib
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from ..distributed import launched_rank
 from ..errors import DeviceError, DistributedError, InputError, ModelFileError
@@ -15,6 +16,55 @@ app = typer.Typer(
          "Start with [bold]nbtrain fit DATA --target COLUMN[/bold]; see [bold]nbtrain COMMAND --help[/bold].",
     no_args_is_help=True, add_completion=False, rich_markup_mode="rich", pretty_exceptions_show_locals=False)
 USER_ERRORS = (InputError, ModelFileError, DeviceError, DistributedError)
+
+
+class Command(TyperCommand):
+    """Every command's help and usage errors as a click user knows them: DATA (not {DATA}) in the usage line, no
+    type shown for a flag, and a bad option value in one plain sentence that lists the valid values."""
+
+    def collect_usage_pieces(self, ctx):
+        return [piece.strip("{}") for piece in super().collect_usage_pieces(ctx)]
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # what the help shows instead of <bool>
+        return params
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except typer.BadParameter as exc:
+            if hasattr(exc.__cause__, "errors") and exc.param is not None:
+                exc.message = plain_message(exc.__cause__.errors()[0], exc.param)
+            raise
+
+
+NUMBER_NAMES = {"int_parsing": "integer", "float_parsing": "number", "bool_parsing": "boolean"}
+RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def plain_message(error, param):
+    """A value that Typer's validation rejected, in click's words: "'mea' is not one of mae, mse, huber.",
+    "0 is not in the range x>=1.", "'x' is not a valid integer." (not the validator's own text)."""
+    value, kind = error.get("input"), error.get("type")
+    choices = param.type_descriptor.choices
+    if choices:
+        return f"{value!r} is not one of {', '.join(map(str, choices))}."
+    if kind in RANGE_ERRORS:
+        low, high = param.min, param.max
+        bounds = f"{low}<=x<={high}" if low is not None and high is not None else \
+            f"x>={low}" if low is not None else f"x<={high}"
+        return f"{value} is not in the range {bounds}."
+    if kind in NUMBER_NAMES:
+        return f"{value!r} is not a valid {NUMBER_NAMES[kind]}."
+    return str(error.get("ctx", {}).get("error", error.get("msg")))
+
+
+def command(*args, **kwargs):
+    """app.command with the Command class: how every nbtrain command is declared."""
+    return app.command(*args, cls=Command, **kwargs)
 
 
 def fail(message):

@@ -7,14 +7,15 @@ import typer
 from ..callbacks import format_number
 from ..tabular.options import DEVICES, OPTIMIZERS, REGRESSION_LOSSES, FitOptions
 from . import options as opt
-from .app import app, fail, make_console, say, user_errors
+from .app import command, fail, make_console, say, user_errors
 from .display import progress
 from .ranks import abort_job_on_crash, process_group
 
 FIT_HELP = (
     "Train a model on a CSV (or Parquet) table and save it with its preprocessing.\n\n"
-    "The task comes from the target: two distinct values make a binary classifier (the label mapping is "
-    "printed), numbers otherwise a regression. Numeric columns are imputed (median) and scaled, text columns "
+    "The task comes from the target: two distinct values make a binary classifier, text with more a multiclass "
+    "one (the classes are printed with their training rows), numbers otherwise a regression (--task overrides). "
+    "Numeric columns are imputed (median) and scaled, text columns "
     "imputed (most frequent) and one-hot encoded, all with training-split statistics. A regression target is "
     "standardized for training; predictions and mae are in its own units.\n\n"
     "The run folder gets model.nbt (with the best epoch's weights), history.csv and, with matplotlib "
@@ -24,6 +25,8 @@ FIT_EXAMPLES = """[bold]Examples[/bold]
   nbtrain fit red-wine.csv --target quality
 
   nbtrain fit ion.csv -t Class --layers 16,16 --dropout 0.3 --out runs/ion
+
+  nbtrain fit red-wine.csv -t quality --task multiclass --class-weight balanced
 
   cat houses.csv | nbtrain fit - -t price --drop id --loss huber --epochs 200 --quiet
 """
@@ -39,19 +42,21 @@ def _hidden_layers(text):
     return tuple(units)
 
 
-@app.command(help=FIT_HELP, epilog=FIT_EXAMPLES)
+@command(help=FIT_HELP, epilog=FIT_EXAMPLES)
 def fit(
     data: opt.Data,
     target: opt.Target,
     task: opt.Task = FitOptions.task,
     loss: Annotated[Optional[Literal[REGRESSION_LOSSES]],
-                    typer.Option(help="Regression loss \\[default: mae]. Classification uses binary_crossentropy.",
+                    typer.Option(help="Regression loss \\[default: mae]. Classification uses binary_crossentropy "
+                                      "(binary) or sparse_categorical_crossentropy (multiclass).",
                                  show_default=False)] = FitOptions.loss,
+    class_weight: opt.ClassWeight = FitOptions.class_weight,
     scale: opt.Scale = FitOptions.scale,
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
-    layers: Annotated[str, typer.Option(help="Widths of the ReLU hidden layers.")]
+    layers: Annotated[str, typer.Option(metavar="WIDTHS", help="Widths of the ReLU hidden layers.")]
     = ",".join(map(str, FitOptions.layers)),
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout rate after each hidden layer.")]
     = FitOptions.dropout,
@@ -69,6 +74,7 @@ def fit(
     device: Annotated[Literal[DEVICES], typer.Option(help="Where to train: auto picks a CUDA GPU when one and the "
                                                           "gpu extra are there.")] = FitOptions.device,
     out: opt.out_option("runs/<timestamp>") = None,
+    overwrite: opt.Overwrite = False,
     quiet: opt.Quiet = False,
     distributed: Annotated[Literal["none", "mpi"], typer.Option(
         help="mpi: data-parallel over the ranks of `mpiexec -n P nbtrain fit ...` (same model as one process; "
@@ -78,17 +84,19 @@ def fit(
         fail(f"--lr must be positive, got {lr}")
     if distributed == "mpi" and device == "cuda":
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
-    options = FitOptions(data=data, target=target, task=task, loss=loss, scale=scale, drop=tuple(drop or ()),
+    options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, scale=scale,
+                         drop=tuple(drop or ()),
                          val=val, val_split=val_split, layers=_hidden_layers(layers), dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed)
     from ..tabular.fit import fit_table
     with user_errors():
         group = process_group(distributed)
-    console = make_console(muted=bool(group and group.rank))
-    describe = None if quiet else functools.partial(_describe, console, group)
-    with user_errors(), abort_job_on_crash(group), progress(console, quiet or bool(group and group.rank)) as display:
-        result = fit_table(options, out, group, display, describe)
+    muted = bool(group and group.rank)
+    console = make_console(muted=muted)
+    describe = functools.partial(_describe, console, make_console(stderr=True, muted=muted), group, quiet)
+    with user_errors(), abort_job_on_crash(group), progress(console, quiet or muted) as display:
+        result = fit_table(options, out, group, display, describe, overwrite)
     outcome, run_dir = result.outcome, result.run_dir
     say(console, f"Training ended: {outcome.status}; the model keeps the weights of epoch {outcome.best}")
     console.print(_result_table(outcome, len(result.prep.x)))
@@ -99,14 +107,20 @@ def fit(
         fail(f"{result.model.stop_reason}; the model saved in {run_dir} has the weights of epoch {outcome.best}")
 
 
-def _describe(console, group, shape, prep, model, options):
-    """What is about to happen: task, label mapping, encoded width, split sizes, the model and its training."""
+def _describe(console, errors, group, quiet, shape, prep, model, options):
+    """What is about to happen: task, classes, encoded width, split sizes, the model and its training; warnings
+    (on `errors`, also when quiet)."""
+    for warning in prep.warnings:
+        say(errors, f"Warning: {warning}")
+    if quiet:
+        return
     pre, target = prep.preprocessing, prep.preprocessing.target
     line = functools.partial(say, console)
     line(f"Data: {'standard input' if options.data == '-' else options.data}: {shape[0]} rows x {shape[1]} columns")
-    if target.task == "binary":
-        mapping = ", ".join(f"{label!r} -> {i}" for i, label in enumerate(target.labels))
-        line(f"Task: binary classification of {target.name!r}: {mapping} (loss binary_crossentropy)")
+    if target.task != "regression":
+        weights = f"; class weights {options.class_weight}" if options.class_weight else ""
+        line(f"Task: {target.task} classification of {target.name!r}: {target.mapping(counts=True)} "
+             f"(loss {options.loss}{weights})")
     else:
         line(f"Task: regression of {target.name!r} (loss {options.loss}; trained on the standardized target, "
              f"mean {target.center:.4g}, sd {target.scale:.4g}; mae is in the target's units)")
@@ -116,8 +130,9 @@ def _describe(console, group, shape, prep, model, options):
          + (f"; dropped {', '.join(map(repr, pre.dropped))}" if pre.dropped else ""))
     line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows (seed {options.seed})")
     extras = (f", dropout {options.dropout}" if options.dropout else "") + (", batchnorm" if options.batchnorm else "")
-    line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> 1 "
-         f"{'sigmoid' if target.task == 'binary' else 'linear'} output; {model.count_params():,} parameters")
+    head = model.layers[-1]
+    line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> {head.units} "
+         f"{head.activation} output{'s' if head.units > 1 else ''}; {model.count_params():,} parameters")
     stops = (f"early stopping on {'val_loss' if len(prep.x_val) else 'loss'} (patience {options.patience})"
              if options.patience else "no early stopping")
     line(f"Training: {options.optimizer} lr {model.optimizer.learning_rate:g}, batch {options.batch_size}, up to "

@@ -5,12 +5,17 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..tabular.options import SCALINGS, TASKS
+from ..tabular.options import CLASS_WEIGHTS, SCALINGS, TASKS
 
 Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with a header row ('-' reads standard input), "
                                                           "or Parquet.")]
 Target = Annotated[str, typer.Option("--target", "-t", metavar="COLUMN", help="The column to predict.")]
-Task = Annotated[Literal[TASKS], typer.Option(help="auto: binary for two distinct target values, else regression.")]
+Task = Annotated[Literal[TASKS], typer.Option(help="auto: binary for two distinct target values, multiclass for "
+                                                   "text with more, regression for numbers with more (an integer "
+                                                   "score too: say multiclass to classify it).")]
+ClassWeight = Annotated[Optional[Literal[CLASS_WEIGHTS]], typer.Option(
+    show_default=False, help="balanced: weigh each training row by n_rows / (n_classes * its class's rows), as "
+                             "scikit-learn does (classification) \\[default: every row alike].")]
 Scale = Annotated[Literal[SCALINGS], typer.Option(help="Scaling of numeric columns.")]
 Drop = Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="A column to leave out, e.g. an ID "
                                                                          "(repeatable).")]
@@ -20,7 +25,9 @@ Epochs = Annotated[int, typer.Option(min=1, help="Most epochs to train (per tria
 Patience = Annotated[int, typer.Option(min=0, help="Epochs without improvement of val_loss before stopping "
                                                    "(0: train all epochs). The best weights are kept.")]
 MinDelta = Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result (and warnings).")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that exists already, "
+                                                             "replacing its files (without it, that is an error).")]
 
 
 def seed_option(help):
@@ -29,6 +36,8 @@ def seed_option(help):
 
 
 def out_option(default):
-    """--out, with the command's own default folder."""
-    return Annotated[Optional[Path], typer.Option("--out", "-o", show_default=False,
-                                                  help=f"Run folder \\[default: {default}].")]
+    """--out, with the command's own default folder (-o is where a command writes: this folder here, predict's
+    CSV file there)."""
+    return Annotated[Optional[Path], typer.Option("--out", "-o", metavar="DIR", show_default=False,
+                                                  help=f"Run folder to create; an existing one is an error unless "
+                                                       f"--overwrite \\[default: {default}, a free name].")]

@@ -1,5 +1,4 @@
 """`nbtrain sweep`: many fits of one table, as nbtrain.sweeps runs them."""
-import time
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -7,7 +6,7 @@ import typer
 
 from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
 from . import options as opt
-from .app import app, user_errors
+from .app import command, user_errors
 
 
 SWEEP_HELP = (
@@ -32,7 +31,7 @@ SWEEP_EXAMPLES = """[bold]Examples[/bold]
 
 
 
-@app.command("sweep", help=SWEEP_HELP, epilog=SWEEP_EXAMPLES)
+@command("sweep", help=SWEEP_HELP, epilog=SWEEP_EXAMPLES)
 def sweep_command(
     data: opt.Data,
     target: opt.Target,
@@ -48,11 +47,13 @@ def sweep_command(
     workers: Annotated[Optional[int], typer.Option(min=1, show_default=False,
                                                    help="Trials at a time \\[default: one per core].")]
     = SweepOptions.workers,
-    metric: Annotated[str, typer.Option(help="What ranks the trials: val_loss, val_mae, val_binary_accuracy, or "
-                                             "their training versions.")] = SweepOptions.metric,
+    metric: Annotated[str, typer.Option(help="What ranks the trials: val_loss, or the task's metric (val_mae, "
+                                             "val_binary_accuracy, val_accuracy), or their training versions.")]
+    = SweepOptions.metric,
     search: Annotated[Literal[SEARCHES], typer.Option(help="How Ray picks trials: random, or Optuna's TPE "
                                                            "(needs optuna).")] = SweepOptions.search,
     task: opt.Task = FitOptions.task,
+    class_weight: opt.ClassWeight = FitOptions.class_weight,
     scale: opt.Scale = FitOptions.scale,
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
@@ -62,12 +63,13 @@ def sweep_command(
     min_delta: opt.MinDelta = FitOptions.min_delta,
     seed: opt.seed_option("Seed of the split, the sampled trials and their fits.") = FitOptions.seed,
     out: opt.out_option("runs/sweep-<timestamp>") = None,
+    overwrite: opt.Overwrite = False,
     quiet: opt.Quiet = False,
 ):
     from ..sweeps.api import run_sweep
-    fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop or ()), val=val,
-                     val_split=val_split, epochs=epochs, patience=patience, min_delta=min_delta, seed=seed,
-                     device="cpu")
+    fit = FitOptions(data=data, target=target, task=task, class_weight=class_weight, scale=scale,
+                     drop=tuple(drop or ()), val=val, val_split=val_split, epochs=epochs, patience=patience,
+                     min_delta=min_delta, seed=seed, device="cpu")
     options = SweepOptions(fit, trials, space, backend, address, workers, metric, search)
     with user_errors():
-        run_sweep(options, out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S"), verbose=1 if quiet else 2)
+        run_sweep(options, out, verbose=1 if quiet else 2, overwrite=overwrite, stamped=True)

@@ -7,33 +7,37 @@ import typer
 
 from ..callbacks import format_number
 from ..files import atomic_write
-from .app import app, make_console, say, user_errors
+from .app import command, make_console, say, user_errors
 
 
 PREDICT_HELP = (
     "Predict with a model from nbtrain fit on a table with the same feature columns.\n\n"
     "Columns are matched by name: extra columns (the target too) are ignored, missing ones are an error. The "
-    "output CSV has one row per input row, in order: prediction (the value, or the predicted label) and, for "
-    "classification, probability (of the label coded 1; see nbtrain info).")
+    "output CSV has one row per input row, in order: the --keep columns, then prediction (the value, or the "
+    "predicted label) and, for binary classification, probability (of the label coded 1; see nbtrain info), for "
+    "multiclass one probability_<label> column per class.")
 
 
-@app.command(help=PREDICT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain predict runs/wine/model.nbt new-wines.csv "
-             "-o preds.csv\n\n  cat new.csv | nbtrain predict runs/wine/model.nbt - > preds.csv")
+@command(help=PREDICT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain predict runs/wine/model.nbt new-wines.csv "
+         "-o preds.csv\n\n  nbtrain predict runs/houses/model.nbt data/houses.csv --keep house_id\n\n"
+         "  cat new.csv | nbtrain predict runs/wine/model.nbt - > preds.csv")
 def predict(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the feature columns "
                                                              "('-': standard input).")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", show_default=False,
-                                                   help="CSV file to write \\[default: standard output].")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
+                                                   help="CSV file to write (replaced if it exists) \\[default: "
+                                                        "standard output].")] = None,
+    keep: Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="A column of DATA to copy into the "
+                                                                             "output, first, e.g. an ID "
+                                                                             "(repeatable).")] = None,
 ):
     with user_errors():
+        from ..tabular.apply import predictions
         from ..tabular.reading import read_table
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
-        frame = read_table(data)
-        table = pre.target.decode(net.predict(pre.transform(frame, data)))
-        if pre.target.task == "binary":
-            table = table[["prediction", "probability"]]
+        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()))
         if output is None or str(output) == "-":
             typer.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
         else:
@@ -42,47 +46,61 @@ def predict(
 
 
 EVALUATE_HELP = (
-    "Loss and metrics of a model from nbtrain fit on a labelled table.\n\n"
-    "Rows without a target value are left out. For regression, mae and rmse are computed from the predictions "
-    "in the target's own units; the loss is the training loss, on the standardized target.")
+    "Scores of a model from nbtrain fit on a labelled table.\n\n"
+    "Rows without a target value are left out. For classification: accuracy, log loss (the mean cross-entropy), "
+    "macro F1 and the confusion matrix. For regression: the loss (the training loss, on the standardized "
+    "target), and mae and rmse computed from the predictions in the target's own units.")
 
 
-@app.command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv")
+@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv")
 def evaluate(
     model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the features and the "
                                                              "target column.")],
 ):
-    import numpy as np
     from rich.table import Table
     with user_errors():
-        from ..tabular.preprocessing import labelled_rows
+        from ..tabular.apply import evaluation
         from ..tabular.reading import read_table
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
-        spec, notes = pre.target, []
-        rows = labelled_rows(read_table(data), spec.name, data, notes)
-        x, y = pre.transform(rows, data), spec.encode(rows[spec.name], data)
-        result = net.evaluate(x, y, verbose=0, return_dict=True)
-        if spec.task == "regression":
-            error = spec.decode(net.predict(x))["prediction"].to_numpy() - rows[spec.name].to_numpy(float)
-            result = {"loss": result["loss"], "mae": float(np.abs(error).mean()),
-                      "rmse": float(np.sqrt((error ** 2).mean()))}
-    console = make_console()
+        notes = []
+        rows, scores = evaluation(net, pre, read_table(data), _name(data), notes)
+    console, spec = make_console(), pre.target
     for note in notes:
         say(console, f"Note: {note}")
-    say(console, f"Evaluated on {data}: {len(rows)} rows")
+    say(console, f"Evaluated on {_name(data)}: {rows} rows")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for name, value in result.items():
+    for name, value in scores.metrics.items():
         table.add_row(name, format_number(value))
     console.print(table)
     if spec.task == "regression":
         say(console, f"loss: {net.loss.name} on the standardized target; mae and rmse: in {spec.name!r} units")
+    else:
+        console.print(_confusion_table(spec, scores.confusion))
 
 
-@app.command(epilog="[bold]Examples[/bold]\n\n  nbtrain info runs/wine/model.nbt")
+def _name(data):
+    return "standard input" if data == "-" else data
+
+
+def _confusion_table(spec, confusion):
+    """The confusion matrix: a row per true class, a column per predicted class."""
+    from rich.table import Table
+    from ..tabular.preprocessing import label_text
+    labels = [label_text(label) for label in spec.labels]
+    table = Table(title=f"Confusion matrix of {spec.name!r}")
+    table.add_column("true \\ predicted")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, counts in zip(labels, confusion):
+        table.add_row(label, *map(str, counts))
+    return table
+
+
+@command(epilog="[bold]Examples[/bold]\n\n  nbtrain info runs/wine/model.nbt")
 def info(model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")]):
     """Architecture, parameter count, training data schema, task and best metrics of a saved model."""
     from rich.table import Table
@@ -93,9 +111,8 @@ def info(model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model fi
     console = make_console()
     line = functools.partial(say, console)
     spec = pre.target
-    if spec.task == "binary":
-        line(f"Task: binary classification of {spec.name!r}: "
-            + ", ".join(f"{label!r} -> {i}" for i, label in enumerate(spec.labels)))
+    if spec.task != "regression":
+        line(f"Task: {spec.task} classification of {spec.name!r}: {spec.mapping(counts=True)}")
     else:
         line(f"Task: regression of {spec.name!r} (standardized for training: mean {spec.center:.6g}, "
             f"sd {spec.scale:.6g})")

@@ -12,8 +12,9 @@ from collections import namedtuple
 Net = namedtuple("Net", "table fparams")
 # Trainable parameters (theta) and non-trainable state (batchnorm moving statistics), flat float32.
 Weights = namedtuple("Weights", "theta state")
-# The optimizer: its code, hyperparameters in Keras order (float64) and two slot vectors the size of theta.
-Optimizer = namedtuple("Optimizer", "code hp slot1 slot2")
+# The optimizer: its code, hyperparameters (float64 [lr, weight_decay, its own in Keras order]), two slot vectors the
+# size of theta, and its learning-rate schedule (float64 [code, parameters...]; [0]: the constant hp[0]).
+Optimizer = namedtuple("Optimizer", "code hp slot1 slot2 schedule")
 # The loss (code, parameter) and the metrics (int64 codes, float64 parameters) reported beside it.
 Objective = namedtuple("Objective", "loss_code loss_param metric_codes metric_params")
 # Buffers for batches of up to `capacity` rows: gathered inputs, targets and row weights, op outputs and their gradients,

@@ -20,10 +20,10 @@ from . import walkers
 from .bundles import DONE, STOP, Pass
 from .collective import allreduce_sum, share
 from .elementwise import (
-    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, like, loss_grad, metric_value,
-    row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
+    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, like, loss_grad,
+    metric_value, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import ACT_SOFTMAX, OPT_ADAM, ROW_CODES
+from .plan import ACT_SOFTMAX, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -109,16 +109,16 @@ def activation_forward(act, x, y):
 
 
 @njit(**KERNEL)
-def activation_backward(act, y, dy, dx):
-    """y, dy (n, w) -> dx (n, w) = dy times the activation's slope, read from the stored output y (softmax: its
-    Jacobian, row by row)."""
+def activation_backward(act, x, y, dy, dx):
+    """x, y, dy (n, w) -> dx (n, w) = dy times the activation's slope at the stored input x and output y (softmax:
+    its Jacobian, row by row)."""
     if act == ACT_SOFTMAX:
         for i in range(dx.shape[0]):
             softmax_row_backward(y, dy, i, dx)
         return
     for i in range(dx.shape[0]):
         for j in range(dx.shape[1]):
-            dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
+            dx[i, j] = dy[i, j] * activation_slope(act, x[i, j], y[i, j])
 
 
 # ---------------------------------------------------------------- inverted dropout
@@ -242,31 +242,60 @@ def metric_sum(code, param, p, y, w, total, slot):
     total[slot] += acc
 
 
+@njit(**KERNEL)
+def regularize(w, l1, l2, count, scale, g, total, slot):
+    """A weight penalty: total[slot] += count * (l1 sum|w| + l2 sum w^2) (float64); g += scale * (l1 sign(w) +
+    2 l2 w), skipped when scale is 0. w, g (n,)."""
+    acc = 0.0
+    a, b, s = like(w, l1), like(w, 2.0 * l2), like(w, scale)
+    for i in range(w.size):
+        v = w[i]
+        acc += l1 * abs(v) + l2 * v * v
+        if scale != 0.0:
+            g[i] += s * (a * np.sign(v) + b * v)
+    total[slot] += count * acc
+
+
 # ---------------------------------------------------------------- optimizers over the whole flat vector
+# Each first applies Keras 3's decoupled weight decay, theta -= theta * weight_decay * lr (decay = wd * lr, 0 for
+# none), then its step, in one pass over theta.
 @njit(**KERNEL)
-def _sgd(theta, grad, velocity, lr, momentum, nesterov):
-    lr, momentum = like(theta, lr), like(theta, momentum)
+def _sgd(theta, grad, velocity, decay, lr, momentum, nesterov):
+    decay, lr, momentum = like(theta, decay), like(theta, lr), like(theta, momentum)
     for i in range(theta.size):
-        theta[i], velocity[i] = sgd_step(theta[i], grad[i], velocity[i], lr, momentum, nesterov)
+        theta[i], velocity[i] = sgd_step(theta[i] - theta[i] * decay, grad[i], velocity[i], lr, momentum, nesterov)
 
 
 @njit(**KERNEL)
-def _adam(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
+def _adam(theta, grad, m, v, decay, t, lr, beta_1, beta_2, epsilon):
     """Keras Adam at step t (1-based)."""
     alpha = like(theta, adam_alpha(lr, beta_1, beta_2, t))
-    c1, c2, eps = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon)
+    c1, c2, eps, decay = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon), like(theta, decay)
     for i in range(theta.size):
-        theta[i], m[i], v[i] = adam_step(theta[i], grad[i], m[i], v[i], alpha, c1, c2, eps)
+        theta[i], m[i], v[i] = adam_step(theta[i] - theta[i] * decay, grad[i], m[i], v[i], alpha, c1, c2, eps)
+
+
+@njit(**KERNEL)
+def _rmsprop(theta, grad, velocity, second, decay, lr, rho, momentum, epsilon, centered):
+    decay, lr, rho, momentum, eps = (like(theta, decay), like(theta, lr), like(theta, rho), like(theta, momentum),
+                                     like(theta, epsilon))
+    for i in range(theta.size):
+        theta[i], velocity[i], second[i] = rmsprop_step(theta[i] - theta[i] * decay, grad[i], velocity[i], second[i],
+                                                        lr, rho, momentum, eps, centered)
 
 
 @njit(**KERNEL)
 def optimizer_update(opt, t, theta, grad):
-    """Step t (1-based) of the optimizer bundle `opt` on theta; opt.hp holds its hyperparameters in Keras order."""
+    """Step t (1-based) of the optimizer bundle `opt` on theta: the learning rate from opt.schedule at t - 1 earlier
+    steps (or hp[0]), hp = [lr, weight_decay, the optimizer's own hyperparameters in Keras order]."""
     hp = opt.hp
+    lr = learning_rate(opt.schedule, hp[0], t - 1)
     if opt.code == OPT_ADAM:
-        _adam(theta, grad, opt.slot1, opt.slot2, t, hp[0], hp[1], hp[2], hp[3])
+        _adam(theta, grad, opt.slot1, opt.slot2, hp[1] * lr, t, lr, hp[2], hp[3], hp[4])
+    elif opt.code == OPT_RMSPROP:
+        _rmsprop(theta, grad, opt.slot1, opt.slot2, hp[1] * lr, lr, hp[2], hp[3], hp[4], hp[5] != 0.0)
     else:
-        _sgd(theta, grad, opt.slot1, hp[0], hp[1], hp[2] != 0.0)
+        _sgd(theta, grad, opt.slot1, hp[1] * lr, lr, hp[2], hp[3] != 0.0)
 
 
 # ---------------------------------------------------------------- the network: walkers.py's walks, compiled here
@@ -279,7 +308,7 @@ def store(out, a, rows_out):
 
 
 _walks = walkers.bind(globals())
-forward, backward, loss_head, output, train_step, add_metrics, evaluate_rows, predict = (
+forward, backward, loss_head, output, add_penalties, train_step, add_metrics, evaluate_rows, predict = (
     njit(**KERNEL)(_walks[name]) for name in walkers.WALKERS)
 
 

@@ -15,10 +15,10 @@ from numba import config, cuda
 from . import walkers
 from .bundles import DONE, STOP, Pass
 from .elementwise import (
-    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, loss_grad, metric_value,
-    row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
+    activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, loss_grad,
+    metric_value, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import ACT_SOFTMAX, OPT_ADAM, ROW_CODES
+from .plan import ACT_SOFTMAX, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
 # The simulator runs every GPU thread as a Python thread: keep its blocks small.
@@ -137,20 +137,11 @@ def _reduce_columns(a, b, sums, products):
     _column_sums[((a.shape[1] + COLS - 1) // COLS,), (COLS, LANES)](a, b, sums, products)
 
 
-@cuda.jit
-def _score(code, param, p, y, w, total, slot):
-    """total[slot] += sum over rows i of w[i] times metric_value of row i's elements (row_metric of the row, for
-    per-row codes): block tree reduction, one atomic per block."""
+@cuda.jit(device=True, inline=True)
+def _block_add(acc, total, slot):
+    """Each thread's float64 acc summed over the block (tree reduction), then one atomic add into total[slot]."""
     part = cuda.shared.array(THREADS, np.float64)
     tid = cuda.threadIdx.x
-    acc = 0.0
-    if code >= ROW_CODES:
-        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
-            acc += w[i] * row_metric(code, param, _native(p), _native(y), i)
-    else:
-        m = p.shape[1]
-        for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-            acc += w[e // m] * metric_value(code, param, p[e // m, e % m], y[e // m, e % m])
     part[tid] = acc
     cuda.syncthreads()
     half = THREADS // 2
@@ -161,6 +152,41 @@ def _score(code, param, p, y, w, total, slot):
         half //= 2
     if tid == 0:
         cuda.atomic.add(total, slot, part[0])
+
+
+@cuda.jit
+def _score(code, param, p, y, w, total, slot):
+    """total[slot] += sum over rows i of w[i] times metric_value of row i's elements (row_metric of the row, for
+    per-row codes)."""
+    acc = 0.0
+    if code >= ROW_CODES:
+        for i in range(cuda.grid(1), p.shape[0], cuda.gridsize(1)):
+            acc += w[i] * row_metric(code, param, _native(p), _native(y), i)
+    else:
+        m = p.shape[1]
+        for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+            acc += w[e // m] * metric_value(code, param, p[e // m, e % m], y[e // m, e % m])
+    _block_add(acc, total, slot)
+
+
+@cuda.jit
+def _regularize(w, l1, l2, count, scale, g, total, slot):
+    acc = 0.0
+    a, b, s = np.float32(l1), np.float32(2.0 * l2), np.float32(scale)
+    for i in range(cuda.grid(1), w.size, cuda.gridsize(1)):
+        v = w[i]
+        acc += l1 * abs(v) + l2 * v * v
+        if scale != 0.0:
+            sign = np.float32(1.0) if v > 0 else (np.float32(-1.0) if v < 0 else np.float32(0.0))
+            g[i] += s * (a * sign + b * v)
+    _block_add(acc * count, total, slot)
+
+
+def regularize(w, l1, l2, count, scale, g, total, slot):
+    """A weight penalty: total[slot] += count * (l1 sum|w| + l2 sum w^2); g += scale * its gradient (scale 0:
+    none)."""
+    if w.size:
+        _regularize[_grid(w.size)](w, l1, l2, count, scale, g, total, slot)
 
 
 # ---------------------------------------------------------------- dense: y = x W + b
@@ -199,11 +225,11 @@ def activation_forward(act, x, y):
 
 
 @cuda.jit
-def _activation_backward(act, y, dy, dx):
+def _activation_backward(act, x, y, dy, dx):
     m = dx.shape[1]
     for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
         i, j = e // m, e % m
-        dx[i, j] = dy[i, j] * activation_slope(act, y[i, j])
+        dx[i, j] = dy[i, j] * activation_slope(act, x[i, j], y[i, j])
 
 
 @cuda.jit
@@ -212,13 +238,13 @@ def _softmax_backward(y, dy, dx):
         softmax_row_backward(_native(y), _native(dy), i, _native(dx))
 
 
-def activation_backward(act, y, dy, dx):
+def activation_backward(act, x, y, dy, dx):
     if not dx.size:
         return
     if act == ACT_SOFTMAX:
         _softmax_backward[_grid(dx.shape[0])](y, dy, dx)
     else:
-        _activation_backward[_grid(dx.size)](act, y, dy, dx)
+        _activation_backward[_grid(dx.size)](act, x, y, dy, dx)
 
 
 # ---------------------------------------------------------------- inverted dropout
@@ -353,32 +379,48 @@ def loss_backward(code, param, p, y, w, scale, dp):
 
 
 # ---------------------------------------------------------------- optimizers over the whole flat vector
+# Keras 3's decoupled weight decay first (decay = wd * lr), then the step, as on the CPU.
 @cuda.jit
-def _sgd(theta, grad, velocity, lr, momentum, nesterov, halted):
+def _sgd(theta, grad, velocity, decay, lr, momentum, nesterov, halted):
     if halted[0]:
         return
     for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
-        theta[i], velocity[i] = sgd_step(theta[i], grad[i], velocity[i], lr, momentum, nesterov)
+        theta[i], velocity[i] = sgd_step(theta[i] - theta[i] * decay, grad[i], velocity[i], lr, momentum, nesterov)
 
 
 @cuda.jit
-def _adam(theta, grad, m, v, alpha, c1, c2, eps, halted):
+def _adam(theta, grad, m, v, decay, alpha, c1, c2, eps, halted):
     if halted[0]:
         return
     for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
-        theta[i], m[i], v[i] = adam_step(theta[i], grad[i], m[i], v[i], alpha, c1, c2, eps)
+        theta[i], m[i], v[i] = adam_step(theta[i] - theta[i] * decay, grad[i], m[i], v[i], alpha, c1, c2, eps)
+
+
+@cuda.jit
+def _rmsprop(theta, grad, velocity, second, decay, lr, rho, momentum, eps, centered, halted):
+    if halted[0]:
+        return
+    for i in range(cuda.grid(1), theta.size, cuda.gridsize(1)):
+        theta[i], velocity[i], second[i] = rmsprop_step(theta[i] - theta[i] * decay, grad[i], velocity[i], second[i],
+                                                        lr, rho, momentum, eps, centered)
 
 
 def optimizer_update(opt, t, theta, grad, halted):
-    """Step t (1-based) of the optimizer bundle `opt` on theta, skipped on the device once `halted` is set."""
+    """Step t (1-based) of the optimizer bundle `opt` on theta, skipped on the device once `halted` is set; the
+    learning rate is computed on the host by the CPU's function."""
     if not theta.size:
         return
-    hp = opt.hp
+    hp, f = opt.hp, np.float32
+    lr = learning_rate(opt.schedule, hp[0], t - 1)
+    decay, grid = f(hp[1] * lr), _grid(theta.size)
     if opt.code == OPT_ADAM:
-        _adam[_grid(theta.size)](theta, grad, opt.slot1, opt.slot2, np.float32(adam_alpha(hp[0], hp[1], hp[2], t)),
-                                  np.float32(1.0 - hp[1]), np.float32(1.0 - hp[2]), np.float32(hp[3]), halted)
+        _adam[grid](theta, grad, opt.slot1, opt.slot2, decay, f(adam_alpha(lr, hp[2], hp[3], t)), f(1.0 - hp[2]),
+                    f(1.0 - hp[3]), f(hp[4]), halted)
+    elif opt.code == OPT_RMSPROP:
+        _rmsprop[grid](theta, grad, opt.slot1, opt.slot2, decay, f(lr), f(hp[2]), f(hp[3]), f(hp[4]), bool(hp[5]),
+                       halted)
     else:
-        _sgd[_grid(theta.size)](theta, grad, opt.slot1, np.float32(hp[0]), np.float32(hp[1]), bool(hp[2]), halted)
+        _sgd[grid](theta, grad, opt.slot1, decay, f(lr), f(hp[2]), bool(hp[3]), halted)
 
 
 @cuda.jit
@@ -408,7 +450,7 @@ def _gather(X, Y, W, order, start, xb, yb, wb):
 
 # ---------------------------------------------------------------- the network: walkers.py's walks, as host code
 _walks = walkers.bind(globals())
-forward, backward, loss_head, output, train_step, add_metrics, evaluate_rows, predict = (
+forward, backward, loss_head, output, add_penalties, train_step, add_metrics, evaluate_rows, predict = (
     _walks[name] for name in walkers.WALKERS)
 
 

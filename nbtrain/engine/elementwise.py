@@ -13,7 +13,8 @@ from numba.np.numpy_support import as_dtype
 
 from . import plan
 from .plan import (
-    ACT_RELU, ACT_SIGMOID, LOSS_BCE, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE,
+    SCHEDULE_COSINE, SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE,
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_SOFTPLUS, ACT_TANH, LOSS_BCE, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE,
     LOSS_SCE_LOGITS, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY,
     ROW_CODES,
 )
@@ -44,23 +45,53 @@ def sigmoid(v):
     return e / (one + e)
 
 
+ELU_ALPHA = 1.0  # Keras's defaults for the activations named by string
+LEAKY_SLOPE = 0.2
+
+
 @njit(**ELEMENT)
 def activation_value(act, v):
+    """One element of an activation, Keras's formulas and defaults: elu alpha 1, leaky_relu negative slope 0.2,
+    gelu exact (erf), softplus log(1 + e^v) without overflow."""
+    zero, one = like(v, 0.0), like(v, 1.0)
     if act == ACT_RELU:
-        return max(v, like(v, 0.0))
+        return max(v, zero)
     if act == ACT_SIGMOID:
         return sigmoid(v)
+    if act == ACT_TANH:
+        return math.tanh(v)
+    if act == ACT_ELU:
+        return v if v > zero else like(v, ELU_ALPHA) * math.expm1(v)
+    if act == ACT_GELU:
+        return like(v, 0.5) * v * (one + math.erf(v * like(v, 1.0 / math.sqrt(2.0))))
+    if act == ACT_LEAKY_RELU:
+        return v if v > zero else like(v, LEAKY_SLOPE) * v
+    if act == ACT_SOFTPLUS:
+        return max(v, zero) + math.log1p(math.exp(-abs(v)))
     return v
 
 
 @njit(**ELEMENT)
-def activation_slope(act, y):
-    """The activation's derivative, from its output y: ReLU 1 where y > 0, sigmoid y (1 - y), linear 1."""
-    one = like(y, 1.0)
+def activation_slope(act, x, y):
+    """The activation's derivative at input x with output y (whichever is cheaper): ReLU 1 where y > 0, sigmoid
+    y (1 - y), tanh 1 - y^2, elu y + alpha below 0, gelu Phi(x) + x phi(x), leaky_relu its slope, softplus
+    sigmoid(x), linear 1."""
+    zero, one = like(y, 0.0), like(y, 1.0)
     if act == ACT_RELU:
-        return one if y > like(y, 0.0) else like(y, 0.0)
+        return one if y > zero else zero
     if act == ACT_SIGMOID:
         return y * (one - y)
+    if act == ACT_TANH:
+        return one - y * y
+    if act == ACT_ELU:
+        return one if x > zero else y + like(y, ELU_ALPHA)
+    if act == ACT_GELU:
+        cdf = like(y, 0.5) * (one + math.erf(x * like(y, 1.0 / math.sqrt(2.0))))
+        return cdf + x * math.exp(like(y, -0.5) * x * x) * like(y, 1.0 / math.sqrt(2.0 * math.pi))
+    if act == ACT_LEAKY_RELU:
+        return one if x > zero else like(y, LEAKY_SLOPE)
+    if act == ACT_SOFTPLUS:
+        return sigmoid(x)
     return one
 
 
@@ -242,6 +273,36 @@ def row_metric(code, param, p, y, i):
 
 
 @njit(**ELEMENT)
+def learning_rate(schedule, constant, step):
+    """The learning rate of the update after `step` earlier ones (Keras's optimizer.iterations): `constant`, or
+    schedule = [code, parameters...] evaluated as Keras's ExponentialDecay, CosineDecay (with its linear warm-up)
+    or PiecewiseConstantDecay does."""
+    code = schedule[0]
+    if code == SCHEDULE_EXPONENTIAL:
+        p = step / schedule[2]
+        if schedule[4]:  # staircase
+            p = float(math.floor(p))
+        return schedule[1] * schedule[3] ** p
+    if code == SCHEDULE_COSINE:
+        init, decay_steps, alpha, target, warmup = schedule[1], schedule[2], schedule[3], schedule[4], schedule[5]
+        if target != target:  # no warm-up
+            done = min(step, decay_steps) / decay_steps
+            return init * ((1.0 - alpha) * 0.5 * (1.0 + math.cos(math.pi * done)) + alpha)
+        at = min(float(step), decay_steps + warmup)
+        if at < warmup:
+            return (target - init) * at / warmup + init
+        done = (at - warmup) / decay_steps
+        return target * ((1.0 - alpha) * 0.5 * (1.0 + math.cos(math.pi * done)) + alpha)
+    if code == SCHEDULE_PIECEWISE:
+        n = int(schedule[1])
+        for i in range(n):
+            if step <= schedule[2 + i]:
+                return schedule[2 + n + i]
+        return schedule[2 + 2 * n]
+    return constant
+
+
+@njit(**ELEMENT)
 def adam_alpha(lr, beta_1, beta_2, t):
     """Keras Adam's step size at step t (1-based), with both bias corrections folded in."""
     return lr * math.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
@@ -264,3 +325,21 @@ def sgd_step(theta, g, velocity, lr, momentum, nesterov):
         return theta - lr * g, velocity
     velocity = momentum * velocity - lr * g
     return (theta + momentum * velocity - lr * g if nesterov else theta + velocity), velocity
+
+
+@njit(**ELEMENT)
+def rmsprop_step(theta, g, velocity, second, lr, rho, momentum, eps, centered):
+    """One element of Keras RMSprop: velocity = rho velocity + (1 - rho) g^2; the step lr g / sqrt(velocity
+    (- mean_g^2 when centered) + eps), through a momentum accumulator when momentum > 0. `second` is the mean
+    gradient (centered) or the momentum accumulator. Returns the new (theta, velocity, second)."""
+    one = like(lr, 1.0)
+    velocity = rho * velocity + (one - rho) * g * g
+    denominator = velocity + eps
+    if centered:
+        second = rho * second + (one - rho) * g
+        denominator = velocity - second * second + eps
+    increment = lr * g / math.sqrt(denominator)
+    if momentum > like(lr, 0.0):
+        second = momentum * second + increment
+        return theta - second, velocity, second
+    return theta - increment, velocity, second

@@ -14,7 +14,10 @@ from .bundles import Net, Workspace
 OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM = 0, 1, 2, 3
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
-ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "softmax": ACT_SOFTMAX}
+ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
+ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "softmax": ACT_SOFTMAX,
+               "tanh": ACT_TANH, "elu": ACT_ELU, "gelu": ACT_GELU, "leaky_relu": ACT_LEAKY_RELU,
+               "softplus": ACT_SOFTPLUS}
 # Loss codes; metrics reuse them and add their own after. Codes below ROW_CODES are per element (a row's value is
 # the mean over its columns, as Keras's regression losses and binary cross-entropy); from ROW_CODES on, per row (the
 # categorical cross-entropies and accuracies, over the row's classes). Sparse codes read a class index in y[:, 0].
@@ -32,8 +35,12 @@ def columns(code, k):
     return 1 if code >= ROW_CODES else k
 
 
-# Optimizer codes.
-OPT_SGD, OPT_ADAM = 0, 1
+# Optimizer codes. Their hyperparameters: [learning_rate, weight_decay, then SGD momentum, nesterov; Adam beta_1,
+# beta_2, epsilon; RMSprop rho, momentum, epsilon, centered], float64, zero-padded to HYPERPARAMETERS.
+OPT_SGD, OPT_ADAM, OPT_RMSPROP = 0, 1, 2
+HYPERPARAMETERS = 6
+# Learning-rate schedule codes, the first entry of a schedule vector (schedules.py); constant: hp[0].
+SCHEDULE_CONSTANT, SCHEDULE_EXPONENTIAL, SCHEDULE_COSINE, SCHEDULE_PIECEWISE = 0, 1, 2, 3
 
 # Columns of the op table.
 T_KIND = 0  # operation kind
@@ -48,7 +55,8 @@ T_X = 8  # column offset in the aux buffer: dropout mask, BatchNormalization x-h
 T_F = 9  # offset in the per-feature scratch vector: BatchNormalization batch mean, then inverse std
 T_FP = 10  # offset in fparams: dropout rate; BatchNormalization momentum, epsilon
 T_ID = 11  # stream id for random numbers (op index + 1; stream 0 is the shuffle)
-N_COLUMNS = 12
+T_R = 12  # offset in fparams of a Dense op's penalties [kernel l1, kernel l2, bias l1, bias l2]; -1 when none
+N_COLUMNS = 13
 
 
 @dataclass
@@ -96,7 +104,7 @@ def compile_plan(layers, n_in):
     def add_row(kind, fan_in, fan_out, cols=None):
         row = [0] * N_COLUMNS
         row[T_KIND], row[T_IN], row[T_OUT] = kind, fan_in, fan_out
-        row[T_P2] = row[T_X] = -1
+        row[T_P2] = row[T_X] = row[T_R] = -1
         row[T_A] = take("act", fan_out)
         row[T_ID] = len(rows) + 1
         for col, value in (cols or {}).items():
@@ -117,7 +125,11 @@ def compile_plan(layers, n_in):
         kind = type(layer).__name__
         if kind == "Dense":
             offsets = add_variables(index, layer.variable_specs(width))
-            add_row(OP_DENSE, width, layer.units, {T_P: offsets[0], T_P2: offsets[1] if layer.use_bias else -1})
+            cols = {T_P: offsets[0], T_P2: offsets[1] if layer.use_bias else -1}
+            if layer.penalties() is not None:
+                cols[T_R] = len(fparams)
+                fparams.extend(layer.penalties())
+            add_row(OP_DENSE, width, layer.units, cols)
             width = layer.units
             if layer.activation != "linear":
                 add_row(OP_ACTIVATION, width, width, {T_ACT: ACTIVATIONS[layer.activation]})

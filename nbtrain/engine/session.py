@@ -8,7 +8,7 @@ from .plan import net, workspace
 
 class Session:
     """Built by Device.session. `optimizer` is None (evaluate, predict) or (code, hyperparameters as a float64
-    array, [slot1, slot2] host arrays). Inside the block: .net, .weights, .ws and .opt are the bundles;
+    array, [slot1, slot2] host arrays, the schedule vector). Inside the block: .net, .weights, .ws and .opt are the bundles;
     data(...) puts arrays on the device; pull() and push() move the weights mid-block (callbacks that read or
     set them)."""
 
@@ -25,8 +25,8 @@ class Session:
         self.ws = ws._replace(**{name: put(getattr(ws, name)) for name in WORKSPACE_ARRAYS})
         self.opt = None
         if self.optimizer is not None:
-            code, hp, slots = self.optimizer
-            self.opt = Optimizer(code, hp, put(slots[0]), put(slots[1]))
+            code, hp, slots, schedule = self.optimizer
+            self.opt = Optimizer(code, hp, put(slots[0]), put(slots[1]), schedule)
         return self
 
     def data(self, X, Y, W, Xv=None, Yv=None, Wv=None):

@@ -15,18 +15,19 @@ import numpy as np
 from .elementwise import columns
 from .plan import (
     ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, T_A, T_ACT, T_F,
-    T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_S, T_X,
+    T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
 )
 
 
 # What each target module defines for the walkers (its own kernels and views); unbound here.
 TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_backward", "activation_forward",
           "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
-          "metric_sum", "loss_backward", "Pass")
+          "metric_sum", "loss_backward", "regularize", "Pass")
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
-metric_sum = loss_backward = Pass = None
-WALKERS = ("forward", "backward", "loss_head", "output", "train_step", "add_metrics", "evaluate_rows", "predict")
+metric_sum = loss_backward = regularize = Pass = None
+WALKERS = ("forward", "backward", "loss_head", "output", "add_penalties", "train_step", "add_metrics",
+           "evaluate_rows", "predict")
 
 
 def bind(namespace):
@@ -90,7 +91,7 @@ def backward(net, weights, ws, x, start, ps):
             dense_backward(inp, matrix(theta, p, fan_in, fan_out), dy, matrix(grad, p, fan_in, fan_out),
                            bias(grad, table[i, T_P2], fan_out), dx)
         elif kind == OP_ACTIVATION:
-            activation_backward(table[i, T_ACT], out, dy, dx)
+            activation_backward(table[i, T_ACT], inp, out, dy, dx)
         elif kind == OP_DROPOUT:
             dropout_backward(rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out), dy, dx)
         elif kind == OP_BATCHNORM:
@@ -128,10 +129,25 @@ def output(net, ws, n):
     return rows(ws.acts, net.table[last, T_A], ws.capacity, n, net.table[last, T_OUT])
 
 
+def add_penalties(net, weights, grad, count, scale, sums, slot):
+    """The Dense layers' weight penalties: sums[slot] gains count times their sum (count rows each carry the
+    batch's penalty, so the engine's sums stay per row); grad gains scale times their gradient (scale 0: none)."""
+    table, fparams, theta = net.table, net.fparams, weights.theta
+    for i in range(table.shape[0]):
+        r = table[i, T_R]
+        if r >= 0:
+            p, q, n = table[i, T_P], table[i, T_P2], table[i, T_IN] * table[i, T_OUT]
+            regularize(theta[p:p + n], fparams[r], fparams[r + 1], count, scale, grad[p:p + n], sums, slot)
+            if q >= 0:
+                m = table[i, T_OUT]
+                regularize(theta[q:q + m], fparams[r + 2], fparams[r + 3], count, scale, grad[q:q + m], sums, slot)
+
+
 def train_step(net, weights, ws, objective, x, y, w, ps, sums):
     """Forward, loss and backward for the rows of x (n, n_in), y (n, k) and their weights w (n,): ws.grad receives
     this share's part of the gradient of the global batch's loss (sum of w times the row losses over ps.total
-    rows, as Keras reduces it), sums[0] gains the share's weighted loss sum."""
+    rows, as Keras reduces it, plus the weight penalties), sums[0] gains the share's weighted loss sum (with n times
+    the penalties)."""
     forward(net, weights, ws, x, ps)
     z, code, index = loss_head(net, objective.loss_code, x, ws)
     metric_sum(code, objective.loss_param, z, y, w, sums, np.int64(0))  # an int64, not a literal: one compilation
@@ -140,6 +156,8 @@ def train_step(net, weights, ws, objective, x, y, w, ps, sums):
         scale = like(weights.theta, 1.0 / (ps.total * columns(code, y.shape[1])))
         loss_backward(code, objective.loss_param, z, y, w, scale, dz)
         backward(net, weights, ws, x, index, ps)
+    # each rank adds its share of the penalty's gradient: the all-reduce of the gradient adds the shares up
+    add_penalties(net, weights, ws.grad, x.shape[0], x.shape[0] / ps.total, sums, np.int64(0))
 
 
 def add_metrics(objective, p, y, w, sums, offset):
@@ -157,6 +175,7 @@ def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offse
         forward(net, weights, ws, xb, Pass(False, 0, 0, 0, b - a, None))
         z, code, _ = loss_head(net, objective.loss_code, xb, ws)
         metric_sum(code, objective.loss_param, z, yb, wb, sums, offset)
+        add_penalties(net, weights, ws.grad, b - a, 0.0, sums, offset)
         add_metrics(objective, output(net, ws, b - a), yb, wb, sums, offset)
 
 

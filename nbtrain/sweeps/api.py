@@ -14,29 +14,33 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
           address=SweepOptions.address, workers=SweepOptions.workers, metric=SweepOptions.metric,
           seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=FitOptions.scale, drop=FitOptions.drop,
           val=FitOptions.val, val_split=FitOptions.val_split, epochs=FitOptions.epochs, patience=FitOptions.patience,
-          min_delta=FitOptions.min_delta, search=SweepOptions.search, grace_epochs=SweepOptions.grace_epochs, verbose=2):
+          min_delta=FitOptions.min_delta, class_weight=FitOptions.class_weight, search=SweepOptions.search,
+          grace_epochs=SweepOptions.grace_epochs, overwrite=False, verbose=2):
     """Train `trials` models on `data` (a CSV or Parquet path, or a DataFrame) with hyperparameters drawn from
     `space` (a TOML file, a dict of the same shape, or None for the default space of the task) and return the
     leaderboard, best first, as a DataFrame. The data options are `nbtrain fit`'s: the preprocessing is fitted
     once, on the training rows, and shared by every trial. backend="local" runs `workers` processes (default:
     one per core) with one BLAS thread each; backend="ray" runs Ray Tune with ASHA on a new local Ray or on the
     cluster at `address` ("auto" or "host:port"), with random search or, given optuna, search="tpe" (ASHA stops no
-    trial before grace_epochs). With `out`,
+    trial before grace_epochs). With `out` (a new folder, or an existing one with overwrite=True),
     leaderboard.csv, sweep.png and the best model (best/model.nbt, usable by `nbtrain predict`) are written
     there. Ctrl-C stops the sweep and returns (and saves) what finished. verbose: 2 describes the sweep and shows
     the trials as they run, 1 only the result, 0 nothing. On the local backend, call this from
     under `if __name__ == "__main__":` in a script: the worker processes import the script."""
     fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop), val=val, val_split=val_split,
-                     epochs=epochs, patience=patience, min_delta=min_delta, seed=seed, device="cpu")
+                     epochs=epochs, patience=patience, min_delta=min_delta, class_weight=class_weight, seed=seed,
+                     device="cpu")
     return run_sweep(SweepOptions(fit, trials, space, backend, address, workers, metric, search, grace_epochs), out,
-                     verbose)
+                     verbose, overwrite)
 
 
-def run_sweep(options, out=None, verbose=2):
-    """sweep() for a SweepOptions; the command line calls this."""
+def run_sweep(options, out=None, verbose=2, overwrite=False, stamped=False):
+    """sweep() for a SweepOptions; the command line calls this with stamped=True, which writes to a new
+    runs/sweep-<timestamp> folder when `out` is None."""
     from ..monitor import Monitor
-    from ..files import writable_folder
     from ..tabular.preprocessing import prepare
+    from ..tabular.recipe import for_task
+    from ..tabular.runfolder import output_dir
     from .board import Board
     from .pool import run_local
     from .report import Display, save_sweep
@@ -52,9 +56,11 @@ def run_sweep(options, out=None, verbose=2):
     space = (default_space(spec.task) if space is None else parse_space(space, spec.task) if isinstance(space, dict)
              else load_space(space, spec.task))
     check_metric(options.metric, spec.task, len(prep.x_val) > 0, space)
-    if out is not None:
-        out = writable_folder(Path(out))  # before any trial starts
-    shared = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, fit, Monitor(options.metric))
+    for_task(fit, spec.task)  # the options the task takes
+    if out is not None or stamped:
+        out, _ = output_dir(None if out is None else Path(out), overwrite, prefix="sweep-")  # before any trial
+    shared = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, fit, Monitor(options.metric),
+                       spec.outputs)
     workers = options.workers or (min(options.trials, available_cores()) if options.backend == "local" else None)
     board = Board(shared, options.trials, list(space.varied))
     sampled = [{"index": i, "seed": trial_seed(fit.seed, i), "params": params}
@@ -109,6 +115,6 @@ def check_metric(metric, task, has_val, space):
     names = log_names(task, has_val)
     if metric not in names:
         raise InputError(f"the metric {metric!r} is not logged here; choose one of {', '.join(names)}")
-    if metric in ("loss", "val_loss") and "loss" in space.varied:
+    if metric in ("loss", "val_loss") and "loss" in space.varied:  # regression only: classifiers have one loss
         raise InputError(f"the space varies 'loss', so {metric} is not comparable between trials; rank them "
                          f"with --metric {'val_mae' if has_val else 'mae'}")

@@ -4,13 +4,15 @@ monitor, the one rule for which way a metric improves."""
 import math
 import time
 
+from ..tabular.recipe import task_metric
+
 PARAM_COLUMNS = {"layers": "layers", "units": "units", "lr": "lr", "batch_size": "batch_size", "dropout": "dropout",
                  "batchnorm": "batchnorm", "optimizer": "optimizer", "loss": "loss_function"}
 
 
 def log_names(task, has_val):
     """What every trial logs: the loss and the recipe's metric for the task, and their val_ versions."""
-    names = ["loss", "binary_accuracy" if task == "binary" else "mae"]
+    names = ["loss", task_metric(task)]
     return names + ([f"val_{n}" for n in names] if has_val else [])
 
 

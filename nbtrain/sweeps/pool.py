@@ -16,9 +16,11 @@ _worker = {}  # this worker process's SweepData and event queue, set once by _st
 def _start_worker(data, events):
     """Pool initializer: the data arrives once per worker; BLAS is held to one thread; Ctrl-C is left to the
     sweep's process, which stops the pool (SIGINT arrives ignored, see run_local; a pool replacing a worker
-    starts it from the sweep's process, so it is ignored here again)."""
+    starts it from the sweep's process, so it is ignored here again), and so is SIGTERM (the pool's terminate)."""
+    from ..interrupts import leave_to_parent
     from .trial import single_blas_thread
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_to_parent()
     single_blas_thread()
     _worker.update(data=data, events=events)
 

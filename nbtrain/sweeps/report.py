@@ -47,17 +47,27 @@ def _save_best(board, prep, folder):
 
 
 def plot(board, leaderboard, path):
-    """sweep.png: the ranking metric against each hyperparameter that varies, one panel each (pruned trials
-    hollow, the best one marked). False without matplotlib or when there is nothing to plot."""
+    """sweep.png (sweep_figure). False without matplotlib or when there is nothing to plot."""
     try:
-        from matplotlib.figure import Figure
+        figure = sweep_figure(board, leaderboard)
     except ImportError:
         return False
+    if figure is None:
+        return False
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    return True
+
+
+def sweep_figure(board, leaderboard):
+    """The ranking metric against each hyperparameter that varies, one panel each (pruned trials hollow, the best
+    one marked), with plain tick labels (0.001, not 10^-3, and none between them on a log axis) and whole numbers
+    on an integer hyperparameter's axis. None when there is nothing to plot."""
+    from matplotlib.figure import Figure
     from .space import KEYS
     metric = board.data.monitor.name
     scored = leaderboard[leaderboard[metric].notna()]
     if scored.empty or not board.varied:
-        return False
+        return None
     columns = min(3, len(board.varied))
     rows = -(-len(board.varied) // columns)
     figure = Figure(figsize=(4.5 * columns, 3.5 * rows), layout="constrained")
@@ -71,15 +81,30 @@ def plot(board, leaderboard, path):
             axes.scatter(values[mask], scored[metric][mask], facecolors=face, edgecolors="tab:blue", label=status)
         best = scored["trial"] == board.best_index
         axes.scatter(values[best], scored[metric][best], marker="*", s=200, color="tab:red", label="best")
-        if not categorical and (scored[column] > 0).all() and scored[column].max() >= 8 * scored[column].min():
-            axes.set_xscale("log")
+        if not categorical:
+            _number_ticks(axes.xaxis, scored[column], KEYS[name].kind is int)
         axes.set_xlabel(column)
         axes.set_ylabel(metric)
     panels[0].legend()
     for axes in panels[len(board.varied):]:
         axes.set_visible(False)
-    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    return True
+    return figure
+
+
+def _number_ticks(axis, values, integer):
+    """A numeric hyperparameter's axis: log scale for positive values spanning 8x or more; plain labels; on an
+    integer axis, the values tried when they are few, else whole numbers only."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+    if (values > 0).all() and values.max() >= 8 * values.min():
+        axis.axes.set_xscale("log")
+    if integer:
+        tried = sorted(set(values.tolist()))
+        if len(tried) <= 8:
+            axis.set_ticks(tried)
+        else:
+            axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 # ------------------------------------------------------------------------------------------------ display
@@ -93,6 +118,7 @@ class Display:
         from rich.console import Console
         self.board, self.verbose = board, verbose
         self.console = Console(highlight=False)
+        self.errors = Console(stderr=True, highlight=False)
         if not self.console.is_terminal:
             self.console.width = 200  # a log or a pipe: let the leaderboard table take its natural width
             if verbose >= 2:
@@ -104,21 +130,22 @@ class Display:
 
     def describe(self, source, frame, prep, space, options, workers):
         target, fit, monitor = prep.preprocessing.target, options.fit, self.board.data.monitor
-        task = (f"binary classification of {target.name!r} ("
-                + ", ".join(f"{label!r} -> {i}" for i, label in enumerate(target.labels)) + ")"
-                if target.task == "binary" else f"regression of {target.name!r} (standardized for training)")
+        for warning in prep.warnings if self.verbose >= 1 else ():
+            self.errors.print(f"Warning: {warning}", markup=False, soft_wrap=True)
+        task = (f"{target.task} classification of {target.name!r} ({target.mapping(counts=True)})"
+                if target.task != "regression" else f"regression of {target.name!r} (standardized for training)")
         self.say(2, f"Data: {'a DataFrame' if hasattr(source, 'columns') else source}: {len(frame)} rows x "
                  f"{len(frame.columns)} columns; {task}; {prep.x.shape[1]} inputs; {len(prep.x)} training rows, "
                  f"{len(prep.x_val)} validation rows (seed {fit.seed})")
         for note in prep.notes:
             self.say(2, f"Note: {note}")
         self.say(2, f"Space: {space.describe()}")
-        where = (f"{workers} local worker processes with 1 BLAS thread each" if options.backend == "local" else
-                 f"Ray Tune ({'cluster at ' + options.address if options.address else 'a local Ray'}; "
-                 f"{options.search} search, ASHA)")
+        where = (f"{_count(workers, 'local worker process')} with 1 BLAS thread each" if options.backend == "local"
+                 else f"Ray Tune ({'cluster at ' + options.address if options.address else 'a local Ray'}; "
+                      f"{options.search} search, ASHA)")
         stops = f"early stopping on val_loss (patience {fit.patience})" if fit.patience else "no early stopping"
-        self.say(2, f"Sweep: {self.board.total} trials on {where}; up to {fit.epochs} epochs each, {stops}; ranked by "
-                 f"{monitor.name} ({'higher' if monitor.maximize else 'lower'} is better)")
+        self.say(2, f"Sweep: {_count(self.board.total, 'trial')} on {where}; up to {fit.epochs} epochs each, {stops}; "
+                 f"ranked by {monitor.name} ({'higher' if monitor.maximize else 'lower'} is better)")
 
     def live(self):
         """A live table while the trials run, on a terminal; nothing to hold open otherwise."""
@@ -167,16 +194,18 @@ class Display:
         counts = ", ".join(f"{n} {s}" for s, n in board.counts().items())
         ran = len(board.trials)
         if ran < board.total or "interrupted" in board.counts():
-            self.say(1, f"Sweep interrupted after {seconds:.1f} s: {ran} of {board.total} trials started ({counts})")
+            self.say(1, f"Sweep interrupted after {seconds:.1f} s: {ran} of {_count(board.total, 'trial')} started "
+                        f"({counts})")
         else:
-            self.say(1, f"Sweep done: {ran} trials in {seconds:.1f} s ({60 * ran / seconds:.1f} trials/min): {counts}")
+            self.say(1, f"Sweep done: {_count(ran, 'trial')} in {seconds:.1f} s ({60 * ran / seconds:.1f} "
+                        f"trials/min): {counts}")
         if self.verbose < 1 or leaderboard.empty:
             return
         metric = board.data.monitor.name
         shown = ["trial", "status", metric, "best_epoch", "epochs", *(PARAM_COLUMNS[k] for k in board.varied),
                  "seconds"]
         table = Table(title=f"Leaderboard ({'top ' + str(self.TOP) + ' of ' if len(leaderboard) > self.TOP else ''}"
-                            f"{len(leaderboard)} trials, by {metric})")
+                            f"{_count(len(leaderboard), 'trial')}, by {metric})")
         for column in shown:
             table.add_column(column, justify="left" if column == "status" else "right")
         for _, entry in leaderboard.head(self.TOP).iterrows():
@@ -190,6 +219,11 @@ class Display:
             self.say(1, f"Saved {', '.join(saved)} to {out}")
             if PLOT_FILE not in saved:
                 self.say(1, f"No {PLOT_FILE}: install matplotlib for it (pip install 'nbtrain[plot]')")
+
+
+def _count(n, noun):
+    """'1 trial', '4 trials'; 'process' takes 'es'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def _cell(value, metric=False):

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..tabular.options import OPTIMIZERS, REGRESSION_LOSS, REGRESSION_LOSSES, FitOptions
+from ..tabular.recipe import task_loss
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,12 @@ def parse_space(spec, task, source="the space"):
     unknown = [k for k in spec if k not in KEYS]
     if unknown:
         raise InputError(f"{source}: unknown key {unknown[0]!r}; the keys are {', '.join(KEYS)}")
-    if task == "binary" and "loss" in spec:
-        raise InputError(f"{source}: 'loss' applies to regression; binary classification trains with "
-                         "binary_crossentropy")
+    if task != "regression" and "loss" in spec:
+        raise InputError(f"{source}: 'loss' applies to regression; {task} classification trains with "
+                         f"{task_loss(task)}")
     params = {name: _param(name, spec[name], f"{source}: {name!r}") if name in spec
               else Param(name, "fixed", (key.default,)) for name, key in KEYS.items()}
-    if task == "binary":
+    if task != "regression":
         params.pop("loss")
     return Space(params)
 

@@ -22,14 +22,16 @@ class SweepData:
     target_scale: float
     options: object  # the FitOptions every trial shares (data, split, epochs, early stopping)
     monitor: object  # the metric that ranks the trials (a monitor.Monitor)
+    outputs: int = 1  # the network's output width: the classes of a multiclass target, else 1
 
 
 def trial_options(options, params, task):
     """The FitOptions of one trial: the shared options with the trial's network and training (every hidden layer
     params["units"] wide), and the loss the task trains with."""
+    from ..tabular.recipe import task_loss
     return replace(options, layers=(params["units"],) * params["layers"], dropout=params["dropout"],
                    batchnorm=params["batchnorm"], batch_size=params["batch_size"], optimizer=params["optimizer"],
-                   lr=params["lr"], loss="binary_crossentropy" if task == "binary" else params.get("loss"))
+                   lr=params["lr"], loss=task_loss(task, params.get("loss")))
 
 
 def trial_seed(seed, index):
@@ -71,7 +73,7 @@ def run_trial(data, trial, report=None, epochs=None):
         options = replace(options, epochs=epochs)
     started = time.perf_counter()
     try:
-        model = build_model(data.x.shape[1], data.task, options, trial["seed"])
+        model = build_model(data.x.shape[1], data.task, options, trial["seed"], data.outputs)
         outcome = train(model, data.x, data.y, data.x_val, data.y_val, options, data.task, data.target_scale,
                         trial["seed"], extra_callbacks=lambda recorder, stopper: [ScoreReport(recorder, stopper, report)]
                         if report else [])

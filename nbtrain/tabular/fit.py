@@ -1,12 +1,12 @@
 """`nbtrain fit` below the command line: a table file to a run folder, in one call that reads, prepares, builds,
 trains and saves, and returns what happened as plain data for the caller to show."""
+import functools
 from dataclasses import dataclass
 
 from ..errors import InputError
 from .preprocessing import prepare
-from .options import REGRESSION_LOSS
 from .reading import read_shared
-from .recipe import build_model, train
+from .recipe import build_model, for_task, train
 from .runfolder import output_dir, save_run
 
 
@@ -23,26 +23,28 @@ class FitResult:
     saved: list
 
 
-def fit_table(options, out=None, group=None, callbacks=(), on_ready=None):
-    """Fit a table as `options` (FitOptions) say and write the run folder `out` (default runs/<timestamp>).
-    `callbacks` run each epoch (a display); on_ready(shape, prep, model, options) is called once the model is
-    built, before training (to describe the run). Under MPI (`group`) every rank reads its share and trains;
-    rank 0 alone writes. Raises InputError when no epoch ended with a finite loss (nothing is saved then)."""
+def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwrite=False):
+    """Fit a table as `options` (FitOptions) say and write the run folder `out` (default runs/<timestamp>; an
+    existing `out` is an InputError unless `overwrite`). `callbacks` run each epoch (a display; a callable
+    callbacks(recorder, stopper) gives them with the early stopping they can show); on_ready(shape, prep, model,
+    options) is called once the model is built, before training (to describe the run). Under MPI (`group`) every
+    rank reads its share and trains; rank 0 alone writes. Raises InputError when no epoch ended with a finite
+    loss (nothing is saved then)."""
     frame = read_shared(options.data, group)
     prep = prepare(frame, options.target, task=options.task, scaling=options.scale, drop=options.drop,
                    val_split=options.val_split, seed=options.seed,
                    validation=read_shared(options.val, group) if options.val else None)
-    task = prep.preprocessing.target.task
-    if task == "binary" and options.loss:
-        raise InputError("--loss applies to regression; binary classification trains with binary_crossentropy")
-    options = options.with_loss("binary_crossentropy" if task == "binary" else options.loss or REGRESSION_LOSS)
-    model = build_model(prep.x.shape[1], task, options, options.seed)
+    target = prep.preprocessing.target
+    options = for_task(options, target.task)
+    model = build_model(prep.x.shape[1], target.task, options, options.seed, target.outputs)
+    make = functools.partial(output_dir, out, overwrite)
+    run_dir, created = make() if group is None else group.run(make, everywhere=False)
+    writer = group is None or group.rank == 0
     if on_ready is not None:
         on_ready(frame.shape, prep, model, options)
-    writer = group is None or group.rank == 0
-    run_dir, created = (output_dir(out) if group is None else group.run(lambda: output_dir(out), everywhere=False))
-    outcome = train(model, prep.x, prep.y, prep.x_val, prep.y_val, options, task, prep.preprocessing.target.scale,
-                    options.seed, extra_callbacks=lambda recorder, stopper: list(callbacks))
+    display = callbacks if callable(callbacks) else lambda recorder, stopper: list(callbacks)
+    outcome = train(model, prep.x, prep.y, prep.x_val, prep.y_val, options, target.task, target.scale, options.seed,
+                    extra_callbacks=display)
     if outcome.best is None:
         if created and writer:
             run_dir.rmdir()

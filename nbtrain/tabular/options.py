@@ -2,28 +2,31 @@
 definitions, `nbtrain.sweep()` and the run folder's record all take them from here."""
 from dataclasses import dataclass, field, replace
 
-TASKS = ("auto", "regression", "binary")
+TASKS = ("auto", "regression", "binary", "multiclass")
 SCALINGS = ("standard", "minmax", "none")
 OPTIMIZERS = ("adam", "sgd")
 REGRESSION_LOSSES = ("mae", "mse", "huber")
 REGRESSION_LOSS = "mae"  # the course's, when a regression names none
+CLASS_WEIGHTS = ("balanced",)  # scikit-learn's: n_rows / (n_classes * the class's rows), on the training rows
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("local", "ray")
 SEARCHES = ("random", "tpe")
 # the options a model file's training record keeps (its "options"), in this order
-RECORDED = ("task", "loss", "scale", "layers", "dropout", "batchnorm", "epochs", "batch_size", "optimizer", "lr",
-            "patience", "min_delta", "val_split", "seed")
+RECORDED = ("task", "loss", "class_weight", "scale", "layers", "dropout", "batchnorm", "epochs", "batch_size",
+            "optimizer", "lr", "patience", "min_delta", "val_split", "seed")
 
 
 @dataclass(frozen=True)
 class FitOptions:
     """One fit of a table: where the data is and how it becomes arrays, the network, and how it trains.
-    loss None means the task's default (mae for regression; classification has its own); lr None the optimizer's
-    (0.001 adam, 0.01 sgd); layers are the widths of the ReLU hidden layers."""
+    loss None means the task's default (mae for regression; classification has its own); class_weight None
+    weighs every row alike; lr None the optimizer's (0.001 adam, 0.01 sgd); layers are the widths of the ReLU
+    hidden layers."""
     data: str = None
     target: str = None
     task: str = "auto"
     loss: str = None
+    class_weight: str = None
     scale: str = "standard"
     drop: tuple = ()
     val: str = None

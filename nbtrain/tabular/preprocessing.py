@@ -1,6 +1,7 @@
 """The fitted preprocessing of a table: the target and its task, each feature column's imputation, scaling
 or one-hot encoding, and the train/validation split, fitted on the training rows and kept as plain data
 (to_dict/from_dict) so that the model file can carry it and `predict` can apply it again."""
+import shlex
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -8,9 +9,10 @@ import numpy as np
 from ..arrays import as_matrix
 from ..errors import InputError, ModelFileError
 from .options import SCALINGS, TASKS
-from .reading import column_list
+from .reading import column_list, unknown_column
 
-PREPROCESSING_FORMAT = 1
+PREPROCESSING_FORMAT = 2  # 2: classes' training rows (Target.counts); multiclass
+READABLE_FORMATS = (1, 2)
 
 
 def _is_numeric(series):
@@ -33,15 +35,13 @@ def _as_text(series):
     """Category values as strings, missing values kept missing; integral numbers lose their '.0' so that a
     column read as floats (because of a gap) matches the same column read as integers."""
     import pandas as pd
+    return series.map(lambda value: None if pd.isna(value) else label_text(value)).astype(object)
 
-    def text(value):
-        if pd.isna(value):
-            return None
-        value = _plain(value)
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-    return series.map(text).astype(object)
+
+def label_text(value):
+    """A category or a class label as text: integral numbers without '.0' (5, not 5.0)."""
+    value = _plain(value)
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _numbers(series, name, what):
@@ -112,17 +112,20 @@ class Feature:
 
 @dataclass
 class Target:
-    """The column to predict. Binary: labels[0] -> 0, labels[1] -> 1 (sorted order). Regression: trained on
-    (y - center) / scale with training-split statistics; predictions are mapped back to the original units."""
+    """The column to predict. Binary: labels[0] -> 0, labels[1] -> 1; multiclass: labels[i] -> class i (labels in
+    sorted order), with `counts` the training rows of each. Regression: trained on (y - center) / scale with
+    training-split statistics; predictions are mapped back to the original units."""
     name: str
     task: str
     labels: list = None
     center: float = 0.0
     scale: float = 1.0
+    counts: list = None
 
     @classmethod
     def infer(cls, series, name, task="auto"):
-        """The task from the target's values: two distinct values -> binary, numeric otherwise -> regression."""
+        """The task from the target's values: two distinct values -> binary; text with more -> multiclass;
+        numbers with more -> regression (an integer score stays one unless task="multiclass" says otherwise)."""
         values = series.dropna()
         keys = sorted({_label_key(v): _plain(v) for v in values.unique()}.items(),
                       key=lambda item: (isinstance(item[0], str), item[0]))
@@ -133,25 +136,37 @@ class Target:
             raise InputError(f"target column {name!r} has only one distinct value ({examples}): "
                              "there is nothing to learn")
         if task == "auto":
-            task = "binary" if len(keys) == 2 else "regression"
-        if task == "binary":
-            if len(keys) != 2:
-                raise InputError(f"binary classification needs a target with two distinct values; {name!r} has "
-                                 f"{len(keys)} ({examples})")
+            task = "binary" if len(keys) == 2 else "regression" if _is_numeric(series) else "multiclass"
+        if task == "binary" and len(keys) != 2:
+            raise InputError(f"binary classification needs a target with two distinct values; {name!r} has "
+                             f"{len(keys)} ({examples}): use --task multiclass")
+        if task == "multiclass" and len(keys) > len(values) // 2:
+            raise InputError(f"target column {name!r} has {len(keys)} distinct values in {len(values)} rows ("
+                             f"{examples}): too few rows per class to learn classes from")
+        if task != "regression":
             return cls(name, task, [v for _, v in keys])
         if not _is_numeric(series):
             raise InputError(f"target column {name!r} is not numeric ({examples}), so it cannot be a regression "
-                             "target; binary classification needs two distinct values")
+                             "target; leave out --task regression to classify it")
         return cls(name, task)
 
-    def fit_scaling(self, series):
-        """Standardize a regression target with the training rows' mean and standard deviation."""
+    @property
+    def outputs(self):
+        """The width of the network's output: one probability per class for multiclass, else one number."""
+        return len(self.labels) if self.task == "multiclass" else 1
+
+    def fit(self, series):
+        """From the training rows: a regression target's mean and standard deviation, a classifier's rows per
+        class."""
         if self.task == "regression":
             values = _numbers(series, self.name, "the training rows")
             self.center, self.scale = float(values.mean()), float(values.std()) or 1.0
+        else:
+            self.counts = np.bincount(self.encode(series, "the training rows")[:, 0].astype(int),
+                                      minlength=len(self.labels)).tolist()
 
     def encode(self, series, what):
-        """Training targets, float32 (rows, 1): 0/1 codes, or the standardized value."""
+        """Training targets, float32 (rows, 1): class indices (0/1 for binary), or the standardized value."""
         if self.task == "regression":
             y = (_numbers(series, self.name, what) - self.center) / self.scale
         else:
@@ -164,14 +179,28 @@ class Target:
                                  f"{', '.join(repr(v) for v in self.labels)})")
         return y.astype(np.float32)[:, None]
 
+    def probabilities(self, outputs):
+        """A classifier's outputs as one probability per class, float64 (rows, len(labels))."""
+        out = np.asarray(outputs, np.float64)
+        return np.column_stack([1.0 - out[:, 0], out[:, 0]]) if self.task == "binary" else out
+
     def decode(self, outputs):
-        """Model outputs as a table in the target's terms: probability and label, or the value."""
+        """Model outputs as a table in the target's terms: the value; or the label, then the probability of the
+        label coded 1 (binary) or a probability_<label> column per class (multiclass)."""
         import pandas as pd
-        out = np.asarray(outputs, np.float64)[:, 0]
         if self.task == "regression":
-            return pd.DataFrame({"prediction": out * self.scale + self.center})
-        labels = np.array(self.labels, dtype=object)
-        return pd.DataFrame({"probability": out, "prediction": labels[(out > 0.5).astype(int)]})
+            return pd.DataFrame({"prediction": np.asarray(outputs, np.float64)[:, 0] * self.scale + self.center})
+        chances = self.probabilities(outputs)
+        table = pd.DataFrame({"prediction": np.array(self.labels, dtype=object)[chances.argmax(axis=1)]})
+        if self.task == "binary":
+            return table.assign(probability=chances[:, 1])
+        return table.join(pd.DataFrame(chances, columns=[f"probability_{label_text(v)}" for v in self.labels]))
+
+    def mapping(self, counts=False):
+        """The classes as printed: "'bad' -> 0, 'good' -> 1", with each one's training rows when asked."""
+        rows = [f" ({n} training rows)" if i == 0 else f" ({n})" for i, n in enumerate(self.counts)] \
+            if counts and self.counts else [""] * len(self.labels)
+        return ", ".join(f"{label!r} -> {i}{n}" for i, (label, n) in enumerate(zip(self.labels, rows)))
 
 
 @dataclass
@@ -193,7 +222,7 @@ class Preprocessing:
         """Fit imputation, scaling and encodings on the training rows only."""
         if scaling not in SCALINGS:
             raise InputError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
-        target.fit_scaling(train[target.name])
+        target.fit(train[target.name])
         return cls(target, [Feature.fit(train[name], name, scaling) for name in features], scaling, list(dropped))
 
     def transform(self, frame, what="the data"):
@@ -211,7 +240,7 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, data):
         try:
-            if data.get("format") != PREPROCESSING_FORMAT:
+            if data.get("format") not in READABLE_FORMATS:
                 raise ValueError(f"preprocessing format {data.get('format')!r}")
             return cls(Target(**data["target"]), [Feature(**f) for f in data["features"]], data["scaling"],
                        list(data["dropped"]))
@@ -225,13 +254,25 @@ class Preprocessing:
 
 @dataclass
 class Prepared:
-    """Training and validation arrays with the preprocessing fitted on the training rows, and notes for the user."""
+    """Training and validation arrays with the preprocessing fitted on the training rows, and notes and warnings
+    (likely mistakes, such as a row ID left in) for the user."""
     preprocessing: Preprocessing
     x: np.ndarray
     y: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
     notes: list
+    warnings: list = field(default_factory=list)
+
+
+ROW_ID_ROWS = 20  # fewer rows than this say too little to call a column a row ID
+
+
+def looks_like_row_id(series):
+    """Whether a column holds one value per row, all different, integers or text: a row ID, not a feature."""
+    import pandas as pd
+    kind = pd.api.types.is_integer_dtype(series) or not _is_numeric(series)
+    return bool(kind and len(series) >= ROW_ID_ROWS and series.notna().all() and series.nunique() == len(series))
 
 
 def split_rows(n, val_fraction, seed):
@@ -248,7 +289,7 @@ def split_rows(n, val_fraction, seed):
 def labelled_rows(frame, target, what, notes):
     """The rows that have a target value; how many were left out is added to `notes`."""
     if target not in frame.columns:
-        raise InputError(f"target column {target!r} not found in {what}; its columns are {column_list(frame)}")
+        raise unknown_column("target column", target, frame, what)
     keep = frame[target].notna() & ~frame[target].isin([np.inf, -np.inf])
     if not keep.any():
         raise InputError(f"target column {target!r} in {what} has no values")
@@ -263,9 +304,9 @@ def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0
     if task not in TASKS:
         raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     notes = []
-    unknown = [c for c in drop if c not in frame.columns]
-    if unknown:
-        raise InputError(f"column {unknown[0]!r} to drop not found; the columns are {column_list(frame)}")
+    for name in drop:
+        if name not in frame.columns:
+            raise unknown_column("column to drop", name, frame, "the data")
     if target in drop:
         raise InputError(f"the target column {target!r} cannot also be dropped")
     labelled = labelled_rows(frame, target, "the data", notes)
@@ -283,10 +324,13 @@ def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0
         train = labelled.iloc[np.random.default_rng(seed).permutation(len(labelled))]
         val = labelled_rows(validation, target, "the validation data", notes)
     pre = Preprocessing.fit(train, spec, features, scaling, drop)
+    row_ids = [c for c in features if looks_like_row_id(labelled[c])]
+    warnings = [f"column {c!r} looks like a row ID (a different value in each of the {len(labelled)} rows) and is "
+                f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
     for feature in pre.features:
-        if len(feature.categories) > max(50, len(train) // 2):
+        if feature.name not in row_ids and len(feature.categories) > max(50, len(train) // 2):
             notes.append(f"column {feature.name!r} has {len(feature.categories)} distinct values in {len(train)} "
                          "training rows: if it is an identifier, drop it")
     x_val = pre.transform(val, "the validation data") if len(val) else np.zeros((0, len(pre.input_names)), np.float32)
     return Prepared(pre, pre.transform(train, "the training data"), spec.encode(train[target], "the training data"),
-                    x_val, spec.encode(val[target], "the validation data"), notes)
+                    x_val, spec.encode(val[target], "the validation data"), notes, warnings)

@@ -3,9 +3,11 @@ row, whole or one process's share of the rows (CSV by byte range cut at line end
 one-line InputError for anything unreadable. pandas is imported inside the functions so that `import nbtrain`
 (and the command line's --help) stay fast."""
 import csv
+import difflib
 import io
 import itertools
 import os
+import re
 import sys
 
 from ..errors import InputError
@@ -174,3 +176,15 @@ def _first_line(exc):
 def column_list(frame):
     names = [repr(c) for c in frame.columns]
     return ", ".join(names[:30]) + (f" ... ({len(names)} in all)" if len(names) > 30 else "")
+
+
+def unknown_column(what, name, frame, where):
+    """The InputError for a column name that `frame` lacks: the closest names (difflib's, ignoring case, so
+    `Quality` points at `quality`; or names with it as a word, so `id` points at `house_id`), then every column."""
+    columns = [str(c) for c in frame.columns]
+    lowered = {c.lower(): c for c in reversed(columns)}
+    key = str(name).lower()
+    close = [lowered[c] for c in difflib.get_close_matches(key, list(lowered), n=3, cutoff=0.6)]
+    close += [c for c in columns if key in re.split(r"[^a-z0-9]+", c.lower()) and c not in close][:3 - len(close)]
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return InputError(f"{what} {name!r} not found in {where}{hint} (its columns are {column_list(frame)})")

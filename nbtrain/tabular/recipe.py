@@ -1,12 +1,52 @@
 """The training recipe of the command line, shared by `nbtrain fit` and every sweep trial: a dense ReLU
-network built from a few options, fitted with early stopping on val_loss and the best weights restored,
-with a standardized regression target's mae reported back in the target's own units."""
+network built from a few options with the task's output, loss and metric, fitted with early stopping on val_loss
+and the best weights restored, with a standardized regression target's mae reported back in the target's own
+units."""
 import math
 import time
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..callbacks import Callback, EarlyStopping, History
+from ..errors import InputError
+from .options import REGRESSION_LOSS
+
+# a classifier's output activation, loss and metric; a regression has a linear output, options.loss and mae
+CLASSIFIERS = {"binary": ("sigmoid", "binary_crossentropy", "binary_accuracy"),
+               "multiclass": ("softmax", "sparse_categorical_crossentropy", "accuracy")}
+
+
+def task_loss(task, loss=None):
+    """The loss a task trains with: a classifier's own (naming another is an error), a regression's `loss` or mae."""
+    if task not in CLASSIFIERS:
+        return loss or REGRESSION_LOSS
+    if loss and loss != CLASSIFIERS[task][1]:
+        raise InputError(f"--loss applies to regression; {task} classification trains with {CLASSIFIERS[task][1]}")
+    return CLASSIFIERS[task][1]
+
+
+def for_task(options, task):
+    """`options` (a FitOptions) with the loss the task trains with; an InputError for an option the task does
+    not take (--loss for a classifier, --class-weight for a regression)."""
+    if options.class_weight and task not in CLASSIFIERS:
+        raise InputError("--class-weight applies to classification; the target is a regression target")
+    return options.with_loss(task_loss(task, options.loss))
+
+
+def task_metric(task):
+    """The metric the recipe logs for a task: accuracy for classifiers, mae (in the target's units) otherwise."""
+    return CLASSIFIERS[task][2] if task in CLASSIFIERS else "mae"
+
+
+def class_weights(option, y):
+    """The class_weight of fit for --class-weight (None: every row alike; "balanced": scikit-learn's
+    n_rows / (n_classes * the class's rows) over the classes in the training targets `y`)."""
+    if option is None:
+        return None
+    codes, counts = np.unique(np.asarray(y).astype(int).ravel(), return_counts=True)
+    return {int(c): len(y) / (len(codes) * int(n)) for c, n in zip(codes, counts)}
 
 
 class TargetUnits(Callback):
@@ -24,10 +64,11 @@ class TargetUnits(Callback):
                 logs[key] *= self.scale
 
 
-def build_model(width, task, options, seed):
+def build_model(width, task, options, seed, outputs=1):
     """The course's network for `options` (a FitOptions whose loss is resolved): Dense ReLU layers (each followed
-    by Dropout and BatchNormalization when asked), then one linear output, or one sigmoid output for binary
-    classification; initialized from `seed`, compiled on options.device (the CPU for an MPI fit)."""
+    by Dropout and BatchNormalization when asked), then one linear output, one sigmoid output for binary
+    classification or `outputs` softmax ones for multiclass; initialized from `seed`, compiled on options.device
+    (the CPU for an MPI fit)."""
     from .. import layers, optimizers
     from ..model import Sequential
     stack = []
@@ -37,12 +78,12 @@ def build_model(width, task, options, seed):
             stack.append(layers.Dropout(options.dropout))
         if options.batchnorm:
             stack.append(layers.BatchNormalization())
-    binary = task == "binary"
-    model = Sequential(stack + [layers.Dense(1, activation="sigmoid" if binary else None)])
+    activation = CLASSIFIERS[task][0] if task in CLASSIFIERS else None
+    model = Sequential(stack + [layers.Dense(outputs, activation=activation)])
     model.build((None, width), seed=seed)
     opt = (optimizers.Adam if options.optimizer == "adam" else optimizers.SGD)(
         **({"learning_rate": options.lr} if options.lr else {}))
-    model.compile(opt, options.loss, ["binary_accuracy" if binary else "mae"],
+    model.compile(opt, options.loss, [task_metric(task)],
                   device="cpu" if options.distributed == "mpi" else options.device)
     return model
 
@@ -60,10 +101,10 @@ class Outcome:
 
 def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
           extra_callbacks=lambda recorder, stopper: []):
-    """Fit as `options` say, with `seed` for the shuffles and dropout, and early stopping on val_loss (loss without
-    validation rows; patience 0: all epochs); the best epoch's weights are restored at the end, also after Ctrl-C
-    or a diverging loss. extra_callbacks(recorder, stopper) gives callbacks to run after them each epoch (a
-    display, a progress report)."""
+    """Fit as `options` say, with `seed` for the shuffles and dropout, the class weights of options.class_weight,
+    and early stopping on val_loss (loss without validation rows; patience 0: all epochs); the best epoch's
+    weights are restored at the end, also after Ctrl-C or a diverging loss. extra_callbacks(recorder, stopper)
+    gives callbacks to run after them each epoch (a display, a progress report)."""
     epochs = options.epochs
     has_val = len(x_val) > 0
     stopper = EarlyStopping(monitor="val_loss" if has_val else "loss", min_delta=options.min_delta,
@@ -73,8 +114,9 @@ def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported in the outcome
-        model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size, epochs=epochs,
-                  verbose=0, seed=seed, callbacks=units + [recorder, stopper] + extra_callbacks(recorder, stopper),
+        model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size,
+                  epochs=epochs, verbose=0, seed=seed, class_weight=class_weights(options.class_weight, y),
+                  callbacks=units + [recorder, stopper] + extra_callbacks(recorder, stopper),
                   distribute="mpi" if options.distributed == "mpi" else None)
     diverged = model.stop_cause == "nonfinite"
     if model.stop_reason:

@@ -3,7 +3,7 @@ record as its metadata, history.csv and, with matplotlib, learning_curves.png; a
 import time
 from pathlib import Path
 
-from ..errors import ModelFileError
+from ..errors import InputError, ModelFileError
 from ..files import atomic_write, writable_folder
 from ..version import __version__
 
@@ -11,19 +11,37 @@ MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_cu
 RUNS = Path("runs")
 
 
-def output_dir(out):
-    """The run folder, created and proven writable before any training (default runs/<timestamp>), and
-    whether it is new."""
+def output_dir(out, overwrite=False, prefix=""):
+    """The run folder, created (atomically: of two fits racing for one folder, one gets it) and proven writable
+    before any training, and whether it is new. The default runs/<prefix><timestamp> takes the next free name
+    (runs/<timestamp>-2, ...); an existing `out` is an InputError unless `overwrite` allows replacing its files."""
     if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = RUNS / stamp
-        for n in range(2, 1000):
-            if not out.exists():
-                break
-            out = RUNS / f"{stamp}-{n}"
+        stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
+        for name in [stamp, *(f"{stamp}-{n}" for n in range(2, 1000))]:
+            if _new_folder(RUNS / name):
+                return writable_folder(RUNS / name), True
+        raise InputError(f"cannot find a free run folder name under {RUNS}/ for {stamp}; give one with --out")
     out = Path(out)
-    created = not out.exists()
-    return writable_folder(out), created
+    if _new_folder(out):
+        return writable_folder(out), True
+    if not overwrite:
+        raise InputError(f"the run folder {out} already exists; choose another --out, or pass --overwrite to "
+                         "replace the files in it")
+    if not out.is_dir():
+        raise InputError(f"cannot write to the output directory {out}: it is a file, not a folder")
+    return writable_folder(out), False
+
+
+def _new_folder(path):
+    """Create the folder `path` (its parents as needed); False when it exists already."""
+    try:
+        writable_folder(path.parent)
+        path.mkdir()
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise InputError(f"cannot write to the output directory {path}: {exc.strerror or exc}") from None
+    return True
 
 
 def source_name(source):
@@ -38,25 +56,37 @@ def history_frame(history):
     return frame
 
 
-def plot_curves(history, best, path, regression):
-    """learning_curves.png: loss (and binary accuracy) per epoch, training and validation. False without matplotlib."""
+def plot_curves(history, best, path, target, loss):
+    """learning_curves.png (curves_figure). False without matplotlib."""
     try:
-        from matplotlib.figure import Figure
+        figure = curves_figure(history, best, target, loss)
     except ImportError:
         return False
-    pairs = [("loss", "val_loss")] + ([] if regression else [("binary_accuracy", "val_binary_accuracy")])
-    figure = Figure(figsize=(6 * len(pairs), 4), layout="constrained")
-    epochs = range(1, len(history["loss"]) + 1)
-    for axes, keys in zip(figure.subplots(1, len(pairs), squeeze=False)[0], pairs):
-        for key in keys:
-            if key in history:
-                axes.plot(epochs, history[key], label=key)
-        axes.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
-        axes.set_xlabel("epoch")
-        axes.set_title(keys[0] + (" (standardized target)" if regression and keys[0] == "loss" else ""))
-        axes.legend()
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
     return True
+
+
+def curves_figure(history, best, target, loss):
+    """Two panels, the loss and the recipe's metric (mae in the target's units, or the accuracy) per epoch,
+    training and validation, the best epoch marked, both axes labelled, whole epochs on the x axis."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+    from .recipe import task_metric
+    metric, regression = task_metric(target.task), target.task == "regression"
+    panels = [("loss", f"loss ({loss}{', standardized target' if regression else ''})"),
+              (metric, f"{metric} ({target.name} units)" if regression else metric)]
+    figure = Figure(figsize=(12, 4), layout="constrained")
+    epochs = range(1, len(history["loss"]) + 1)
+    for axes, (key, label) in zip(figure.subplots(1, 2), panels):
+        for name in (key, "val_" + key):
+            if name in history:
+                axes.plot(epochs, history[name], label="validation" if name.startswith("val_") else "training")
+        axes.axvline(best, color="grey", linestyle=":", label=f"best epoch ({best})")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.legend()
+    return figure
 
 
 def save_run(model, prep, run_dir, options, outcome, status=None):
@@ -73,7 +103,7 @@ def save_run(model, prep, run_dir, options, outcome, status=None):
         "best": {k: v[best - 1] for k, v in history.items()}, "nbtrain_version": __version__}
     model.save(run_dir / MODEL_FILE, metadata={"preprocessing": prep.preprocessing.to_dict(), "training": training})
     atomic_write(run_dir / HISTORY_FILE, lambda tmp: history_frame(history).to_csv(tmp, index=False))
-    plotted = plot_curves(history, best, run_dir / CURVES_FILE, prep.preprocessing.target.task == "regression")
+    plotted = plot_curves(history, best, run_dir / CURVES_FILE, prep.preprocessing.target, options.loss)
     return [MODEL_FILE, HISTORY_FILE] + ([CURVES_FILE] if plotted else [])
 
 

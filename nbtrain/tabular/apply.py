@@ -1,0 +1,70 @@
+"""A model from `nbtrain fit` applied to a table: the predictions that `nbtrain predict` writes (with columns
+kept from the input) and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
+classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse in its units)."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .preprocessing import labelled_rows
+from .reading import unknown_column
+
+PROBABILITY_FLOOR = 1e-7  # Keras's epsilon: a probability of 0 counts as this in the log loss, as in training
+
+
+@dataclass
+class Scores:
+    """The metrics by name (in the order shown) and, for a classifier, the confusion matrix: confusion[i, j]
+    rows of class i predicted as class j, in the order of the target's labels."""
+    metrics: dict
+    confusion: np.ndarray = None
+
+
+def predictions(model, pre, frame, what, keep=()):
+    """The predictions table for `frame`: the `keep` columns copied from it, then prediction (and the
+    probabilities of a classifier), one row per input row, in order."""
+    for name in keep:
+        if name not in frame.columns:
+            raise unknown_column("column to keep", name, frame, what)
+    table = pre.target.decode(model.predict(pre.transform(frame, what)))
+    clash = [name for name in keep if name in table.columns]
+    if clash:
+        raise InputError(f"--keep {clash[0]!r} would clash with the output column of that name; rename it in {what}")
+    return frame[list(keep)].reset_index(drop=True).join(table)
+
+
+def evaluation(model, pre, frame, what, notes):
+    """(rows evaluated, Scores) on the labelled rows of `frame` (how many were left out is added to `notes`).
+    A regression's scores start with the loss, on the standardized target, as in training."""
+    spec = pre.target
+    rows = labelled_rows(frame, spec.name, what, notes)
+    x, y = pre.transform(rows, what), spec.encode(rows[spec.name], what)
+    outputs = model.predict(x)
+    if spec.task != "regression":
+        return len(rows), classifier_scores(y, spec.probabilities(outputs))
+    scores = regression_scores(spec.decode(outputs)["prediction"], rows[spec.name].to_numpy(float))
+    loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    return len(rows), Scores({"loss": loss, **scores.metrics})
+
+
+def classifier_scores(codes, probabilities):
+    """Accuracy, log loss (the mean cross-entropy of the true classes) and macro F1 (the mean F1 over the classes
+    that occur among the true or the predicted classes, as scikit-learn averages it) for class indices `codes`
+    (rows,) and a (rows, classes) probability matrix."""
+    codes = np.asarray(codes).astype(int).ravel()
+    k = probabilities.shape[1]
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (codes, predicted), 1)
+    hits, truths, guesses = np.diag(confusion), confusion.sum(axis=1), confusion.sum(axis=0)
+    seen = (truths + guesses) > 0
+    f1 = 2 * hits[seen] / (truths[seen] + guesses[seen])
+    chance = np.clip(probabilities[np.arange(len(codes)), codes], PROBABILITY_FLOOR, 1.0)
+    return Scores({"accuracy": float(hits.sum() / len(codes)), "log_loss": float(-np.log(chance).mean()),
+                   "macro_f1": float(f1.mean())}, confusion)
+
+
+def regression_scores(predicted, actual):
+    """mae and rmse of predictions against the true values, both in the target's units."""
+    error = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
+    return Scores({"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean()))})
