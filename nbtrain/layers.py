@@ -186,7 +186,59 @@ class BatchNormalization(Layer):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
 
 
-LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization)}
+class Normalization(Layer):
+    """Keras's Normalization: (x - mean) / max(sqrt(variance), 1e-7) per feature (invert=True: the reverse), with
+    the statistics given, or learnt from data by adapt(); they are non-trainable weights, saved with the model."""
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+        super().__init__(**kwargs)
+        if axis not in (-1, 1):
+            raise ValueError(f"Normalization works along the features (axis=-1), got axis={axis!r}")
+        if (mean is None) != (variance is None):
+            raise ValueError("Normalization needs both mean and variance, or neither (then adapt it)")
+        self.axis, self.invert = axis, bool(invert)
+        self.given = None if mean is None else (np.atleast_1d(np.asarray(mean, np.float64)),
+                                                np.atleast_1d(np.asarray(variance, np.float64)))
+        self.adapted = None
+
+    def adapt(self, data):
+        """Learn each feature's mean and (population) variance from data (rows x features), as Keras's adapt."""
+        from .arrays import as_matrix
+        if self.given is not None:
+            raise ValueError("this Normalization was given its mean and variance; it cannot adapt")
+        x = as_matrix(data, "adapt data").astype(np.float64)
+        self.adapted = (x.mean(axis=0), x.var(axis=0))
+        if self.weights:  # built: the model's state views take the statistics at once
+            if self.weights[0].shape != self.adapted[0].shape:
+                raise ValueError(f"adapt data has {x.shape[1]} features but the layer was built for "
+                                 f"{self.weights[0].shape[0]}")
+            self.set_weights(list(self.adapted))
+
+    def _statistic(self, which, default):
+        """An initializer: the given or adapted statistic, broadcast to the width, or the default constant."""
+        def initialize(shape, rng):
+            known = self.given or self.adapted
+            if known is None:
+                return np.full(shape, default)
+            values = np.broadcast_to(known[which], shape) if known[which].size == 1 else known[which]
+            if values.shape != tuple(shape):
+                raise ValueError(f"Normalization statistics have {values.shape[0]} features, the input has "
+                                 f"{shape[0]}")
+            return values
+        return initialize
+
+    def variable_specs(self, n_in):
+        return [("mean", (n_in,), False, self._statistic(0, 0.0)),
+                ("variance", (n_in,), False, self._statistic(1, 1.0))]
+
+    def get_config(self):
+        config = {**super().get_config(), "axis": self.axis, "invert": self.invert}
+        if self.given is not None:
+            config.update(mean=self.given[0].tolist(), variance=self.given[1].tolist())
+        return config
+
+
+LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Normalization)}
 
 
 def deserialize(entry):

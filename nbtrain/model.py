@@ -16,7 +16,7 @@ from . import utils
 from .arrays import as_matrix, as_pair, as_weights, class_weights
 from .engine import Device, resolve
 from .engine.bundles import DONE, STOP, Loop, Objective
-from .engine.plan import LOSS_BCE, SPARSE_CODES, columns, compile_plan
+from .engine.plan import LOSS_BCE, SPARSE_CODES, compile_plan, slots
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
 from .interrupts import StopRequests
@@ -98,7 +98,8 @@ class Sequential:
         for var in plan.variables:
             buffer = self.theta if var.trainable else self.state
             view = buffer[var.offset:var.offset + var.size].reshape(var.shape)
-            view[...] = INITIALIZERS[var.initializer](var.shape, rng)
+            initialize = var.initializer if callable(var.initializer) else INITIALIZERS[var.initializer]
+            view[...] = initialize(var.shape, rng)
             views[var.layer].append(view)
         for index, layer in enumerate(self.layers):
             layer.weights = views[index]
@@ -215,16 +216,19 @@ class Sequential:
     def _objective(self, k):
         """The loss and metrics as the kernels take them, for targets of k columns."""
         metrics = self._resolved_metrics(k)
+        widths = [slots(m.code, m.param) for m in metrics]
         return Objective(self.loss.code, self.loss.param, np.array([m.code for m in metrics], np.int64),
-                         np.array([m.param for m in metrics], np.float64))
+                         np.array([m.param for m in metrics], np.float64), np.cumsum([1] + widths, dtype=np.int64))
 
-    @staticmethod
-    def _divisors(objective, k, W):
-        """What turns the engine's weighted sums over the rows of W into Keras's values: the loss is divided by the
-        row count (Keras's sum over the batch size), each metric by the sum of the weights (a weighted mean); both
-        times the columns that make one row's value."""
-        return np.array([W.size * columns(objective.loss_code, k)]
-                        + [W.sum(dtype=np.float64) * columns(code, k) for code in objective.metric_codes])
+    def _figures(self, sums, objective, k, W):
+        """Keras's figures [loss, *metrics] from the engine's sums over the rows of W: the loss per row (Keras's sum
+        over the batch size), each metric from its slots (a weighted mean, or its counts)."""
+        bounds = objective.metric_slots
+        figures = [self.loss.value(sums[:1], W.size, k)]
+        weight = float(W.sum(dtype=np.float64))
+        for j, metric in enumerate(self._resolved_metrics(k)):
+            figures.append(metric.value(sums[bounds[j]:bounds[j + 1]], weight, k))
+        return figures
 
     def _log_names(self):
         return ["loss"] + [m.name for m in self.metrics]
@@ -295,35 +299,38 @@ class Sequential:
         end of the current step, and an epoch it cuts short is not recorded."""
         names = self._log_names()
         keys = names + (["val_" + k for k in names] if data.Xv.shape[0] else [])
-        buffer = np.zeros(2 * len(names), np.float64)
         k = data.Y.shape[1]
         objective, opt, comm = self._objective(k), self.optimizer, group.handle if group else None
-        divisors = np.concatenate([self._divisors(objective, k, data.W), self._divisors(objective, k, data.Wv)])
+        width = int(objective.metric_slots[-1])
+        buffer = np.zeros(2 * width, np.float64)
+        control = loop.control
         beside = data.X.shape[0] * max(self.plan.n_params, 1) >= BESIDE_WORK
         logs = {}
         cbs.on_train_begin()
         with StopRequests(loop.control) as requests:
             try:
                 for epoch in range(initial_epoch, epochs):
-                    if requests.cause and comm is None:  # a signal between epochs (under MPI the ranks agree in the
-                        break                            # epoch's first step)
+                    if control[STOP] and comm is None:  # a signal between epochs (under MPI the ranks agree in the
+                        break                           # epoch's first step)
                     cbs.on_epoch_begin(epoch)
-                    session.opt.hp[:] = opt.hyperparameters()  # a callback may have set the learning rate
+                    session.opt.hp[0] = opt.hyperparameters()[0]  # a callback may have set the learning rate
                     args = (session.net, session.weights, session.opt, session.ws, objective, data, loop,
                             opt.iterations, buffer, comm)
                     done = self._run_epoch(session.device.engine.train_epoch, args, beside, cbs, epoch)
                     opt.iterations += done
-                    if requests.cause and done < steps:
+                    if control[STOP] and done < steps:
                         break
-                    with np.errstate(invalid="ignore", divide="ignore"):  # no validation rows: NaN / 0
-                        logs = {key: float(v) for key, v in zip(keys, buffer / divisors)}
+                    figures = self._figures(buffer[:width], objective, k, data.W)
+                    if data.Xv.shape[0]:
+                        figures += self._figures(buffer[width:], objective, k, data.Wv)
+                    logs = {key: float(v) for key, v in zip(keys, figures)}
                     if done < steps:
                         self._stop("nonfinite", f"the loss became non-finite at epoch {epoch + 1}, batch {done + 1}; "
                                                 "training stopped before that batch's update (try a lower learning "
                                                 "rate)")
                         warnings.warn(self.stop_reason, RuntimeWarning, stacklevel=3)
                     cbs.on_epoch_end(epoch, logs)
-                    if self.stop_training or requests.cause:
+                    if self.stop_training or control[STOP]:
                         break
             except KeyboardInterrupt:
                 loop.control[STOP] = signal.SIGINT
@@ -417,13 +424,13 @@ class Sequential:
         W = as_weights(sample_weight, X.shape[0])
         self._ensure_built(X)
         self._check_targets(Y, "y")
-        logs = np.zeros(1 + len(self.metrics), np.float64)
         objective = self._objective(Y.shape[1])
+        logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
         with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1]) as session:
             session.device.engine.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
-        result = {k: float(v) for k, v in zip(self._log_names(), logs / self._divisors(objective, Y.shape[1], W))}
+        result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
         if verbose == "auto" or int(verbose):
             steps = -(-X.shape[0] // session.capacity)
             duration = callbacks_module.format_duration(time.perf_counter() - started)

@@ -1,11 +1,13 @@
 """The one objective class that losses and metrics are name tables over: an engine code, a parameter, a name
 (the history key) and the direction in which it improves; and the lookup of an objective by instance, config or
 Keras name, which nbtrain.losses and nbtrain.metrics share."""
+from .engine.plan import columns
 
 
 class Objective:
-    """Something the engine computes per element or per row and reports as a (weighted) mean: a code and a parameter for its kernels,
-    the name it is logged under, and whether lower ("down") or higher ("up") is better."""
+    """Something the engine computes per element or per row and reports as a (weighted) mean, or counts: a code and
+    a parameter for its kernels, the name it is logged under, and whether lower ("down") or higher ("up") is
+    better."""
 
     code = None
     param = 0.0
@@ -14,6 +16,11 @@ class Objective:
 
     def __init__(self, name=None):
         self.name = name or self.default_name
+
+    def value(self, sums, weight, k):
+        """This objective's figure from its engine sums over rows weighing `weight` in all (the row count for a
+        loss, the weights' sum for a metric): the sum per weight and per column of a row's value."""
+        return float(sums[0]) / (weight * columns(self.code, k))
 
     def resolved(self, n_out, k):
         """The objective the engine computes for a model of n_out outputs and targets of k columns (itself, except

@@ -20,8 +20,8 @@ from nbtrain.engine import cuda as gpu  # noqa: E402
 from nbtrain.engine.bundles import Optimizer  # noqa: E402
 from nbtrain.engine.plan import (  # noqa: E402
     ACTIVATIONS, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER,
-    LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
-    METRIC_SPARSE_CATEGORICAL_ACCURACY,
+    LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS, METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY,
+    METRIC_PRECISION, METRIC_RECALL, METRIC_SPARSE_CATEGORICAL_ACCURACY, slots,
 )
 
 RTOL = 2e-5
@@ -72,6 +72,20 @@ def test_activations_match_cpu(rng, act):
     gpu.activation_backward(act, d_x, d_y, d_dy, d_dx)
     np.testing.assert_allclose(d_y.copy_to_host(), y, rtol=RTOL, atol=1e-6)
     np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_normalize_matches_cpu(rng, invert):
+    x, dy, mean = f32(rng, 5, 3), f32(rng, 5, 3), f32(rng, 3)
+    variance = np.array([4.0, 0.25, 0.0], np.float32)
+    y, dx = np.zeros_like(x), np.zeros_like(x)
+    cpu.normalize_forward(x, mean, variance, invert, y)
+    cpu.normalize_backward(variance, invert, dy, dx)
+    d_x, d_mean, d_var, d_y, d_dy, d_dx = on_gpu(x, mean, variance, np.zeros_like(x), dy, np.zeros_like(x))
+    gpu.normalize_forward(d_x, d_mean, d_var, invert, d_y)
+    gpu.normalize_backward(d_var, invert, d_dy, d_dx)
+    np.testing.assert_allclose(d_y.copy_to_host(), y, rtol=RTOL)
+    np.testing.assert_allclose(d_dx.copy_to_host(), dx, rtol=RTOL)
 
 
 def test_dropout_masks_are_identical_to_cpu(rng):
@@ -138,6 +152,19 @@ def test_losses_and_metrics_match_cpu(rng, code):
         np.testing.assert_allclose(d_dp.copy_to_host(), dp, rtol=RTOL, atol=1e-6)
 
 
+@pytest.mark.parametrize("code, param", [(METRIC_PRECISION, 0.5), (METRIC_RECALL, 0.3), (METRIC_AUC, 20)])
+def test_counting_metrics_match_cpu(rng, code, param):
+    p = rng.uniform(-0.1, 1.1, size=(9, 2)).astype(np.float32)  # a few outside [0, 1]: the outer buckets
+    y = rng.integers(0, 2, size=(9, 2)).astype(np.float32)
+    w = rng.uniform(0.0, 2.0, size=9).astype(np.float32)
+    width = 1 + slots(code, param)
+    expected, total = np.zeros(width), cuda.to_device(np.zeros(width))
+    cpu.metric_sum(code, param, p, y, w, expected, 1)
+    gpu.metric_sum(code, param, *on_gpu(p, y, w), total, 1)
+    np.testing.assert_allclose(total.copy_to_host(), expected, rtol=1e-6)
+    assert expected[1:].sum() > 0 and expected[0] == 0
+
+
 def test_regularize_matches_cpu(rng):
     w, g = f32(rng, 37), f32(rng, 37)
     w[3] = 0.0
@@ -185,7 +212,7 @@ MODELS = {
     "dropout-batchnorm-bce-adam": (
         lambda: [layers.Dense(6, activation="relu", input_shape=[5]), layers.Dropout(0.3),
                  layers.BatchNormalization(), layers.Dense(1, activation="sigmoid")],
-        "binary_crossentropy", lambda: "adam", ["binary_accuracy", "mae"]),
+        "binary_crossentropy", lambda: "adam", ["binary_accuracy", "mae", "auc", "precision"]),
     "relu-mae-sgd": (
         lambda: [layers.Dense(4, activation="relu", input_shape=[5]), layers.Dense(3, use_bias=False),
                  layers.Activation("sigmoid"), layers.Dense(1)],

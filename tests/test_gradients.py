@@ -108,6 +108,26 @@ def test_sigmoid_is_stable_for_large_inputs():
     assert np.all(np.isfinite(y)) and y[0, 0] == 0.0 and y[0, 2] == 0.5 and y[0, 4] == 1.0
 
 
+@pytest.mark.parametrize("invert", [False, True])
+def test_normalize(rng, invert):
+    x, r = rng.normal(size=(6, 3)) * 2, rng.normal(size=(6, 3))
+    mean, variance = rng.normal(size=3), np.array([4.0, 0.25, 0.0])  # a constant feature: divided by 1e-7
+    y = np.zeros_like(x)
+
+    def f():
+        cpu.normalize_forward(x, mean, variance, invert, y)
+        return np.sum(r * y)
+
+    f()
+    s = np.maximum(np.sqrt(variance), 1e-7)
+    np.testing.assert_allclose(y, mean + x * s if invert else (x - mean) / s, rtol=1e-12)
+    dx = np.zeros_like(x)
+    cpu.normalize_backward(variance, invert, r, dx)
+    np.testing.assert_allclose(dx, r * s if invert else r / s, rtol=1e-12)
+    if invert:
+        assert_close(dx, numeric_grad(f, x))
+
+
 def test_softmax_is_stable_for_large_inputs():
     x = np.array([[1000.0, 999.0, -1000.0], [-1e4, -1e4, -1e4]], np.float32)
     y = np.zeros_like(x)
@@ -294,6 +314,7 @@ def test_bce_logits_is_stable():
 def network_and_batch(n=6, seed=0):
     model = Sequential([
         layers.Dense(5, activation="relu", input_shape=[4]),
+        layers.Normalization(mean=[0.1, 0.2, 0.0, 0.3, 0.5], variance=[1.5, 0.5, 2.0, 1.0, 0.8]),
         layers.Dropout(0.25),
         layers.BatchNormalization(),
         layers.Dense(3, use_bias=False),
@@ -341,7 +362,7 @@ def test_whole_network(loss_code):
     theta = model.theta.astype(np.float64)
     state = model.state.astype(np.float64)
     ws = workspace(plan, x.shape[0], y.shape[1], np.float64)
-    objective = Objective(loss_code, 1.0, np.zeros(0, np.int64), np.zeros(0))
+    objective = Objective(loss_code, 1.0, np.zeros(0, np.int64), np.zeros(0), np.ones(1, np.int64))
 
     def loss(g=None):
         total = np.zeros(1)

@@ -276,3 +276,57 @@ def test_initializers_have_keras_variances(name, scale, mode):
         std = math.sqrt(scale / n) / 0.87962566103423978
         assert np.abs(w).max() <= 2 * std
     assert w.std() == pytest.approx(math.sqrt(scale / n), rel=0.02)
+
+
+def test_normalization_adapts_and_saves(tmp_path):
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(200, 3)) * [1.0, 10.0, 0.0] + [5.0, -3.0, 2.0]  # the third feature is constant
+    norm = layers.Normalization()
+    norm.adapt(raw)
+    model = Sequential([layers.Input(shape=(3,)), norm])
+    expected = (raw - raw.mean(axis=0)) / np.maximum(raw.std(axis=0), 1e-7)
+    np.testing.assert_allclose(model.predict(raw), expected, rtol=1e-4, atol=1e-5)
+    later = rng.normal(size=(50, 3)) * 3
+    norm.adapt(later)  # built: the model's weights follow
+    np.testing.assert_allclose(model.get_weights()[0], later.mean(axis=0), rtol=1e-6)
+    model.compile(loss="mse")
+    model.save(tmp_path / "n.nbt")
+    loaded = nbtrain.load_model(tmp_path / "n.nbt")
+    np.testing.assert_array_equal(loaded.predict(later), model.predict(later))
+    inverse = Sequential([layers.Input(shape=(3,)), layers.Normalization(mean=2.0, variance=4.0, invert=True)])
+    np.testing.assert_allclose(inverse.predict(np.ones((1, 3))), [[4.0, 4.0, 4.0]])
+    with pytest.raises(ValueError, match="cannot adapt"):
+        inverse.layers[1].adapt(raw)
+
+
+# ---------------------------------------------------------------- metrics over the whole set
+def roc_auc(p, y, w, thresholds=200):
+    """Keras's AUC in NumPy: rates at its thresholds, trapezoids between them."""
+    t = np.array([-1e-7] + [(i + 1) / (thresholds - 1) for i in range(thresholds - 2)] + [1 + 1e-7])
+    above = p[None, :] > t[:, None]
+    tpr = (above * (w * y)).sum(axis=1) / (w * y).sum()
+    fpr = (above * (w * (1 - y))).sum(axis=1) / (w * (1 - y)).sum()
+    return np.sum((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2)
+
+
+def test_auc_precision_recall_over_the_whole_validation_set():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(size=300) > 0.3).astype(np.float32)
+    model = Sequential([layers.Dense(1, activation="sigmoid", input_shape=[4])])
+    model.compile(optimizer=optimizers.Adam(0.05), loss="binary_crossentropy",
+                  metrics=["auc", "precision", "recall", nbtrain.metrics.AUC(num_thresholds=50, name="auc50")])
+    history = model.fit(X[:200], y[:200], validation_data=(X[200:], y[200:]), batch_size=16, epochs=10, verbose=0,
+                        seed=0)
+    p = model.predict(X[200:])[:, 0].astype(np.float64)
+    yv, ones = y[200:].astype(np.float64), np.ones(100)
+    assert history.history["val_auc"][-1] == pytest.approx(roc_auc(p, yv, ones), rel=1e-6)
+    assert history.history["val_auc50"][-1] == pytest.approx(roc_auc(p, yv, ones, 50), rel=1e-6)
+    hit = p > 0.5
+    assert history.history["val_precision"][-1] == pytest.approx((hit * yv).sum() / hit.sum(), rel=1e-9)
+    assert history.history["val_recall"][-1] == pytest.approx((hit * yv).sum() / yv.sum(), rel=1e-9)
+    w = rng.uniform(0.1, 2.0, size=100)
+    result = model.evaluate(X[200:], y[200:], sample_weight=w, verbose=0, return_dict=True)
+    assert result["auc"] == pytest.approx(roc_auc(p, yv, w), rel=1e-6)
+    assert result["precision"] == pytest.approx((w * hit * yv).sum() / (w * hit).sum(), rel=1e-6)
+    assert 0.7 < result["auc"] <= 1.0 and nbtrain.monitor.direction("val_auc") == "max"

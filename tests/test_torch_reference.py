@@ -5,7 +5,7 @@ divides by the batch's weight sum instead, so the reference weights the unreduce
 import numpy as np
 import pytest
 
-from nbtrain import Sequential, layers, optimizers
+from nbtrain import Sequential, layers, optimizers, regularizers
 
 torch = pytest.importorskip("torch", reason="the reference trajectories need PyTorch (the test extra installs it)")
 
@@ -20,15 +20,17 @@ def data():
     return X, labels
 
 
-def torch_fit(weights, X, labels, optimizer, class_weight):
+def torch_fit(weights, X, labels, optimizer, class_weight, l2=0.0):
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU(), torch.nn.Linear(10, 4))
     with torch.no_grad():
         for module, (kernel, bias) in zip((net[0], net[2]), (weights[0:2], weights[2:4])):
             module.weight.copy_(torch.from_numpy(kernel.T.copy()))
             module.bias.copy_(torch.from_numpy(bias))
-    opt = (torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9) if optimizer == "sgd"
-           else torch.optim.Adam(net.parameters(), lr=0.01, eps=1e-7))
+    opt = {"sgd": lambda: torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9),
+           "adam": lambda: torch.optim.Adam(net.parameters(), lr=0.01, eps=1e-7),
+           # decoupled decay before the step, theta -= lr * wd * theta: Keras 3's rule, torch's AdamW
+           "adamw": lambda: torch.optim.AdamW(net.parameters(), lr=0.01, eps=1e-7, weight_decay=0.05)}[optimizer]()
     table = torch.tensor([class_weight.get(c, 1.0) for c in range(4)]) if class_weight else torch.ones(4)
     epochs = []
     for _ in range(EPOCHS):
@@ -37,6 +39,7 @@ def torch_fit(weights, X, labels, optimizer, class_weight):
             x, t = torch.from_numpy(X[a:a + BATCH]), torch.from_numpy(labels[a:a + BATCH])
             rows = torch.nn.functional.cross_entropy(net(x), t, reduction="none")
             loss = (table[t] * rows).sum() / len(t)
+            loss = loss + l2 * ((net[0].weight ** 2).sum() + (net[2].weight ** 2).sum())  # the L2 penalty, by hand
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -60,5 +63,22 @@ def test_softmax_cross_entropy_follows_pytorch(optimizer, class_weight):
     expected, final = torch_fit(start, X, labels, optimizer, class_weight)
     np.testing.assert_allclose(history.history["loss"], expected, rtol=2e-3)
     assert expected[-1] < 0.7 * expected[0]  # the trajectory goes somewhere
+    for got, want in zip(model.get_weights(), final):
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-4)
+
+
+def test_l2_penalty_and_adamw_follow_pytorch():
+    """kernel_regularizer=l2 on both Dense layers and AdamW(weight_decay=0.05): PyTorch with the penalty added to the
+    loss by hand and torch.optim.AdamW gives the same trajectory (the reported loss includes the penalty)."""
+    X, labels = data()
+    l2 = 0.01
+    model = Sequential([layers.Dense(10, activation="relu", input_shape=[6], kernel_regularizer=regularizers.l2(l2)),
+                        layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(l2))])
+    model.build(seed=3)
+    start = model.get_weights()
+    model.compile(optimizer=optimizers.AdamW(0.01, weight_decay=0.05), loss="sparse_categorical_crossentropy")
+    history = model.fit(X, labels, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0, seed=0)
+    expected, final = torch_fit(start, X, labels, "adamw", None, l2)
+    np.testing.assert_allclose(history.history["loss"], expected, rtol=2e-3)
     for got, want in zip(model.get_weights(), final):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-4)

@@ -15,8 +15,9 @@ Weights = namedtuple("Weights", "theta state")
 # The optimizer: its code, hyperparameters (float64 [lr, weight_decay, its own in Keras order]), two slot vectors the
 # size of theta, and its learning-rate schedule (float64 [code, parameters...]; [0]: the constant hp[0]).
 Optimizer = namedtuple("Optimizer", "code hp slot1 slot2 schedule")
-# The loss (code, parameter) and the metrics (int64 codes, float64 parameters) reported beside it.
-Objective = namedtuple("Objective", "loss_code loss_param metric_codes metric_params")
+# The loss (code, parameter) and the metrics (int64 codes, float64 parameters) reported beside it; metric j's log
+# slots start at metric_slots[j] (int64, m + 1 entries: slot 0 is the loss's, the last is the total width).
+Objective = namedtuple("Objective", "loss_code loss_param metric_codes metric_params metric_slots")
 # Buffers for batches of up to `capacity` rows: gathered inputs, targets and row weights, op outputs and their gradients,
 # dropout masks / batchnorm x-hat, per-feature scratch, and the gradient of theta.
 Workspace = namedtuple("Workspace", "capacity xin yin win acts dacts aux feat grad")

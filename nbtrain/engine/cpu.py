@@ -21,9 +21,9 @@ from .bundles import DONE, STOP, Pass
 from .collective import allreduce_sum, share
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, like, loss_grad,
-    metric_value, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
+    count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import ACT_SOFTMAX, OPT_ADAM, OPT_RMSPROP, ROW_CODES
+from .plan import ACT_SOFTMAX, COUNTING_CODES, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -214,6 +214,26 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
                 dx[i, j] = gamma[j] * inv_std[j] / count * (count * dy[i, j] - sums[j] - xhat[i, j] * sums[m + j])
 
 
+# ---------------------------------------------------------------- normalization with fixed statistics
+@njit(**KERNEL)
+def normalize_forward(x, mean, variance, invert, y):
+    """x (n, m), mean, variance (m,) -> y (n, m) = (x - mean) / s, or with invert mean + x s; s = max(sqrt(variance),
+    1e-7)."""
+    for j in range(x.shape[1]):
+        s = normalization_scale(variance[j])
+        for i in range(x.shape[0]):
+            y[i, j] = mean[j] + x[i, j] * s if invert else (x[i, j] - mean[j]) / s
+
+
+@njit(**KERNEL)
+def normalize_backward(variance, invert, dy, dx):
+    """dy (n, m) -> dx (n, m) = dy / s (invert: dy s)."""
+    for j in range(dx.shape[1]):
+        s = normalization_scale(variance[j])
+        for i in range(dx.shape[0]):
+            dx[i, j] = dy[i, j] * s if invert else dy[i, j] / s
+
+
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
 @njit(**KERNEL)
 def loss_backward(code, param, p, y, w, scale, dp):
@@ -231,7 +251,14 @@ def loss_backward(code, param, p, y, w, scale, dp):
 @njit(**KERNEL)
 def metric_sum(code, param, p, y, w, total, slot):
     """total[slot] += the sum over rows i of w[i] times the loss or metric of row i's elements (or of the row, for
-    per-row codes), accumulated in float64."""
+    per-row codes), accumulated in float64; a counting metric adds its counts to its slots from `slot` on."""
+    if code in COUNTING_CODES:
+        for i in range(p.shape[0]):
+            for j in range(p.shape[1]):
+                at, first, second = count_slot(code, param, p[i, j], y[i, j])
+                total[slot + at] += w[i] * first
+                total[slot + at + 1] += w[i] * second
+        return
     acc = 0.0
     for i in range(p.shape[0]):
         if code >= ROW_CODES:
@@ -342,7 +369,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     n, n_in = X.shape
     k = Y.shape[1]
     order = permutation(n, loop.seed, step0, loop.shuffle)
-    width = 1 + objective.metric_codes.size
+    width = objective.metric_slots[-1]
     logs[:] = 0.0
     batch_loss = np.zeros(2)  # [loss, stop requests]: one all-reduce agrees on both
     steps = (n + loop.batch_size - 1) // loop.batch_size

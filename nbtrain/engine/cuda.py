@@ -16,9 +16,9 @@ from . import walkers
 from .bundles import DONE, STOP, Pass
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, loss_grad,
-    metric_value, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
+    count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import ACT_SOFTMAX, OPT_ADAM, OPT_RMSPROP, ROW_CODES
+from .plan import ACT_SOFTMAX, COUNTING_CODES, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
 # The simulator runs every GPU thread as a Python thread: keep its blocks small.
@@ -354,11 +354,48 @@ def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
         _batchnorm_dx[_grid(dx.size)](dy, xhat, gamma, stats[m:2 * m], dgamma, dbeta, dx)
 
 
+# ---------------------------------------------------------------- normalization with fixed statistics
+@cuda.jit
+def _normalize(x, mean, variance, invert, backward, y):
+    """Forward: y = (x - mean) / s (invert: mean + x s); backward (x is dy): y = x / s (invert: x s)."""
+    m = x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        s = normalization_scale(variance[j])
+        if backward:
+            y[i, j] = x[i, j] * s if invert else x[i, j] / s
+        else:
+            y[i, j] = mean[j] + x[i, j] * s if invert else (x[i, j] - mean[j]) / s
+
+
+def normalize_forward(x, mean, variance, invert, y):
+    _normalize[_grid(x.size)](x, mean, variance, invert, False, y)
+
+
+def normalize_backward(variance, invert, dy, dx):
+    if dx.size:
+        _normalize[_grid(dx.size)](dy, variance, variance, invert, True, dx)
+
+
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
+@cuda.jit
+def _count(code, param, p, y, w, total, slot):
+    """A counting metric's weighted counts into its slots from `slot` on (one float64 atomic per element and slot)."""
+    m = p.shape[1]
+    for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        at, first, second = count_slot(code, param, p[i, j], y[i, j])
+        cuda.atomic.add(total, slot + at, np.float64(w[i] * first))
+        cuda.atomic.add(total, slot + at + 1, np.float64(w[i] * second))
+
+
 def metric_sum(code, param, p, y, w, total, slot):
-    """total[slot] += one loss or metric's weighted sum over the batch (on the device: nothing comes back until
-    the epoch ends)."""
-    _score[_grid(p.shape[0] if code >= ROW_CODES else p.size)](code, param, p, y, w, total, slot)
+    """total[slot] += one loss or metric's weighted sum over the batch, or a counting metric's counts into its slots
+    (on the device: nothing comes back until the epoch ends)."""
+    if code in COUNTING_CODES:
+        _count[_grid(p.size)](code, param, p, y, w, total, slot)
+    else:
+        _score[_grid(p.shape[0] if code >= ROW_CODES else p.size)](code, param, p, y, w, total, slot)
 
 
 @cuda.jit
@@ -476,7 +513,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     n, n_in = X.shape
     k = Y.shape[1]
     order = cuda.to_device(permutation(n, loop.seed, step0, loop.shuffle))
-    width = 1 + objective.metric_codes.size
+    width = objective.metric_slots[-1]
     total = cuda.to_device(np.zeros(logs.size, np.float64))
     halted = cuda.to_device(np.zeros(1, np.int64))
     steps = (n + loop.batch_size - 1) // loop.batch_size

@@ -13,7 +13,7 @@ from numba.np.numpy_support import as_dtype
 
 from . import plan
 from .plan import (
-    SCHEDULE_COSINE, SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE,
+    METRIC_AUC, METRIC_PRECISION, METRIC_RECALL, SCHEDULE_COSINE, SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE,
     ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_SOFTPLUS, ACT_TANH, LOSS_BCE, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE,
     LOSS_SCE_LOGITS, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY,
     ROW_CODES,
@@ -43,6 +43,15 @@ def sigmoid(v):
         return one / (one + math.exp(-v))
     e = math.exp(v)
     return e / (one + e)
+
+
+NORMALIZATION_EPSILON = 1e-7  # Keras's floor under a Normalization layer's standard deviation
+
+
+@njit(**ELEMENT)
+def normalization_scale(variance):
+    """max(sqrt(variance), 1e-7): what a Normalization layer divides by (multiplies by, inverted)."""
+    return max(math.sqrt(variance), like(variance, NORMALIZATION_EPSILON))
 
 
 ELU_ALPHA = 1.0  # Keras's defaults for the activations named by string
@@ -300,6 +309,37 @@ def learning_rate(schedule, constant, step):
                 return schedule[2 + n + i]
         return schedule[2 + 2 * n]
     return constant
+
+
+AUC_EPSILON = 1e-7  # Keras's AUC puts its first and last thresholds this far outside [0, 1]
+
+
+@njit(**ELEMENT)
+def auc_bucket(p, thresholds):
+    """How many of Keras's AUC thresholds (-eps, 1/(T-1), ..., (T-2)/(T-1), 1 + eps) lie below p: the prediction
+    counts as positive at exactly those."""
+    count = 0
+    if p > -AUC_EPSILON:
+        count += 1
+    if p > 0.0:
+        count += min(thresholds - 2, int(math.ceil(p * (thresholds - 1))) - 1)
+    if p > 1.0 + AUC_EPSILON:
+        count += 1
+    return count
+
+
+@njit(**ELEMENT)
+def count_slot(code, param, p, y):
+    """Where one element of a counting metric adds, as (slot offset, amount for the first slot, amount for the
+    second); the amounts are multiplied by the row's weight. Precision [tp, predicted positives], recall [tp,
+    positives], AUC [positives, negatives] at 2 x the prediction's bucket."""
+    one, zero = like(y, 1.0), like(y, 0.0)
+    if code == METRIC_AUC:
+        return 2 * auc_bucket(p, int(param)), y, one - y
+    hit = one if p > param else zero
+    if code == METRIC_PRECISION:
+        return 0, hit * y, hit
+    return 0, hit * y, y
 
 
 @njit(**ELEMENT)

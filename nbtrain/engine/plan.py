@@ -11,7 +11,7 @@ import numpy as np
 from .bundles import Net, Workspace
 
 # Operation kinds.
-OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM = 0, 1, 2, 3
+OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
@@ -23,10 +23,22 @@ ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "
 # categorical cross-entropies and accuracies, over the row's classes). Sparse codes read a class index in y[:, 0].
 LOSS_MAE, LOSS_MSE, LOSS_HUBER, LOSS_BCE, LOSS_BCE_LOGITS = 0, 1, 2, 3, 4
 METRIC_BINARY_ACCURACY = 5
-ROW_CODES = 6
-LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS = 6, 7, 8, 9
-METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY = 10, 11
+# Counting metrics of 0/1 targets, per element, over several log slots (the API turns the counts into the value):
+# precision [true positives, predicted positives], recall [true positives, positives], AUC [positives, negatives]
+# per bucket of the prediction between the thresholds (its parameter: the number of thresholds).
+METRIC_PRECISION, METRIC_RECALL, METRIC_AUC = 6, 7, 8
+COUNTING_CODES = (METRIC_PRECISION, METRIC_RECALL, METRIC_AUC)
+ROW_CODES = 9
+LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS = 9, 10, 11, 12
+METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY = 13, 14
 SPARSE_CODES = (LOSS_SCE, LOSS_SCE_LOGITS, METRIC_SPARSE_CATEGORICAL_ACCURACY)
+
+
+def slots(code, param):
+    """How many log slots a loss or metric takes: 2 for precision and recall, 2 per threshold bucket for AUC, else 1."""
+    if code == METRIC_AUC:
+        return 2 * (int(param) + 1)
+    return 2 if code == METRIC_PRECISION or code == METRIC_RECALL else 1
 
 
 def columns(code, k):
@@ -49,11 +61,11 @@ T_OUT = 2  # output width
 T_ACT = 3  # activation code (ACTIVATION rows)
 T_P = 4  # theta offset: Dense kernel, BatchNormalization gamma
 T_P2 = 5  # theta offset: Dense bias, BatchNormalization beta; -1 when absent
-T_S = 6  # state offset: BatchNormalization moving mean (moving variance follows)
+T_S = 6  # state offset: BatchNormalization moving mean, Normalization mean (the variance follows each)
 T_A = 7  # column offset of the output in the activation buffers (times capacity = element offset)
 T_X = 8  # column offset in the aux buffer: dropout mask, BatchNormalization x-hat; -1 when unused
 T_F = 9  # offset in the per-feature scratch vector: BatchNormalization batch mean, then inverse std
-T_FP = 10  # offset in fparams: dropout rate; BatchNormalization momentum, epsilon
+T_FP = 10  # offset in fparams: dropout rate; BatchNormalization momentum, epsilon; Normalization invert
 T_ID = 11  # stream id for random numbers (op index + 1; stream 0 is the shuffle)
 T_R = 12  # offset in fparams of a Dense op's penalties [kernel l1, kernel l2, bias l1, bias l2]; -1 when none
 N_COLUMNS = 13
@@ -68,7 +80,7 @@ class Variable:
     shape: tuple
     offset: int
     trainable: bool
-    initializer: str
+    initializer: object  # a name in initializers.INITIALIZERS, or a function (shape, rng) -> values
 
     @property
     def size(self):
@@ -145,6 +157,10 @@ def compile_plan(layers, n_in):
             add_row(OP_BATCHNORM, width, width, {T_P: gamma, T_P2: beta, T_S: mean, T_X: take("aux", width),
                                                  T_F: take("feat", 2 * width), T_FP: len(fparams)})
             fparams.extend([layer.momentum, layer.epsilon])
+        elif kind == "Normalization":
+            mean, _ = add_variables(index, layer.variable_specs(width))
+            add_row(OP_NORMALIZE, width, width, {T_S: mean, T_FP: len(fparams)})
+            fparams.append(float(layer.invert))
         elif kind != "InputLayer":
             raise TypeError(f"nbtrain cannot compile a layer of type {kind}")
     if not rows:

@@ -14,18 +14,19 @@ import numpy as np
 
 from .elementwise import columns
 from .plan import (
-    ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, T_A, T_ACT, T_F,
-    T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
+    ACT_SIGMOID, ACT_SOFTMAX, LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_SCE, LOSS_SCE_LOGITS,
+    OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT,
+    T_P, T_P2, T_R, T_S, T_X,
 )
 
 
 # What each target module defines for the walkers (its own kernels and views); unbound here.
 TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_backward", "activation_forward",
           "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
-          "metric_sum", "loss_backward", "regularize", "Pass")
+          "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass")
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
-metric_sum = loss_backward = regularize = Pass = None
+normalize_forward = normalize_backward = metric_sum = loss_backward = regularize = Pass = None
 WALKERS = ("forward", "backward", "loss_head", "output", "add_penalties", "train_step", "add_metrics",
            "evaluate_rows", "predict")
 
@@ -67,6 +68,9 @@ def forward(net, weights, ws, x, ps):
                               state[s + fan_out:s + 2 * fan_out], fparams[fp], fparams[fp + 1], ps.train,
                               ws.feat[f:f + 2 * fan_out], rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out),
                               out, ps.total, ps.comm)
+        elif kind == OP_NORMALIZE:
+            s = table[i, T_S]
+            normalize_forward(inp, state[s:s + fan_out], state[s + fan_out:s + 2 * fan_out], fparams[fp] != 0.0, out)
 
 
 def backward(net, weights, ws, x, start, ps):
@@ -99,6 +103,9 @@ def backward(net, weights, ws, x, start, ps):
             batchnorm_backward(dy, rows(ws.aux, table[i, T_X], ws.capacity, n, fan_out), theta[p:p + fan_out],
                                ws.feat[f:f + 2 * fan_out], grad[p:p + fan_out], grad[q:q + fan_out], dx, ps.total,
                                ps.comm)
+        elif kind == OP_NORMALIZE:
+            s = table[i, T_S]
+            normalize_backward(weights.state[s + fan_out:s + 2 * fan_out], net.fparams[table[i, T_FP]] != 0.0, dy, dx)
 
 
 def loss_head(net, loss_code, x, ws):
@@ -161,14 +168,15 @@ def train_step(net, weights, ws, objective, x, y, w, ps, sums):
 
 
 def add_metrics(objective, p, y, w, sums, offset):
-    """sums[offset + 1 + j] gains metric j's weighted sum over the batch."""
+    """sums[offset + metric_slots[j]:] gains metric j's weighted sum (or counts) over the batch."""
     for j in range(objective.metric_codes.size):
-        metric_sum(objective.metric_codes[j], objective.metric_params[j], p, y, w, sums, offset + 1 + j)
+        metric_sum(objective.metric_codes[j], objective.metric_params[j], p, y, w, sums,
+                   offset + objective.metric_slots[j])
 
 
 def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
     """Inference over rows start..stop of (X, Y, W), ws.capacity at a time: sums[offset] gains the weighted loss
-    sum and sums[offset + 1 + j] metric j's."""
+    sum and sums[offset + metric_slots[j]:] metric j's."""
     for a in range(start, stop, ws.capacity):
         b = min(a + ws.capacity, stop)
         xb, yb, wb = X[a:b], Y[a:b], W[a:b]
