@@ -510,6 +510,19 @@ class Sequential:
         write_model(path, SavedModel(self.get_config(), self.plan.n_in, self.compile_config(), self.get_weights(),
                                      state, self.history.history if self.history is not None else {}, metadata))
 
+    def export(self, filepath, format="onnx"):
+        """Write the model for other runtimes, as Keras 3's export: format="onnx" gives an ONNX graph (float32 input
+        "input" (N, n_in) -> "output" (N, n_out); inference form: batch normalization with its moving statistics,
+        no dropout), written atomically. Needs the onnx package (the onnx extra)."""
+        from . import exporting
+        if format != "onnx":
+            raise ValueError(f"nbtrain exports format='onnx', not {format!r}")
+        self._build_if_declared()
+        if not self.built:
+            raise ValueError("build or fit the model before exporting it")
+        self._pull()
+        exporting.write(exporting.sequential_proto(self), filepath)
+
     def save_weights(self, filepath):
         """Write the weights alone (Keras's save_weights; by convention `name.weights.nbt`), atomically."""
         _own_format(filepath)
