@@ -357,6 +357,41 @@ class CSVLogger(Callback):
             self.file = None
 
 
+class TensorBoard(Callback):
+    """Keras's TensorBoard for what nbtrain logs: each epoch's scalars as `epoch_<name>` in log_dir/train and
+    log_dir/validation (the val_ values), where `tensorboard --logdir` finds them. Histograms, graphs, images and
+    profiling are not written. Needs tensorboardX (the tensorboard extra)."""
+
+    def __init__(self, log_dir="logs", update_freq="epoch", **unsupported):
+        super().__init__()
+        used = [key for key, value in unsupported.items() if value not in (None, 0, False)]
+        if used or update_freq != "epoch":
+            raise ValueError(f"nbtrain's TensorBoard writes epoch scalars only; not supported here: "
+                             f"{', '.join(used or ['update_freq=' + repr(update_freq)])}")
+        self.log_dir = str(log_dir)
+        self.writers = {}
+
+    def on_train_begin(self, logs=None):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ImportError("callbacks.TensorBoard needs tensorboardX: pip install 'nbtrain[tensorboard]'") from None
+        import os
+        self.writers = {part: SummaryWriter(os.path.join(self.log_dir, part)) for part in ("train", "validation")}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            part, name = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+            self.writers[part].add_scalar(f"epoch_{name}", value, epoch)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+
 def format_number(value):
     """A logged number as Keras prints it: four decimals, or four significant digits in e-notation below 1e-3."""
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 or not np.isfinite(value) else f"{value:.4e}"

@@ -330,3 +330,36 @@ def test_auc_precision_recall_over_the_whole_validation_set():
     assert result["auc"] == pytest.approx(roc_auc(p, yv, w), rel=1e-6)
     assert result["precision"] == pytest.approx((w * hit * yv).sum() / (w * hit).sum(), rel=1e-6)
     assert 0.7 < result["auc"] <= 1.0 and nbtrain.monitor.direction("val_auc") == "max"
+
+
+def read_scalars(folder):
+    """{tag: [(step, value)]} from the TensorBoard event files in folder (TFRecord framing, Event protos)."""
+    import struct
+    from pathlib import Path
+    from tensorboardX.proto import event_pb2
+    found = {}
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        at = 0
+        while at < len(data):
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                found.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return found
+
+
+def test_tensorboard_writes_epoch_scalars_where_keras_does(tmp_path):
+    pytest.importorskip("tensorboardX", reason="TensorBoard needs the tensorboard extra (the test extra installs it)")
+    X, y = data()
+    model = Sequential([layers.Dense(1, input_shape=[4])])
+    model.compile(loss="mse", metrics=["mae"])
+    history = model.fit(X, y, validation_split=0.25, epochs=3, verbose=0, seed=0,
+                        callbacks=[callbacks.TensorBoard(log_dir=tmp_path / "logs")])
+    train, validation = read_scalars(tmp_path / "logs" / "train"), read_scalars(tmp_path / "logs" / "validation")
+    assert sorted(train) == ["epoch_loss", "epoch_mae"] and sorted(validation) == ["epoch_loss", "epoch_mae"]
+    assert [step for step, _ in train["epoch_loss"]] == [0, 1, 2]
+    np.testing.assert_allclose([v for _, v in validation["epoch_mae"]], history.history["val_mae"], rtol=1e-6)
+    with pytest.raises(ValueError, match="epoch scalars only"):
+        callbacks.TensorBoard(histogram_freq=1)
