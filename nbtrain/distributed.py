@@ -25,19 +25,24 @@ class Group:
     def __init__(self):
         try:
             from mpi4py import MPI
-            import numba_mpi  # noqa: F401  (the compiled epoch calls it)
         except ImportError as exc:
-            raise DistributedError(f"distribute='mpi' needs mpi4py, numba-mpi and an MPI library "
-                                   f"({exc}): pip install 'nbtrain[mpi]'") from None
-        import warnings
-        from numba.core.errors import NumbaWarning
-        # numba-mpi's calls hold ctypes pointers, so the MPI specializations are compiled per run, not cached
-        warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
+            raise DistributedError(f"distribute='mpi' needs mpi4py and an MPI library ({exc}): "
+                                   "pip install 'nbtrain[mpi]'") from None
         self.mpi = MPI
         self.comm = MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
-        self.handle = np.array([self.rank, self.size], np.int64)  # what the compiled epoch takes as `comm`
+        self.handle = self._handle()  # what the compiled epoch takes as `comm`
         self.blas_threads = self._share_cores()
+
+    def _handle(self):
+        """The int64 array the compiled epoch takes as comm (engine/collective.py): rank, size, MPI_Allreduce's
+        address in this process and the handles it needs, read at run time so that the compiled code is cached."""
+        import ctypes
+        MPI = self.mpi
+        library = ctypes.CDLL(_mpi_library(), mode=ctypes.RTLD_GLOBAL)
+        address = ctypes.cast(library.MPI_Allreduce, ctypes.c_void_p).value
+        handles = [MPI._handleof(h) for h in (MPI.COMM_WORLD, MPI.FLOAT, MPI.DOUBLE, MPI.SUM)]
+        return np.array([self.rank, self.size, address, *handles, MPI._sizeof(MPI.Comm)], np.int64)
 
     def _share_cores(self):
         """Give each rank its share of this host's cores for BLAS (default pools oversubscribe them: two ranks
@@ -87,3 +92,14 @@ class Group:
     def abort(self, code=2):
         """End every rank of the job (for errors that happen where the other ranks cannot hear of them)."""
         self.comm.Abort(code)
+
+
+def _mpi_library():
+    """The path of the MPI library mpi4py runs on (loaded in this process), for MPI_Allreduce's address."""
+    import psutil
+    from pathlib import Path
+    for mapped in psutil.Process().memory_maps():
+        stem = Path(mapped.path).name
+        if stem.startswith("lib") and any(f"{name}." in stem for name in ("mpich", "mpi", "impi", "msmpi")):
+            return mapped.path
+    raise DistributedError("cannot find the MPI library mpi4py loaded (libmpi or libmpich)")
