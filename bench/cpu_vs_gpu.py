@@ -12,7 +12,6 @@ Then the course workloads end to end on each target (ionosphere 1000 epochs, red
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import workloads
-from bench.common import ROOT, machine, parser
+from bench.common import machine, parser
 
 ROWS = 8192  # training rows of the synthetic red-wine-shaped data set
 

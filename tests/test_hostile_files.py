@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from modelfiles import npz_bytes, rewrite
 from nbtrain import ModelFileError, Sequential, layers, load_model
 from nbtrain.cli import app
 
@@ -24,22 +25,6 @@ def good(tmp_path_factory):
     model.fit(rng.normal(size=(20, 3)), rng.normal(size=20), epochs=2, verbose=0, seed=0)
     model.save(path)
     return path
-
-
-def rewrite(path, out, compression=zipfile.ZIP_STORED, **members):
-    """Copy a model zip, replacing members (config_json=..., weights_npz=...); None drops one."""
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", compression) as dst:
-        for name in src.namelist():
-            data = members.get(name.replace(".", "_"), src.read(name))
-            if data is not None:
-                dst.writestr(name, data)
-    return out
-
-
-def npz(**arrays):
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def weights_of(path):
@@ -68,7 +53,7 @@ def hostile(good, tmp_path):
     return {
         rewrite(good, tmp_path / "bomb.nbt", zipfile.ZIP_DEFLATED, history_json=b" " * (100 << 20)): "history.json",
         rewrite(good, tmp_path / "huge-layers.nbt", config_json=json.dumps(huge)): "needs weights of shapes",
-        rewrite(good, tmp_path / "nan.nbt", weights_npz=npz(**nan)): "NaN or infinite",
+        rewrite(good, tmp_path / "nan.nbt", weights_npz=npz_bytes(**nan)): "NaN or infinite",
         rewrite(good, tmp_path / "lying-header.nbt", weights_npz=lying_npz("weight_0000", (1 << 20, 1 << 20))):
             "larger than the bytes it holds",
         rewrite(good, tmp_path / "history-types.nbt", history_json=json.dumps({"loss": ["a", {}]})):
@@ -76,7 +61,7 @@ def hostile(good, tmp_path):
         rewrite(good, tmp_path / "width.nbt", config_json=json.dumps({**config, "input_width": "3"})): "input width",
         rewrite(good, tmp_path / "layers-type.nbt", config_json=json.dumps({**config, "model": {"layers": 5}})):
             "not a list of layers",
-        rewrite(good, tmp_path / "big-npz.nbt", zipfile.ZIP_DEFLATED, weights_npz=npz(**big)): "compressed",
+        rewrite(good, tmp_path / "big-npz.nbt", zipfile.ZIP_DEFLATED, weights_npz=npz_bytes(**big)): "compressed",
     }
 
 

@@ -1,5 +1,4 @@
 """Model files: round trips, continued training, and clear errors for files that cannot be read."""
-import io
 import json
 import os
 import stat
@@ -8,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from modelfiles import npz_bytes, rewrite
 from nbtrain import ModelFileError, Sequential, layers, load_model, optimizers
 
 
@@ -55,22 +55,6 @@ def test_unbuilt_and_uncompiled_models(tmp_path, regression_data):
     loaded = load_model(tmp_path / "plain.nbt")
     assert loaded.loss is None and loaded.metadata is None
     np.testing.assert_array_equal(loaded.predict(regression_data[0]), model.predict(regression_data[0]))
-
-
-def rewrite(path, out, **replace):
-    """Copy a model zip, replacing members by name (None drops the member)."""
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
-        for name in src.namelist():
-            data = replace.get(name.replace(".", "_"), src.read(name))
-            if data is not None:
-                dst.writestr(name, data)
-    return out
-
-
-def npz_bytes(**arrays):
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def test_unreadable_files_raise_one_line_errors(trained, tmp_path):
