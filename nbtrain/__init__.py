@@ -3,8 +3,9 @@ from . import callbacks, layers, losses, metrics, models, optimizers, regularize
 from .errors import InputError, ModelFileError
 from .model import Sequential, load_model
 from .sweeps import sweep
+from .tabular.apply import load_table_model
 from .version import __version__
 
 __all__ = ["Sequential", "layers", "callbacks", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
-           "load_model",
+           "load_model", "load_table_model",
            "InputError", "ModelFileError", "sweep", "__version__"]

@@ -561,9 +561,26 @@ def _shapes(shapes, shown=6):
     return f"[{text}{f', ... {len(shapes) - shown} more' if len(shapes) > shown else ''}]"
 
 
+class PreprocessingWarning(UserWarning):
+    """load_model on a file from `nbtrain fit`: the network alone takes preprocessed inputs."""
+
+
 def load_model(path, device="auto"):
     """Rebuild a saved model with its weights, compile settings (on `device`), optimizer state and history.
-    The file's metadata (or None) is available as model.metadata."""
+    The file's metadata (or None) is available as model.metadata. A file from `nbtrain fit` also holds its
+    preprocessing, which this network does not apply: a PreprocessingWarning names nbtrain.load_table_model, which
+    predicts on raw tables as `nbtrain predict` does."""
+    model = load_network(path, device)
+    if isinstance(model.metadata, dict) and "preprocessing" in model.metadata:
+        warnings.warn(f"{path} is a model from nbtrain fit: this network takes preprocessed inputs and predicts on "
+                      "the standardized scale; nbtrain.load_table_model(path).predict(frame) applies the "
+                      "preprocessing as nbtrain predict does", PreprocessingWarning, stacklevel=2)
+    return model
+
+
+def load_network(path, device="auto"):
+    """load_model without the warning: the network alone, for callers that apply a table model's preprocessing
+    themselves (the command line, the sweep's best model)."""
     saved = read_model(path)
     try:
         model = Sequential.from_config(saved.model)

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nbtrain import Sequential, layers, load_model
+from nbtrain import Sequential, layers
+from nbtrain.model import load_network
 from nbtrain.callbacks import EarlyStopping, LambdaCallback, format_number
 from nbtrain.cli import app
 from nbtrain.cli.display import EpochBar, EpochLines, progress
@@ -114,7 +115,7 @@ def predictions(model, frame, tmp_path):
 
 def best_epoch_logs(out):
     history = pd.read_csv(out / "history.csv")
-    best = load_model(out / "model.nbt").metadata["training"]["best_epoch"]
+    best = load_network(out / "model.nbt").metadata["training"]["best_epoch"]
     return history.iloc[best - 1], best
 
 
@@ -189,7 +190,7 @@ def test_fit_regression_reports_and_writes_the_run(regression_run):
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == ["epoch", "loss", "mae", "val_loss", "val_mae"]
     assert history["epoch"].tolist() == [1, 2, 3, 4]
-    metadata = load_model(out / "model.nbt").metadata
+    metadata = load_network(out / "model.nbt").metadata
     assert metadata["preprocessing"]["target"]["task"] == "regression"
     assert [f["name"] for f in metadata["preprocessing"]["features"]] == ["x1", "x2", "color"]
     assert metadata["training"]["train_rows"] == 158 and metadata["training"]["options"]["layers"] == "8"
@@ -203,7 +204,7 @@ def test_fit_regression_metrics_are_in_target_units_and_the_best_weights_are_sav
     val = validation_rows(shop, "price")
     predicted = predictions(out / "model.nbt", val, tmp_path)["prediction"]
     assert np.abs(predicted.to_numpy() - val["price"].to_numpy()).mean() == pytest.approx(logs["val_mae"], rel=1e-4)
-    assert logs["val_mae"] == pytest.approx(logs["val_loss"] * load_model(out / "model.nbt").metadata[
+    assert logs["val_mae"] == pytest.approx(logs["val_loss"] * load_network(out / "model.nbt").metadata[
         "preprocessing"]["target"]["scale"], rel=1e-5)  # mae loss: the logged metric is the loss in target units
 
 
@@ -224,7 +225,7 @@ def test_a_row_id_left_in_gets_a_warning_naming_the_drop_and_is_trained_on(shop,
     assert result.exit_code == 0, result.output
     assert result.stderr == ("Warning: column 'id' looks like a row ID (a different value in each of the 197 rows) "
                              "and is trained on as a feature; leave it out with --drop id\n")
-    assert [f["name"] for f in load_model(tmp_path / "run" / "model.nbt").metadata["preprocessing"]["features"]] \
+    assert [f["name"] for f in load_network(tmp_path / "run" / "model.nbt").metadata["preprocessing"]["features"]] \
         == ["id", "x1", "x2", "color"]
     dropped = run("fit", shop, "-t", "price", "--drop", "bought", "--drop", "id", *TINY, "-q", "--out", tmp_path / "b")
     assert dropped.exit_code == 0 and dropped.stderr == ""
@@ -235,19 +236,31 @@ def test_an_existing_run_folder_is_refused_unless_overwrite(shop, tmp_path):
     (tmp_path / "run" / "model.nbt").write_text("keep me")
     args = ["fit", shop, "-t", "bought", "--drop", "id", *TINY, "-q", "--out", tmp_path / "run"]
     assert_fails(run(*args), f"the run folder {tmp_path / 'run'} already exists; choose another --out, or pass "
-                             "--overwrite to replace the files in it")
+                             "--overwrite to replace it")
     assert (tmp_path / "run" / "model.nbt").read_text() == "keep me"
     assert run(*args, "--overwrite").exit_code == 0
-    assert load_model(tmp_path / "run" / "model.nbt").metadata["training"]["options"]["task"] == "auto"
+    assert load_network(tmp_path / "run" / "model.nbt").metadata["training"]["options"]["task"] == "auto"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the old folder, swapped out, is gone
 
 
-def test_two_fits_racing_for_one_folder_one_gets_it(tmp_path):
+def test_two_fits_claiming_one_folder_one_gets_it(tmp_path):
     from nbtrain import InputError
-    from nbtrain.tabular.runfolder import output_dir
-    assert output_dir(tmp_path / "run") == (tmp_path / "run", True)  # os.mkdir: created by this call
+    from nbtrain.tabular.runfolder import claim_run_folder
+    claim = claim_run_folder(tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing appears before there is something in it
+    with pytest.raises(InputError, match="another nbtrain process is writing the run folder"):
+        claim_run_folder(tmp_path / "run", overwrite=True)  # the first one's lock is the refusal
+    (Path(claim.stage) / "model.nbt").write_text("first")
+    claim.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (tmp_path / "run" / "model.nbt").exists()
     with pytest.raises(InputError, match="already exists"):
-        output_dir(tmp_path / "run")  # the other one's mkdir fails: FileExistsError is the refusal
-    assert output_dir(tmp_path / "run", overwrite=True) == (tmp_path / "run", False)
+        claim_run_folder(tmp_path / "run")
+    claim_run_folder(tmp_path / "run", overwrite=True).abandon()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    (tmp_path / ".nbtrain-lock-gone").touch()  # what a killed fit leaves: its lock file, with no process holding it
+    (tmp_path / ".nbtrain-999999999-x.tmp").mkdir()  # and its staging folder, its pid gone
+    claim_run_folder(tmp_path / "other").abandon()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 
 
 def test_the_default_run_folder_takes_the_next_free_name(shop, tmp_path, monkeypatch):
@@ -270,7 +283,7 @@ def test_fit_multiclass_from_a_text_target(multiclass_run, tmp_path):
     assert "Features: 4 columns (3 numeric, 1 categorical) -> 6 inputs" in result.stdout
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
-    target = load_model(out / "model.nbt").metadata["preprocessing"]["target"]
+    target = load_network(out / "model.nbt").metadata["preprocessing"]["target"]
     assert (target["labels"], target["counts"]) == (SPECIES, [counts[s] for s in SPECIES])
     logs, _ = best_epoch_logs(out)
     val = validation_rows(BIRDS, "species")
@@ -294,7 +307,7 @@ def test_class_weight_balanced_passes_scikit_learns_weights_to_fit(tmp_path, mon
     counts = pd.read_csv(BIRDS).iloc[validation_rows_complement(BIRDS, "species")]["species"].value_counts()
     expected = {i: counts.sum() / (3 * counts[s]) for i, s in enumerate(SPECIES)}
     assert passed["class_weight"] == pytest.approx(expected)
-    assert load_model(tmp_path / "run" / "model.nbt").metadata["training"]["options"]["class_weight"] == "balanced"
+    assert load_network(tmp_path / "run" / "model.nbt").metadata["training"]["options"]["class_weight"] == "balanced"
     passed.clear()
     assert run("fit", BIRDS, "-t", "species", "--drop", "bird_id", *TINY, "-q", "--out", tmp_path / "b").exit_code == 0
     assert passed["class_weight"] is None
@@ -360,7 +373,7 @@ def test_learning_curves_plot_the_metric_beside_the_loss_with_labelled_axes(run_
     pytest.importorskip("matplotlib")
     from nbtrain.tabular.runfolder import curves_figure
     _, out = request.getfixturevalue(run_fixture)
-    model = load_model(out / "model.nbt")
+    model = load_network(out / "model.nbt")
     target = Preprocessing.from_dict(model.metadata["preprocessing"]).target
     history = pd.read_csv(out / "history.csv").drop(columns="epoch").to_dict("list")
     loss, metric_panel = curves_figure(history, 2, target, model.metadata["training"]["options"]["loss"]).axes
@@ -418,6 +431,35 @@ def test_the_interrupt_message_comes_after_the_progress_bar():
     assert text.rindex("Epoch 2/2") < text.index("Training interrupted after 2 epochs; keeping")
 
 
+def test_a_long_epoch_shows_its_steps_and_a_first_call_without_steps_says_it_compiles(monkeypatch):
+    """The hooks as a long epoch calls them (twice a second, with the steps done): lines at most every
+    LINE_SECONDS for logs, the bar's share within the epoch on a terminal; the compiling note once the first epoch
+    has had no step for COMPILE_SECONDS (both 0 here: every call counts)."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from nbtrain.cli import display
+    monkeypatch.setattr(display, "LINE_SECONDS", 0.0)
+    monkeypatch.setattr(display, "COMPILE_SECONDS", 0.0)
+    console = Console(file=io.StringIO(), width=200)
+    lines = EpochLines(console)
+    lines.params = {"epochs": 5, "steps": 400}
+    lines.on_epoch_begin(0)
+    for step in (0, 0, 100):
+        lines.on_epoch_progress(0, step)
+    lines.on_epoch_begin(1)
+    lines.on_epoch_progress(1, 0)  # a later epoch's first report is no compile
+    shown = [line.rsplit(" - ", 1)[0] for line in console.file.getvalue().splitlines()]
+    assert shown == [f"Epoch 1: {display.COMPILING}", "Epoch 1/5 - step 100/400", "Epoch 2/5 - step 0/400"]
+    with Progress(console=Console(file=io.StringIO())) as bar_progress:
+        bar = EpochBar(bar_progress, None)
+        bar.params = lines.params
+        bar.on_train_begin()
+        bar.on_epoch_progress(0, 0)
+        assert bar_progress.tasks[0].fields["logs"] == display.COMPILING
+        bar.on_epoch_progress(0, 100)
+        assert bar_progress.tasks[0].completed == 0.25 and bar_progress.tasks[0].fields["logs"] == "step 100/400"
+
+
 def test_progress_without_a_terminal_or_when_quiet():
     from rich.console import Console
     with progress(Console(file=io.StringIO()), quiet=False) as display:
@@ -426,16 +468,16 @@ def test_progress_without_a_terminal_or_when_quiet():
         assert display(None, None) == []
 
 
-def test_ctrl_c_stops_cleanly_and_saves_everything(shop, tmp_path, monkeypatch):
+def test_ctrl_c_stops_cleanly_saves_everything_and_exits_130(shop, tmp_path, monkeypatch):
     def interrupt(self, epoch, logs=None):
         if epoch == 2:
             raise KeyboardInterrupt
     monkeypatch.setattr(EpochLines, "on_epoch_end", interrupt)
     result = run("fit", shop, "-t", "price", "--drop", "id", "--drop", "bought", "--layers", "8", "--epochs", "50",
                  "--out", tmp_path / "run")
-    assert result.exit_code == 0, result.output
-    assert "interrupted after 3 epochs" in result.stdout
-    training = load_model(tmp_path / "run" / "model.nbt").metadata["training"]
+    assert result.exit_code == 130, result.output
+    assert "interrupted after 3 epochs" in result.stdout and "Saved model.nbt, history.csv" in result.stdout
+    training = load_network(tmp_path / "run" / "model.nbt").metadata["training"]
     # the interrupt came from the display, which runs after EarlyStopping: the best of all 3 recorded epochs is kept
     assert training["status"] == "interrupted after 3 epochs" and training["best_epoch"] <= 3
     logs, _ = best_epoch_logs(tmp_path / "run")  # the restored best weights are what was saved
@@ -457,7 +499,7 @@ def test_diverging_loss_stops_keeps_the_best_weights_and_exits_2(shop, tmp_path,
     result = run("fit", shop, "-t", "price", "--drop", "id", "--drop", "bought", *TINY, "--out", tmp_path / "run")
     assert_fails(result, "the loss became non-finite at epoch 3, batch 1")
     assert "try a lower learning rate" in result.stderr and "has the weights of epoch" in result.stderr
-    model = load_model(tmp_path / "run" / "model.nbt")
+    model = load_network(tmp_path / "run" / "model.nbt")
     assert model.metadata["training"]["status"] == "diverged" and model.metadata["training"]["best_epoch"] <= 2
     assert np.isfinite(predictions(tmp_path / "run" / "model.nbt", make_shop(), tmp_path)["prediction"]).all()
 
@@ -546,7 +588,7 @@ def test_evaluate_regression_metrics_come_from_predictions_in_target_units(regre
     error = pd.read_csv(io.StringIO(run("predict", out / "model.nbt", shop).stdout))["prediction"] - frame["price"]
     assert table_value(result.stdout, "mae") == pytest.approx(error.abs().mean(), abs=3e-4)
     assert table_value(result.stdout, "rmse") == pytest.approx(np.sqrt((error ** 2).mean()), abs=3e-4)
-    assert table_value(result.stdout, "loss") == pytest.approx(error.abs().mean() / load_model(
+    assert table_value(result.stdout, "loss") == pytest.approx(error.abs().mean() / load_network(
         out / "model.nbt").metadata["preprocessing"]["target"]["scale"], abs=1e-4)
 
 
@@ -604,7 +646,7 @@ def test_info_describes_the_model(binary_run):
     text = result.stdout
     assert re.search(r"Task: binary classification of 'bought': 'no' -> 0 \(\d+ training rows\), 'yes' -> 1 \(\d+\)",
                      text)
-    assert f"Parameters: {load_model(out / 'model.nbt').count_params():,}" in text
+    assert f"Parameters: {load_network(out / 'model.nbt').count_params():,}" in text
     assert re.search(r"│ color\s+│ categorical │ \w+\s+│ one-hot: blue, green, red", text)
     assert re.search(r"│ x1\s+│ numeric\s+│", text) and "Dropped at training: 'id', 'price'" in text
     assert "best epoch" in text and "val_binary_accuracy" in text
@@ -634,7 +676,7 @@ def test_bad_data_files(shop, tmp_path):
         (["fit", shop, "-t", "price", "--class-weight", "balanced"], "--class-weight applies to classification"),
         (["fit", shop, "-t", "bought", "--loss", "mse"], "--loss applies to regression"),
         (["fit", shop, "-t", "price", "--layers", "64,x"], "--layers must be comma-separated positive widths"),
-        (["fit", shop, "-t", "price", "--lr", "0"], "--lr must be positive"),
+        (["fit", shop, "-t", "price", "--lr", "0"], "--lr must be a positive number"),
     ]:
         result = run(*args, "--out", tmp_path / "run")
         assert_fails(result, message)

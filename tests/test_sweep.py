@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import nbtrain
-from nbtrain import load_model
+from nbtrain.model import load_network
 from nbtrain.callbacks import format_number
 from nbtrain.cli import app
 from nbtrain.monitor import Monitor
@@ -82,7 +82,7 @@ def test_local_sweep_end_to_end(ion_sweep, data_dir):
     assert f"Best: trial {best['trial']}, val_loss {format_number(best['val_loss'])}" in result.stdout
     # the saved model is the best trial's, at its best epoch: it scores the leaderboard's val_loss on the
     # validation rows, which the sweep split off with the preprocessing fitted on the training rows only
-    model = load_model(out / "best" / "model.nbt")
+    model = load_network(out / "best" / "model.nbt")
     prep = prepare(read_table(data_dir / "ion.csv"), "Class", seed=0)
     assert model.evaluate(prep.x_val, prep.y_val, verbose=0, return_dict=True)["loss"] == \
         pytest.approx(best["val_loss"], rel=1e-5)
@@ -130,7 +130,7 @@ def test_a_multiclass_sweep_ranks_by_accuracy_and_saves_a_usable_best(space_file
     assert list(board.columns[2:6]) == ["val_accuracy", "loss", "accuracy", "val_loss"]
     assert set(board["status"]) == {"done"}, board["reason"]
     assert board["val_accuracy"].is_monotonic_decreasing
-    model = load_model(out / "best" / "model.nbt")
+    model = load_network(out / "best" / "model.nbt")
     prep = prepare(read_table(BIRDS), "species", drop=["bird_id"], seed=0)
     assert model.evaluate(prep.x_val, prep.y_val, verbose=0, return_dict=True)["accuracy"] == \
         pytest.approx(board["val_accuracy"].iloc[0], abs=1e-6)
@@ -148,6 +148,21 @@ def test_an_existing_sweep_folder_is_refused_unless_overwrite(space_file, tmp_pa
     result = run(*args, "--overwrite")
     assert result.exit_code == 0, result.output
     assert "Sweep done: 1 trial in" in result.stdout and (tmp_path / "run" / "leaderboard.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the old folder swapped out and removed
+
+
+def test_a_sweep_folder_that_cannot_be_saved_whole_is_not_saved(space_file, tmp_path, monkeypatch):
+    import errno
+    from nbtrain.sweeps import report
+
+    def no_space(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(report, "plot", no_space)  # after leaderboard.csv was written
+    result = run("sweep", HOUSES, "-t", "price_k", "--drop", "house_id", "--trials", "1", "--workers", "1",
+                 "--space", space_file, "--epochs", "2", "--out", tmp_path / "run")
+    assert_fails(result, f"could not save {tmp_path / 'run'} (No space left on device), so nothing of this run was "
+                         "saved")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sweep_png_has_plain_ticks_and_whole_numbers_on_integer_axes():
@@ -305,7 +320,7 @@ def test_ray_backend_runs_the_same_trials_with_asha(data_dir, space_file, ion_sw
     assert done["val_loss"].to_numpy() == pytest.approx(local.loc[done.index, "val_loss"].to_numpy(), rel=1e-6)
     pruned = board[board["status"] == "pruned"]
     assert (pruned["epochs"] == 10).all() and pruned["reason"].str.startswith("stopped by ASHA").all()
-    model = load_model(tmp_path / "run" / "best" / "model.nbt")
+    model = load_network(tmp_path / "run" / "best" / "model.nbt")
     prep = prepare(read_table(data_dir / "ion.csv"), "Class", seed=0)
     best = done["val_loss"].min()
     assert model.evaluate(prep.x_val, prep.y_val, verbose=0, return_dict=True)["loss"] == pytest.approx(best, rel=1e-5)

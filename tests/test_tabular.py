@@ -46,6 +46,19 @@ def test_unnamed_first_column_is_the_row_index(tmp_path):
     assert frame.index.tolist() == [1, 2]
 
 
+def test_semicolon_files_with_decimal_commas_are_read_as_numbers(tmp_path):
+    frame = read_table(write(tmp_path, "fixed acidity;density;quality;note\n7,4;0,9978;5;a,b\n-7,8;,99;6;c\n"))
+    assert frame["fixed acidity"].tolist() == [7.4, -7.8] and frame["density"].tolist() == [0.9978, 0.99]
+    assert frame["quality"].tolist() == [5, 6] and frame["note"].tolist() == ["a,b", "c"]
+    points = read_table(write(tmp_path, "a;b\n7.5;1,5\n1.0;2\n"))  # a decimal point anywhere: commas are text
+    assert points["a"].tolist() == [7.5, 1.0] and points["b"].tolist() == ["1,5", "2"]
+
+
+def test_a_repeated_column_name_is_refused(tmp_path):
+    with pytest.raises(InputError, match="has more than one column named 'y'; column names must be unique"):
+        read_table(write(tmp_path, "y,x, y\n1,2,3\n"))  # pandas would read the second as 'y.1' (or ' y')
+
+
 def test_read_table_from_stdin(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a;b\n1;x\n2;y\n")))
     frame = read_table("-")

@@ -2,6 +2,7 @@
 ends (one line on stderr, exit code 2, no traceback), and console output. The commands live beside it, one module
 per family (fit, use, sweep); pandas, Numba and matplotlib are imported inside them so that --help starts fast."""
 import contextlib
+import math
 from typing import Annotated
 
 import typer
@@ -34,11 +35,16 @@ class Command(TyperCommand):
 
     def parse_args(self, ctx, args):
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
         except typer.BadParameter as exc:
             if hasattr(exc.__cause__, "errors") and exc.param is not None:
                 exc.message = plain_message(exc.__cause__.errors()[0], exc.param)
             raise
+        for param in self.get_params(ctx):  # click's ranges let nan and inf through
+            value = ctx.params.get(param.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise typer.BadParameter(f"{value} is not a finite number.", ctx=ctx, param=param)
+        return rest
 
 
 NUMBER_NAMES = {"int_parsing": "integer", "float_parsing": "number", "bool_parsing": "boolean"}

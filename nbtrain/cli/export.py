@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from .app import command, make_console, say, user_errors
+from .options import ModelFile
 
 EXPORT_HELP = (
     "Export a model from nbtrain fit, preprocessing included, as an ONNX graph.\n\n"
@@ -17,7 +18,7 @@ EXPORT_HELP = (
 
 @command(help=EXPORT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain export runs/houses/model.nbt --onnx houses.onnx")
 def export(
-    model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
+    model: ModelFile,
     onnx: Annotated[Path, typer.Option("--onnx", metavar="FILE", help="The ONNX file to write (replaced if it "
                                                                       "exists).")],
 ):

@@ -11,6 +11,8 @@ from .app import command, fail, make_console, say, user_errors
 from .display import progress
 from .ranks import abort_job_on_crash, process_group
 
+EXIT_CODES = {"interrupted": 130, "terminated": 143}  # the shell's 128 + SIGINT, 128 + SIGTERM
+
 FIT_HELP = (
     "Train a model on a CSV (or Parquet) table and save it with its preprocessing.\n\n"
     "The task comes from the target: two distinct values make a binary classifier, text with more a multiclass "
@@ -81,7 +83,7 @@ def fit(
              "rank 0 prints and writes).")] = FitOptions.distributed,
 ):
     if lr is not None and lr <= 0:
-        fail(f"--lr must be positive, got {lr}")
+        fail(f"--lr must be a positive number, got {lr}")
     if distributed == "mpi" and device == "cuda":
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
     options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, scale=scale,
@@ -97,7 +99,10 @@ def fit(
     describe = functools.partial(_describe, console, make_console(stderr=True, muted=muted), group, quiet)
     with user_errors(), abort_job_on_crash(group), progress(console, quiet or muted) as display:
         result = fit_table(options, out, group, display, describe, overwrite)
-    outcome, run_dir = result.outcome, result.run_dir
+    outcome, run_dir, cause = result.outcome, result.run_dir, result.model.stop_cause
+    if run_dir is None and cause in EXIT_CODES:
+        say(make_console(stderr=True, muted=muted), f"Training {cause} before the first epoch ended: nothing was saved")
+        raise typer.Exit(EXIT_CODES[cause])
     say(console, f"Training ended: {outcome.status}; the model keeps the weights of epoch {outcome.best}")
     console.print(_result_table(outcome, len(result.prep.x)))
     say(console, f"Saved {', '.join(result.saved)} to {run_dir}")
@@ -105,6 +110,8 @@ def fit(
         say(console, "No learning_curves.png: install matplotlib for it (pip install 'nbtrain[plot]')")
     if outcome.diverged:
         fail(f"{result.model.stop_reason}; the model saved in {run_dir} has the weights of epoch {outcome.best}")
+    if cause in EXIT_CODES:
+        raise typer.Exit(EXIT_CODES[cause])
 
 
 def _describe(console, errors, group, quiet, shape, prep, model, options):

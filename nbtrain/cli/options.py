@@ -1,14 +1,16 @@
-"""The command-line options that `nbtrain fit` and `nbtrain sweep` share, each defined once; the defaults the
+"""The command-line options that commands share (`nbtrain fit` and `nbtrain sweep`; the MODEL argument of
+predict, evaluate, info and export), each defined once; the defaults the
 commands give them come from tabular.options (FitOptions, SweepOptions), so each is written once too."""
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..tabular.options import CLASS_WEIGHTS, SCALINGS, TASKS
+from ..tabular.options import CLASS_WEIGHTS, SCALINGS, SEED_MAX, TASKS
 
 Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with a header row ('-' reads standard input), "
                                                           "or Parquet.")]
+ModelFile = Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")]
 Target = Annotated[str, typer.Option("--target", "-t", metavar="COLUMN", help="The column to predict.")]
 Task = Annotated[Literal[TASKS], typer.Option(help="auto: binary for two distinct target values, multiclass for "
                                                    "text with more, regression for numbers with more (an integer "
@@ -31,8 +33,8 @@ Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --ou
 
 
 def seed_option(help):
-    """--seed, with the command's own account of what it seeds."""
-    return Annotated[int, typer.Option(help=help)]
+    """--seed, with the command's own account of what it seeds (NumPy's generators take 0 to 2**32 - 1 alike)."""
+    return Annotated[int, typer.Option(min=0, max=SEED_MAX, help=help)]
 
 
 def out_option(default):

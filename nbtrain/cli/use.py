@@ -8,6 +8,7 @@ import typer
 from ..callbacks import format_number
 from ..files import atomic_write
 from .app import command, make_console, say, user_errors
+from .options import ModelFile
 
 
 PREDICT_HELP = (
@@ -22,7 +23,7 @@ PREDICT_HELP = (
          "-o preds.csv\n\n  nbtrain predict runs/houses/model.nbt data/houses.csv --keep house_id\n\n"
          "  cat new.csv | nbtrain predict runs/wine/model.nbt - > preds.csv")
 def predict(
-    model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
+    model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the feature columns "
                                                              "('-': standard input).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
@@ -54,7 +55,7 @@ EVALUATE_HELP = (
 
 @command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv")
 def evaluate(
-    model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")],
+    model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the features and the "
                                                              "target column.")],
 ):
@@ -101,7 +102,7 @@ def _confusion_table(spec, confusion):
 
 
 @command(epilog="[bold]Examples[/bold]\n\n  nbtrain info runs/wine/model.nbt")
-def info(model: Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")]):
+def info(model: ModelFile):
     """Architecture, parameter count, training data schema, task and best metrics of a saved model."""
     from rich.table import Table
     with user_errors():

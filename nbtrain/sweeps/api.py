@@ -40,7 +40,7 @@ def run_sweep(options, out=None, verbose=2, overwrite=False, stamped=False):
     from ..monitor import Monitor
     from ..tabular.preprocessing import prepare
     from ..tabular.recipe import for_task
-    from ..tabular.runfolder import output_dir
+    from ..tabular.runfolder import claim_run_folder, fill_folder
     from .board import Board
     from .pool import run_local
     from .report import Display, save_sweep
@@ -57,30 +57,37 @@ def run_sweep(options, out=None, verbose=2, overwrite=False, stamped=False):
              else load_space(space, spec.task))
     check_metric(options.metric, spec.task, len(prep.x_val) > 0, space)
     for_task(fit, spec.task)  # the options the task takes
-    if out is not None or stamped:
-        out, _ = output_dir(None if out is None else Path(out), overwrite, prefix="sweep-")  # before any trial
-    shared = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, fit, Monitor(options.metric),
-                       spec.outputs)
-    workers = options.workers or (min(options.trials, available_cores()) if options.backend == "local" else None)
-    board = Board(shared, options.trials, list(space.varied))
-    sampled = [{"index": i, "seed": trial_seed(fit.seed, i), "params": params}
-               for i, params in enumerate(space.sample(options.trials, fit.seed))]
-    display = Display(board, verbose)
-    display.describe(fit.data, frame, prep, space, options, workers)
+    claim = claim_run_folder(None if out is None else Path(out), overwrite, prefix="sweep-") \
+        if out is not None or stamped else None  # before any trial; filled beside its place, renamed in at the end
     try:
-        with display.live():
-            if options.backend == "local":
-                run_local(shared, sampled, workers, board)
-            else:
-                from .ray_tune import run_ray
-                run_ray(shared, space, sampled, fit.seed, workers, options.address, options.search, board, out,
-                        options.grace_epochs)
-    except KeyboardInterrupt:
-        pass
-    board.stop()
-    leaderboard = board.leaderboard()
-    saved = save_sweep(board, leaderboard, prep, out) if out is not None else []
-    display.summary(leaderboard, out, saved)
+        shared = SweepData(prep.x, prep.y, prep.x_val, prep.y_val, spec.task, spec.scale, fit,
+                           Monitor(options.metric), spec.outputs)
+        workers = options.workers or (min(options.trials, available_cores()) if options.backend == "local" else None)
+        board = Board(shared, options.trials, list(space.varied))
+        sampled = [{"index": i, "seed": trial_seed(fit.seed, i), "params": params}
+                   for i, params in enumerate(space.sample(options.trials, fit.seed))]
+        display = Display(board, verbose)
+        display.describe(fit.data, frame, prep, space, options, workers)
+        stage = None if claim is None else Path(claim.stage)
+        try:
+            with display.live():
+                if options.backend == "local":
+                    run_local(shared, sampled, workers, board)
+                else:
+                    from .ray_tune import run_ray
+                    run_ray(shared, space, sampled, fit.seed, workers, options.address, options.search, board,
+                            stage, options.grace_epochs)
+        except KeyboardInterrupt:
+            pass
+        board.stop()
+        leaderboard = board.leaderboard()
+        saved = [] if claim is None else fill_folder(claim, lambda folder: save_sweep(board, leaderboard, prep,
+                                                                                      folder))
+    except BaseException:
+        if claim is not None:
+            claim.abandon()
+        raise
+    display.summary(leaderboard, None if claim is None else Path(claim.path), saved)
     return leaderboard
 
 

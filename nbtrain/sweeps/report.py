@@ -27,7 +27,7 @@ def _save_best(board, prep, folder):
     """The best trial's model as `nbtrain fit` saves one, with the trial's options. A pool worker sent its model
     file; a trial that ran on Ray is fitted again here, with the same seed and epochs, which gives the same
     weights."""
-    from ..model import load_model
+    from ..model import load_network
     from ..tabular.recipe import Outcome
     from ..tabular.runfolder import save_run
     from .trial import run_trial, single_blas_thread, trial_options
@@ -39,7 +39,7 @@ def _save_best(board, prep, folder):
     else:
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "model.nbt").write_bytes(model_file)
-            model = load_model(Path(tmp) / "model.nbt", device="cpu")
+            model = load_network(Path(tmp) / "model.nbt", device="cpu")
     folder.mkdir(exist_ok=True)
     status = f"best of a sweep: trial {index}, fit seed {trial['seed']}"
     outcome = Outcome(history, row["best_epoch"], status, row["seconds"], diverged=False)

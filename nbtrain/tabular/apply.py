@@ -1,5 +1,5 @@
 """A model from `nbtrain fit` applied to a table: the predictions that `nbtrain predict` writes (with columns
-kept from the input) and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
+kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
 classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse in its units)."""
 from dataclasses import dataclass
 
@@ -31,6 +31,25 @@ def predictions(model, pre, frame, what, keep=()):
     if clash:
         raise InputError(f"--keep {clash[0]!r} would clash with the output column of that name; rename it in {what}")
     return frame[list(keep)].reset_index(drop=True).join(table)
+
+
+@dataclass
+class TableModel:
+    """A model from `nbtrain fit` with its fitted preprocessing, for use from Python as `nbtrain predict` uses it."""
+    model: object
+    preprocessing: object
+
+    def predict(self, frame, keep=()):
+        """The table `nbtrain predict` writes for the DataFrame `frame` (columns found by name): the `keep`
+        columns, then prediction in the target's units or labels (and a classifier's probabilities)."""
+        return predictions(self.model, self.preprocessing, frame, "the DataFrame", tuple(keep))
+
+
+def load_table_model(path, device="auto"):
+    """The model file `path` from `nbtrain fit` (or a sweep's best/) as a TableModel; a ModelFileError if it is
+    not one."""
+    from .runfolder import load_run
+    return TableModel(*load_run(path, device=device))
 
 
 def evaluation(model, pre, frame, what, notes):

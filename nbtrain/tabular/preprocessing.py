@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import schema
 from ..arrays import as_matrix
 from ..errors import InputError, ModelFileError
+from ..schema import SchemaError, check
 from .options import SCALINGS, TASKS
 from .reading import column_list, unknown_column
 
@@ -239,14 +241,52 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data):
+        """The preprocessing a model file holds, every field checked by type and range (SCHEMA) and against the
+        others (a numeric column's number fill, a classifier's labels and counts), or ModelFileError."""
         try:
-            if data.get("format") not in READABLE_FORMATS:
-                raise ValueError(f"preprocessing format {data.get('format')!r}")
-            return cls(Target(**data["target"]), [Feature(**f) for f in data["features"]], data["scaling"],
-                       list(data["dropped"]))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-        raise ModelFileError(f"the model file's preprocessing is unreadable ({reason})")
+            version = data.get("format") if isinstance(data, dict) else None
+            if version not in READABLE_FORMATS:
+                raise SchemaError(f"preprocessing format {version!r} (this nbtrain reads {READABLE_FORMATS[0]} to "
+                                  f"{READABLE_FORMATS[-1]})")
+            check(data, SCHEMA, "preprocessing")
+            target = Target(**data["target"])
+            features = [Feature(**f) for f in data["features"]]
+            _consistent(target, features)
+        except SchemaError as exc:
+            raise ModelFileError(f"the model file's preprocessing is unreadable: {exc}") from None
+        return cls(target, features, data["scaling"], list(data["dropped"]))
+
+
+LABEL = schema.either(schema.text(), schema.number(), schema.boolean(), wanted="a label (text or a number)")
+SCALE = schema.number(above=0)
+FEATURE = schema.record({"name": schema.text(), "kind": schema.text(("numeric", "categorical")),
+                         "fill": schema.either(schema.number(), schema.text(), wanted="a number or text"),
+                         "center": schema.number(), "scale": SCALE, "categories": schema.list_of(schema.text())},
+                        required=("name", "kind", "fill"))
+TARGET = schema.record({"name": schema.text(), "task": schema.text(TASKS[1:]),
+                        "labels": schema.optional(schema.list_of(LABEL)), "center": schema.number(), "scale": SCALE,
+                        "counts": schema.optional(schema.list_of(schema.number(low=0, integer=True)))},
+                       required=("name", "task"))
+SCHEMA = schema.record({"format": schema.number(integer=True), "target": TARGET, "features": schema.list_of(FEATURE), "scaling": schema.text(SCALINGS),
+                        "dropped": schema.list_of(schema.text())})
+
+
+def _consistent(target, features):
+    """What the schema cannot say field by field: a classifier has two (binary) or more labels and a count per
+    label; a numeric column fills with a number, a categorical one with text and has categories."""
+    if target.task != "regression":
+        wanted = 2 if target.task == "binary" else None
+        labels = target.labels or []
+        if len(labels) < 2 or (wanted and len(labels) != wanted):
+            raise SchemaError(f"preprocessing.target.labels must be {'two' if wanted else 'two or more'} labels "
+                              f"for {target.task} classification, got {labels!r}")
+        if target.counts is not None and len(target.counts) != len(labels):
+            raise SchemaError("preprocessing.target.counts must have one count per label")
+    for i, f in enumerate(features):
+        numeric = f.kind == "numeric"
+        if isinstance(f.fill, str) == numeric or (not numeric and not f.categories):
+            raise SchemaError(f"preprocessing.features[{i}] ({f.name!r}) is {f.kind} but has "
+                              + (f"the fill {f.fill!r}" if isinstance(f.fill, str) == numeric else "no categories"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

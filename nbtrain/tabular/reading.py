@@ -137,11 +137,13 @@ def _parse_csv(raw, name, delimiter=None):
         raise InputError(f"{name} is not UTF-8 text (undecodable byte at offset {exc.start}); "
                          "save it as a UTF-8 CSV file") from None
     delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
-    header, *first = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), 2)
-    if first and len(first[0]) > len(header):
-        raise InputError(f"{name}: line 2 has {len(first[0])} fields but the header has {len(header)}")
+    header, *rows = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), SNIFF_LINES)
+    if rows and len(rows[0]) > len(header):
+        raise InputError(f"{name}: line 2 has {len(rows[0])} fields but the header has {len(header)}")
+    check_unique([cell.strip() for cell in header], name)
+    decimal = "," if delimiter == ";" and has_decimal_commas(rows) else "."
     try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True)
+        return pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True, decimal=decimal)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(f"{name} is not a readable CSV table: {_first_line(exc)}") from None
 
@@ -159,6 +161,29 @@ def sniff_delimiter(sample):
         widths = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
         return len(set(widths)) == 1 and widths[0] > 1, widths[0]
     return max(DELIMITERS, key=score)
+
+
+DECIMAL_COMMA, DECIMAL_POINT = re.compile(r"^[-+]?\d*,\d+$"), re.compile(r"^[-+]?\d*\.\d+$")
+
+
+def has_decimal_commas(rows):
+    """Whether the first data rows of a ';'-separated table write numbers with a decimal comma (7,4) and none with
+    a point (7.4), as European spreadsheets save them."""
+    cells = [cell.strip() for row in rows for cell in row]
+    return any(DECIMAL_COMMA.match(c) for c in cells) and not any(DECIMAL_POINT.match(c) for c in cells)
+
+
+def check_unique(names, source):
+    """An InputError naming the column names that occur more than once (pandas would rename the second copy
+    silently, and a repeated target would become a feature)."""
+    seen, repeated = set(), []
+    for column in names:
+        if column in seen and column not in repeated:
+            repeated.append(column)
+        seen.add(column)
+    if repeated:
+        raise InputError(f"{source} has more than one column named {', '.join(map(repr, repeated))}; column names "
+                         "must be unique: rename or remove the copies")
 
 
 def _looks_numeric(text):

@@ -1,8 +1,9 @@
 """The training recipe of the command line, shared by `nbtrain fit` and every sweep trial: a dense ReLU
-network built from a few options with the task's output, loss and metric, fitted with early stopping on val_loss
-and the best weights restored, with a standardized regression target's mae reported back in the target's own
-units."""
+network built from a few options with the task's output, loss and metric (checked against the memory there is),
+fitted with early stopping on val_loss and the best epoch's weights restored, with a standardized regression
+target's mae reported back in the target's own units."""
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..callbacks import Callback, EarlyStopping, History
 from ..errors import InputError
+from ..monitor import Monitor
 from .options import REGRESSION_LOSS
 
 # a classifier's output activation, loss and metric; a regression has a linear output, options.loss and mae
@@ -64,6 +66,75 @@ class TargetUnits(Callback):
                 logs[key] *= self.scale
 
 
+class BestEpoch(Callback):
+    """The epoch with the best monitored value (strictly the lowest, or highest by the monitor's direction), whose
+    weights are restored when training ends. min_delta only counts patience, which `stopper` (an EarlyStopping
+    without restore_best_weights) keeps: Keras's EarlyStopping would also let it decide the best epoch. Shows as
+    the stopper does (monitor, best, best_epoch from 0, patience, wait) for the displays."""
+
+    def __init__(self, stopper):
+        super().__init__()
+        self.stopper, self.monitor, self.patience = stopper, stopper.monitor, stopper.patience
+        self.best, self.best_epoch, self.weights = math.inf, 0, None
+
+    @property
+    def wait(self):
+        return self.stopper.wait
+
+    def on_train_begin(self, logs=None):
+        self.rule = Monitor(self.monitor, compiled=getattr(self.model, "metrics", ()) or ())
+        self.best, self.best_epoch, self.weights = self.rule.worst, 0, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = (logs or {}).get(self.monitor, math.nan)
+        if self.rule.is_improvement(current, self.best):
+            self.best, self.best_epoch, self.weights = current, epoch, self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+
+
+MEMORY_SHARE = 0.8  # of the memory available now, the most a fit's arrays may take
+SLOTS = 2  # Adam's two moment arrays (SGD has fewer); with the weights, the gradient and the best epoch's copy
+COPIES = 3 + SLOTS
+
+
+def fit_bytes(width, options, outputs, val_rows):
+    """About what the fit of `options` on `width` inputs allocates for its network: every parameter in the
+    weights, the gradient, the optimizer's slots and the best epoch's copy; every unit's activations, their
+    gradients and the layer's own buffers for a batch (or a chunk of the validation rows), float32."""
+    from ..model import EVAL_ROWS
+    widths = [width, *options.layers, outputs]
+    params = sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 4 * sum(options.layers) * options.batchnorm
+    units = sum(widths) * (2 + options.batchnorm + (options.dropout > 0))
+    return 4 * (COPIES * params + 3 * units * max(options.batch_size, min(val_rows, EVAL_ROWS)))
+
+
+def available_memory():
+    """Bytes of memory available now (Linux's MemAvailable; physical memory elsewhere), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(width, options, outputs, val_rows):
+    """An InputError, before anything is allocated, when the network of `options` would not fit in memory."""
+    need, free = fit_bytes(width, options, outputs, val_rows), available_memory()
+    if free is not None and need > MEMORY_SHARE * free:
+        raise InputError(f"--layers {','.join(map(str, options.layers))} on {width} inputs needs about "
+                         f"{need / 2**30:.1f} GiB for weights, optimizer state and activations, more than the "
+                         f"{free / 2**30:.1f} GiB of memory available; use narrower or fewer layers")
+
+
 def build_model(width, task, options, seed, outputs=1):
     """The course's network for `options` (a FitOptions whose loss is resolved): Dense ReLU layers (each followed
     by Dropout and BatchNormalization when asked), then one linear output, one sigmoid output for binary
@@ -100,15 +171,17 @@ class Outcome:
 
 
 def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
-          extra_callbacks=lambda recorder, stopper: []):
+          extra_callbacks=lambda recorder, best: []):
     """Fit as `options` say, with `seed` for the shuffles and dropout, the class weights of options.class_weight,
     and early stopping on val_loss (loss without validation rows; patience 0: all epochs); the best epoch's
-    weights are restored at the end, also after Ctrl-C or a diverging loss. extra_callbacks(recorder, stopper)
-    gives callbacks to run after them each epoch (a display, a progress report)."""
+    weights (BestEpoch: the best value, min_delta counting patience only) are restored at the end, also after
+    Ctrl-C, SIGTERM or a diverging loss. extra_callbacks(recorder, best) gives callbacks to run after them each epoch
+    (a display, a progress report; `best` is the BestEpoch)."""
     epochs = options.epochs
     has_val = len(x_val) > 0
     stopper = EarlyStopping(monitor="val_loss" if has_val else "loss", min_delta=options.min_delta,
-                            patience=options.patience or epochs, restore_best_weights=True)
+                            patience=options.patience or epochs)
+    best = BestEpoch(stopper)
     recorder = History()
     units = [TargetUnits(target_scale)] if task == "regression" else []
     started = time.perf_counter()
@@ -116,12 +189,12 @@ def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported in the outcome
         model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size,
                   epochs=epochs, verbose=0, seed=seed, class_weight=class_weights(options.class_weight, y),
-                  callbacks=units + [recorder, stopper] + extra_callbacks(recorder, stopper),
+                  callbacks=units + [recorder, stopper, best] + extra_callbacks(recorder, best),
                   distribute="mpi" if options.distributed == "mpi" else None)
     diverged = model.stop_cause == "nonfinite"
     if model.stop_reason:
         status = "diverged" if diverged else model.stop_reason
     else:
         status = "stopped early" if stopper.stopped_epoch else "all epochs done"
-    best = stopper.best_epoch + 1 if recorder.history and math.isfinite(stopper.best) else None
-    return Outcome(recorder.history, best, status, time.perf_counter() - started, diverged)
+    best_epoch = best.best_epoch + 1 if best.weights is not None else None
+    return Outcome(recorder.history, best_epoch, status, time.perf_counter() - started, diverged)

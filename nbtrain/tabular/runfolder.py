@@ -3,45 +3,53 @@ record as its metadata, history.csv and, with matplotlib, learning_curves.png; a
 import time
 from pathlib import Path
 
+from .. import schema
 from ..errors import InputError, ModelFileError
-from ..files import atomic_write, writable_folder
+from ..files import FolderBusy, FolderClaim, atomic_write
 from ..version import __version__
 
 MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_curves.png"
 RUNS = Path("runs")
 
 
-def output_dir(out, overwrite=False, prefix=""):
-    """The run folder, created (atomically: of two fits racing for one folder, one gets it) and proven writable
-    before any training, and whether it is new. The default runs/<prefix><timestamp> takes the next free name
-    (runs/<timestamp>-2, ...); an existing `out` is an InputError unless `overwrite` allows replacing its files."""
+def claim_run_folder(out, overwrite=False, prefix=""):
+    """The run folder's claim (files.FolderClaim), taken before any training: its files are written beside it and
+    renamed into place whole at the end, so the folder appears only when there is something in it and a failed save
+    leaves an earlier run there as it was. The default runs/<prefix><timestamp> takes the next free name
+    (runs/<timestamp>-2, ...); an existing `out` is an InputError unless `overwrite` allows replacing it, and so is
+    an `out` that another nbtrain process is writing."""
     if out is None:
         stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
         for name in [stamp, *(f"{stamp}-{n}" for n in range(2, 1000))]:
-            if _new_folder(RUNS / name):
-                return writable_folder(RUNS / name), True
+            if not (RUNS / name).exists():
+                claim = _claim(RUNS / name, busy_ok=True)
+                if claim is not None:
+                    return claim
         raise InputError(f"cannot find a free run folder name under {RUNS}/ for {stamp}; give one with --out")
     out = Path(out)
-    if _new_folder(out):
-        return writable_folder(out), True
-    if not overwrite:
+    if out.exists() and not overwrite:
         raise InputError(f"the run folder {out} already exists; choose another --out, or pass --overwrite to "
-                         "replace the files in it")
-    if not out.is_dir():
+                         "replace it")
+    if out.exists() and not out.is_dir():
         raise InputError(f"cannot write to the output directory {out}: it is a file, not a folder")
-    return writable_folder(out), False
+    return _claim(out)
 
 
-def _new_folder(path):
-    """Create the folder `path` (its parents as needed); False when it exists already."""
+def _claim(path, busy_ok=False):
+    """FolderClaim(path) with one-line errors; None when another process holds it and `busy_ok`."""
     try:
-        writable_folder(path.parent)
-        path.mkdir()
-    except FileExistsError:
-        return False
+        claim = FolderClaim(path)
+    except FolderBusy:
+        if busy_ok:
+            return None
+        raise InputError(f"another nbtrain process is writing the run folder {path}; wait for it to end or choose "
+                         "another --out") from None
     except OSError as exc:
         raise InputError(f"cannot write to the output directory {path}: {exc.strerror or exc}") from None
-    return True
+    if busy_ok and path.exists():  # taken by a process that finished between the check and the claim
+        claim.abandon()
+        return None
+    return claim
 
 
 def source_name(source):
@@ -107,12 +115,51 @@ def save_run(model, prep, run_dir, options, outcome, status=None):
     return [MODEL_FILE, HISTORY_FILE] + ([CURVES_FILE] if plotted else [])
 
 
+def fill_folder(claim, write):
+    """write(staging folder) -> the names it wrote, then the folder renamed into place whole (a run folder, a
+    sweep's). A failure (a full disk) leaves nothing of it and an earlier folder at the same place as it was: an
+    InputError saying so, naming the user's folder."""
+    existed = Path(claim.path).exists()
+    try:
+        saved = write(Path(claim.stage))
+        claim.commit()
+    except OSError as exc:
+        claim.abandon()
+        kept = f"; the earlier one in {claim.path} is as it was" if existed else ""
+        raise InputError(f"could not save {claim.path} ({exc.strerror or exc}), so nothing of this run was "
+                         f"saved{kept}") from None
+    return saved
+
+
+TRAINING = schema.record(
+    {"data": schema.optional(schema.text()), "validation": schema.optional(schema.text()),
+     "train_rows": schema.number(low=1, integer=True), "val_rows": schema.number(low=0, integer=True),
+     "options": schema.mapping(schema.anything()), "epochs_run": schema.number(low=1, integer=True),
+     "best_epoch": schema.number(low=1, integer=True), "status": schema.text(),
+     "seconds": schema.number(low=0), "samples_per_second": schema.number(low=0, finite=False),
+     "best": schema.mapping(schema.number(finite=False)), "nbtrain_version": schema.text()},
+    required=("data", "train_rows", "val_rows", "epochs_run", "best_epoch", "status", "seconds", "best"))
+
+
 def load_run(path, device="auto"):
-    """A model written by `nbtrain fit` (or a sweep's best) and its preprocessing."""
-    from ..model import load_model
+    """A model written by `nbtrain fit` (or a sweep's best) and its preprocessing, checked: the training record's
+    fields by type and range, and the preprocessing's inputs and outputs against the network's."""
+    from ..model import load_network
     from .preprocessing import Preprocessing
-    model = load_model(path, device=device)
+    model = load_network(path, device)
     if not isinstance(model.metadata, dict) or "preprocessing" not in model.metadata:
         raise ModelFileError(f"{path} has no preprocessing: it was not written by `nbtrain fit` "
                              "(load it in Python with nbtrain.load_model)")
-    return model, Preprocessing.from_dict(model.metadata["preprocessing"])
+    pre = Preprocessing.from_dict(model.metadata["preprocessing"])
+    try:
+        if "training" in model.metadata:
+            schema.check(model.metadata["training"], TRAINING, "training")
+            if model.metadata["training"]["best_epoch"] > model.metadata["training"]["epochs_run"]:
+                raise schema.SchemaError("training.best_epoch is past training.epochs_run")
+    except schema.SchemaError as exc:
+        raise ModelFileError(f"{path} has an unreadable training record: {exc}") from None
+    inputs, outputs = model.input_shape[-1], model.output_shape[-1]
+    if (len(pre.input_names), pre.target.outputs) != (inputs, outputs):
+        raise ModelFileError(f"{path} is inconsistent: its preprocessing makes {len(pre.input_names)} inputs and "
+                             f"reads {pre.target.outputs} outputs, its network takes {inputs} and gives {outputs}")
+    return model, pre
