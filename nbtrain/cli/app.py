@@ -17,11 +17,12 @@ app = typer.Typer(
          "Start with [bold]nbtrain fit DATA --target COLUMN[/bold]; see [bold]nbtrain COMMAND --help[/bold].",
     no_args_is_help=True, add_completion=False, rich_markup_mode="rich", pretty_exceptions_show_locals=False)
 USER_ERRORS = (InputError, ModelFileError, DeviceError, DistributedError)
+USAGE_ERROR = typer.BadParameter.__mro__[1]  # click's UsageError, as the click that Typer runs on defines it
 
 
 class Command(TyperCommand):
     """Every command's help and usage errors as a click user knows them: DATA (not {DATA}) in the usage line, no
-    type shown for a flag, and a bad option value in one plain sentence that lists the valid values."""
+    type shown for a flag, and a bad or missing option in one plain line (exit 2) that lists the valid values."""
 
     def collect_usage_pieces(self, ctx):
         return [piece.strip("{}") for piece in super().collect_usage_pieces(ctx)]
@@ -36,14 +37,14 @@ class Command(TyperCommand):
     def parse_args(self, ctx, args):
         try:
             rest = super().parse_args(ctx, args)
-        except typer.BadParameter as exc:
-            if hasattr(exc.__cause__, "errors") and exc.param is not None:
+            for param in self.get_params(ctx):  # click's ranges let nan and inf through
+                value = ctx.params.get(param.name)
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise typer.BadParameter(f"{value} is not a finite number.", ctx=ctx, param=param)
+        except USAGE_ERROR as exc:  # one line, as every other error: the problem, then where the help is
+            if isinstance(exc, typer.BadParameter) and hasattr(exc.__cause__, "errors") and exc.param is not None:
                 exc.message = plain_message(exc.__cause__.errors()[0], exc.param)
-            raise
-        for param in self.get_params(ctx):  # click's ranges let nan and inf through
-            value = ctx.params.get(param.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise typer.BadParameter(f"{value} is not a finite number.", ctx=ctx, param=param)
+            fail(f"{exc.format_message()} (see: {ctx.command_path} --help)")
         return rest
 
 
