@@ -16,7 +16,8 @@ from . import utils
 from .arrays import as_matrix, as_pair, as_weights, class_weights
 from .engine import Device, resolve
 from .engine.bundles import DONE, STOP, Loop, Objective
-from .engine.plan import LOSS_BCE, SPARSE_CODES, compile_plan, slots
+from .engine.config import configure
+from .engine.plan import LOSS_BCE, OPT_SGD, SPARSE_CODES, compile_plan, slots
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
 from .interrupts import StopRequests
@@ -48,6 +49,7 @@ class Sequential:
         self.device = "cpu"
         self._target = None  # the resolved device's engine, made on first use (imports Numba)
         self._live = None  # the engine session while a fit keeps the weights on a device
+        self._configured = None  # (plan, engine configuration) of the last fit or evaluate
         for layer in layers or []:
             self.add(layer)
 
@@ -233,8 +235,23 @@ class Sequential:
     def _log_names(self):
         return ["loss"] + [m.name for m in self.metrics]
 
-    def _session(self, capacity, n_targets, optimizer=None):
-        return self._engine_target().session(self.plan, self.theta, self.state, capacity, n_targets, optimizer)
+    def _session(self, capacity, n_targets, objective=None, optimizer=None):
+        return self._engine_target().session(self.plan, self._configuration(objective), self.theta, self.state,
+                                             capacity, n_targets, optimizer)
+
+    def _configuration(self, objective):
+        """The engine configuration of this plan with the objective's loss and metrics and the optimizer's kinds, so
+        fit, evaluate and predict of a model share one compiled engine; predict (objective None) reuses the last
+        fit's or evaluate's while the plan is the same."""
+        if objective is None and self._configured is not None and self._configured[0] is self.plan:
+            return self._configured[1]
+        opt = self.optimizer
+        kinds = (opt.code, int(opt.schedule()[0])) if opt is not None else (OPT_SGD, 0)
+        config = configure(self.plan, None if objective is None else objective.loss_code,
+                           () if objective is None else objective.metric_codes, *kinds)
+        if objective is not None:
+            self._configured = (self.plan, config)
+        return config
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -278,12 +295,13 @@ class Sequential:
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         self.stop_training = False
         self.stop_reason = self.stop_cause = None
-        with self._session(capacity, Y.shape[1], opt.engine_state()) as session:
+        objective = self._objective(Y.shape[1])
+        with self._session(capacity, Y.shape[1], objective, opt.engine_state()) as session:
             self._live = None if session.device.on_host else session
             try:
                 loop = Loop(train_rows, bool(shuffle), seed, np.zeros(2, np.int64))
-                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), loop, cbs, initial_epoch, epochs,
-                                    steps, group)
+                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), objective, loop, cbs, initial_epoch,
+                                    epochs, steps, group)
             finally:
                 self._live = None
         cbs.on_train_end(logs)
@@ -293,14 +311,14 @@ class Sequential:
             raise DistributedError("the ranks' weights differ after a distributed fit; please report this")
         return cbs.history
 
-    def _epochs(self, session, data, loop, cbs, initial_epoch, epochs, steps, group):
+    def _epochs(self, session, data, objective, loop, cbs, initial_epoch, epochs, steps, group):
         """The training loop: one compiled epoch at a time, callbacks in between; returns the last epoch's logs.
         A non-finite loss, Ctrl-C or SIGTERM ends it cleanly (stop_cause says which); a signal takes effect at the
         end of the current step, and an epoch it cuts short is not recorded."""
         names = self._log_names()
         keys = names + (["val_" + k for k in names] if data.Xv.shape[0] else [])
         k = data.Y.shape[1]
-        objective, opt, comm = self._objective(k), self.optimizer, group.handle if group else None
+        opt, comm = self.optimizer, group.handle if group else None
         width = int(objective.metric_slots[-1])
         buffer = np.zeros(2 * width, np.float64)
         control = loop.control
@@ -313,10 +331,10 @@ class Sequential:
                     if control[STOP] and comm is None:  # a signal between epochs (under MPI the ranks agree in the
                         break                           # epoch's first step)
                     cbs.on_epoch_begin(epoch)
-                    session.opt.hp[0] = opt.hyperparameters()[0]  # a callback may have set the learning rate
+                    session.set_hyperparameters(opt.hyperparameters())  # a callback may have changed them
                     args = (session.net, session.weights, session.opt, session.ws, objective, data, loop,
                             opt.iterations, buffer, comm)
-                    done = self._run_epoch(session.device.engine.train_epoch, args, beside, cbs, epoch)
+                    done = self._run_epoch(session.kernels.train_epoch, args, loop.control, beside, cbs, epoch)
                     opt.iterations += done
                     if control[STOP] and done < steps:
                         break
@@ -340,13 +358,13 @@ class Sequential:
         return logs
 
     @staticmethod
-    def _run_epoch(train_epoch, args, beside, cbs, epoch):
+    def _run_epoch(train_epoch, args, control, beside, cbs, epoch):
         """One compiled epoch: inline, or (for a long epoch, whose kernels release the GIL) in a thread beside this
         one, which then reports the steps done (Loop.control) to the callbacks and runs signal handlers at once.
         Returns the steps taken."""
         if not beside:
             return train_epoch(*args)
-        control, outcome = args[6].control, {}
+        outcome = {}
 
         def run():
             try:
@@ -427,8 +445,8 @@ class Sequential:
         objective = self._objective(Y.shape[1])
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
-        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1]) as session:
-            session.device.engine.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
+        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1], objective) as session:
+            session.kernels.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
         if verbose == "auto" or int(verbose):
@@ -446,7 +464,7 @@ class Sequential:
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
         with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
             result = session.put(out)
-            session.device.engine.predict(session.net, session.weights, session.ws, session.put(X), result)
+            session.kernels.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)
         return out
 

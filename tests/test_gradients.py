@@ -5,6 +5,7 @@ import pytest
 from nbtrain import Sequential, layers, regularizers
 from nbtrain.engine import cpu
 from nbtrain.engine.bundles import Objective, Pass, Weights
+from nbtrain.engine.config import configure
 from nbtrain.engine.plan import (
     ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_TANH,
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
@@ -366,7 +367,7 @@ def test_whole_network(loss_code):
 
     def loss(g=None):
         total = np.zeros(1)
-        cpu.train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y, w,
+        cpu.kernels(configure(plan, loss_code)).train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y, w,
                        Pass(True, 5, 3, 0, x.shape[0], None), total)
         return total[0] / (x.shape[0] * columns(loss_code, y.shape[1]))
 

@@ -55,7 +55,8 @@ def one_step(optimizer, theta, grad, steps=1):
     theta = theta.astype(np.float32).copy()
     for t in range(1, steps + 1):
         code, hp, slots, schedule = optimizer.engine_state()
-        cpu.optimizer_update(Optimizer(code, hp, slots[0], slots[1], schedule), t, theta, grad.astype(np.float32))
+        cpu.optimizer_update(code, int(schedule[0]), Optimizer(code, hp, slots[0], slots[1], schedule), t, theta,
+                             grad.astype(np.float32))
     return theta
 
 

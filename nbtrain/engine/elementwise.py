@@ -11,15 +11,20 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from . import cache  # noqa: F401  (first: the kernels below cache in the per-user folder)
+
 from . import plan
 from .plan import (
-    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_SOFTPLUS, ACT_TANH, LOSS_BCE, LOSS_CCE,
-    LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE_LOGITS, METRIC_AUC, METRIC_BINARY_ACCURACY,
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_SOFTPLUS, ACT_TANH, ELU_ALPHA, LEAKY_SLOPE, LOSS_BCE,
+    LOSS_CCE, NORMALIZATION_EPSILON, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE_LOGITS, METRIC_AUC, METRIC_BINARY_ACCURACY,
     METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_SPARSE_CATEGORICAL_ACCURACY, SCHEDULE_COSINE,
     SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE,
 )
 from .rng import random_uniform
 
+# Compiled once per machine and called, not inlined: inlined into the kernels of every configuration they cost
+# about 30% more compile time on README's first model (CPU seconds, measured side by side), and a configuration's
+# kernels already prune the codes it does not use before they call these.
 ELEMENT = dict(cache=True, error_model="numpy")
 BCE_EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
 
@@ -45,7 +50,6 @@ def sigmoid(v):
     return e / (one + e)
 
 
-NORMALIZATION_EPSILON = 1e-7  # Keras's floor under a Normalization layer's standard deviation
 
 
 @njit(**ELEMENT)
@@ -54,8 +58,6 @@ def normalization_scale(variance):
     return max(math.sqrt(variance), like(variance, NORMALIZATION_EPSILON))
 
 
-ELU_ALPHA = 1.0  # Keras's defaults for the activations named by string
-LEAKY_SLOPE = 0.2
 
 
 @njit(**ELEMENT)
@@ -282,11 +284,10 @@ def row_metric(code, param, p, y, i):
 
 
 @njit(**ELEMENT)
-def learning_rate(schedule, constant, step):
+def learning_rate(code, schedule, constant, step):
     """The learning rate of the update after `step` earlier ones (Keras's optimizer.iterations): `constant`, or
     schedule = [code, parameters...] evaluated as Keras's ExponentialDecay, CosineDecay (with its linear warm-up)
-    or PiecewiseConstantDecay does."""
-    code = schedule[0]
+    or PiecewiseConstantDecay does (code: schedule[0], a constant where the caller knows it)."""
     if code == SCHEDULE_EXPONENTIAL:
         p = step / schedule[2]
         if schedule[4]:  # staircase
