@@ -13,7 +13,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import utils
-from .arrays import as_matrix, as_pair, as_weights, class_weights
+from .arrays import SEED_MAX, as_matrix, as_pair, as_weights, class_weights, whole_number
 from .engine import Device, resolve
 from .engine.bundles import DONE, STOP, Loop, Objective
 from .engine.plan import LOSS_BCE, SPARSE_CODES, compile_plan, slots
@@ -253,12 +253,12 @@ class Sequential:
         self._check_compiled()
         X, Y, W, Xv, Yv, Wv = self._training_data(x, y, sample_weight, class_weight, validation_split,
                                                    validation_data)
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
+        batch_size = 32 if batch_size is None else whole_number(batch_size, "batch_size", 1)
         group = self._process_group(distribute)
         if seed is None:
             seed = utils.draw_seed()
+        else:
+            seed = whole_number(seed, "seed", 0, SEED_MAX)
         if group:
             seed = group.broadcast(seed)
         self._ensure_built(X, seed)

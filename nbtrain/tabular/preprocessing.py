@@ -367,6 +367,12 @@ def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0
     row_ids = [c for c in features if looks_like_row_id(labelled[c])]
     warnings = [f"column {c!r} looks like a row ID (a different value in each of the {len(labelled)} rows) and is "
                 f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
+    untrained = [label for label, n in zip(spec.labels or (), spec.counts or ()) if n == 0]
+    if untrained:
+        warnings.append(f"class {label_text(untrained[0])!r} of {target!r}"
+                        f"{f' (and {len(untrained) - 1} more)' if len(untrained) > 1 else ''} has no training rows "
+                        "(its rows all landed in validation): the model's output for it is trained on no rows; "
+                        "give it more rows or lower --val-split")
     for feature in pre.features:
         if feature.name not in row_ids and len(feature.categories) > max(50, len(train) // 2):
             notes.append(f"column {feature.name!r} has {len(feature.categories)} distinct values in {len(train)} "
