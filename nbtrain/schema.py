@@ -130,7 +130,14 @@ def measure(data, strings=JSON_STRINGS):
     """(depth, items) of the JSON or TOML text `data` (bytes) without parsing it: the deepest nesting of [ and {,
     and the number of commas plus one (an upper bound on the values a parser would make), both outside strings.
     A deeper or larger text can then be refused before a recursive parser runs out of stack or memory."""
-    bare = np.frombuffer(strings.sub(b"", data), np.uint8)
-    level = np.cumsum(((bare == ord("[")) | (bare == ord("{"))).astype(np.int32)
-                      - ((bare == ord("]")) | (bare == ord("}"))))
-    return int(level.max(initial=0)), int(np.count_nonzero(bare == ord(","))) + 1
+    bare = strings.sub(b"", data)
+    steps = np.frombuffer(bare.translate(STEPS, NOT_BRACKETS), np.int8)  # +1 for [ and {, -1 for ] and }
+    depth = level = 0
+    for start in range(0, len(steps), 1 << 20):  # a running sum a block at a time: little memory at any length
+        levels = np.cumsum(steps[start:start + (1 << 20)], dtype=np.int64) + level
+        depth, level = max(depth, int(levels.max())), int(levels[-1])
+    return depth, bare.count(b",") + 1
+
+
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")

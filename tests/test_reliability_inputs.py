@@ -113,7 +113,6 @@ def small_model():
     ({"seed": 2**70}, "seed must be from 0 to 4294967295, got 1180591620717411303424"),
     ({"seed": 1.5}, "seed must be an integer, got 1.5"),
     ({"batch_size": 2.5}, "batch_size must be an integer, got 2.5"),
-    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
     ({"class_weight": {5: 2.0}}, "class_weight names class 5, which is not a class of the targets"),
     ({"class_weight": {"a": 2.0}}, "class_weight names class 'a'"),
 ])

@@ -86,6 +86,8 @@ def evaluate(
     console.print(table)
     if spec.task == "regression":
         say(console, f"loss: {net.loss.name} on the standardized target; mae and rmse: in {spec.name!r} units")
+        if confusion is not None:
+            say(make_console(stderr=True), f"No {confusion} written: a regression has no confusion matrix")
         return
     if confusion is not None:
         with user_errors():
