@@ -52,7 +52,7 @@ def write_model(path, saved):
                "history.json": json.dumps(saved.history)}
     if saved.metadata is not None:
         members["metadata.json"] = json.dumps(saved.metadata, indent=1)
-    _within_limits(members, len(arrays), f"cannot save {os.fspath(path)}")
+    within_limits(members, f"cannot save {os.fspath(path)}", len(arrays))
 
     def write(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -111,8 +111,9 @@ def _member(archive, name, path):
     return data
 
 
-def _within_limits(members, arrays, what):
-    """Refuse to write a model file that read_model would refuse: a member past its limits, too many arrays."""
+def within_limits(members, what, arrays=0):
+    """Refuse to write a model file that read_model would refuse: a member ({name: bytes or text}) past its limits,
+    too many arrays (a ModelFileError that starts with `what`)."""
     if arrays > MAX_ARRAYS:
         raise ModelFileError(f"{what}: {arrays:,} arrays, over the limit of {MAX_ARRAYS:,} for a model file")
     for name, data in members.items():

@@ -195,3 +195,13 @@ def test_a_table_model_predicts_on_a_dict_of_columns_and_refuses_an_array(fitted
     with pytest.raises(InputError, match="the dict of columns does not make a table"):
         model.predict({"a": 1.0, "b": 2.0})
 
+
+
+def test_a_table_whose_categories_would_not_fit_a_model_file_is_refused_before_training():
+    """The model file's metadata has a limit; a fit whose preprocessing is past it is refused before it trains
+    (not at the save, after training), naming the column."""
+    rows = 150_000
+    frame = pd.DataFrame({"a": np.arange(rows, dtype=float), "code": [f"category-{i:020d}" for i in range(rows)],
+                          "y": np.arange(rows) % 3 * 1.0})
+    with pytest.raises(InputError, match="metadata.json would be .* column 'code' has 120,000 distinct values"):
+        prepare(frame, "y")
