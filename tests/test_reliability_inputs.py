@@ -205,3 +205,11 @@ def test_a_table_whose_categories_would_not_fit_a_model_file_is_refused_before_t
                           "y": np.arange(rows) % 3 * 1.0})
     with pytest.raises(InputError, match="metadata.json would be .* column 'code' has 120,000 distinct values"):
         prepare(frame, "y")
+
+
+def test_the_scikit_learn_classifier_refuses_a_class_weight_for_a_label_y_lacks():
+    pytest.importorskip("sklearn")
+    from nbtrain.sklearn import NBTrainClassifier
+    x, y = np.random.default_rng(3).normal(size=(30, 2)), np.array(["cat", "dog", "eel"] * 10)
+    with pytest.raises(ValueError, match="class_weight names 'cow', which is not a class of y"):
+        NBTrainClassifier(hidden_layer_sizes=(4,), epochs=1, class_weight={"cat": 2.0, "cow": 3.0}).fit(x, y)
