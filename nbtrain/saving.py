@@ -79,12 +79,12 @@ ARRAY_NAME = re.compile(r"(weight_\d{4}|optimizer_slot1|optimizer_slot2|optimize
 def _directory(file, limit, what):
     """Refuse a zip whose central directory lists more than `limit` entries, before zipfile parses it (it would hold
     an object per entry); the end record is read with zipfile's own reader, so both see the same directory."""
-    end = zipfile._EndRecData(file)  # noqa: SLF001 (the reader ZipFile itself uses)
+    end = zipfile._EndRecData(file)  # private, but the very reader that ZipFile runs next
     if end is None:
         raise zipfile.BadZipFile("File is not a zip file")
-    if end[zipfile._ECD_ENTRIES_TOTAL] > limit:  # noqa: SLF001
-        raise ModelFileError(f"{what} lists {end[zipfile._ECD_ENTRIES_TOTAL]:,} entries, over the limit of "  # noqa: SLF001
-                             f"{limit:,} for a model file")
+    entries = end[zipfile._ECD_ENTRIES_TOTAL]
+    if entries > limit:
+        raise ModelFileError(f"{what} lists {entries:,} entries, over the limit of {limit:,} for a model file")
     file.seek(0)
 
 
@@ -142,7 +142,7 @@ def _json(data, name, path):
     return json.loads(_bounded(data, name, path))
 
 
-def shapes_text(shapes, shown=6):
+def _shapes_text(shapes, shown=6):
     """A list of shapes for a one-line message: the first few, then how many more."""
     text = ", ".join(str(tuple(shape)) for shape in shapes[:shown])
     return f"[{text}{f', ... {len(shapes) - shown} more' if len(shapes) > shown else ''}]"
@@ -158,8 +158,8 @@ def _headers(npz, path):
         match = ARRAY_NAME.fullmatch(info.filename)
         if match is None or match.group(1) in headers:
             raise ModelFileError(f"{what} is not an array nbtrain writes")
+        _check_size(info, MEMBER_LIMITS["weights.npz"] - total, what)  # what the members before it leave
         total += info.file_size
-        _check_size(info, MEMBER_LIMITS["weights.npz"] - total + info.file_size, what)
         with npz.open(info) as member:
             version = npy.read_magic(member)
             if version not in ((1, 0), (2, 0)):
@@ -172,6 +172,19 @@ def _headers(npz, path):
                                  "bytes it holds")
         headers[match.group(1)] = (shape, dtype, info)
     return headers
+
+
+def _check_layout(shapes, layout, path):
+    """The arrays' shapes ({name: shape} from their headers) against `layout`: (weight shapes, slot length)."""
+    held = [shapes[name] for name in sorted(shapes) if name.startswith("weight_")]
+    if held != [tuple(shape) for shape in layout[0]]:
+        raise ModelFileError(f"{path} holds an inconsistent nbtrain model: the model needs weights of shapes "
+                             f"{_shapes_text(layout[0])} but the file holds {_shapes_text(held)}")
+    needs = {"optimizer_slot1": (layout[1],), "optimizer_slot2": (layout[1],), "optimizer_iterations": ()}
+    for name in sorted(set(shapes) & set(needs)):
+        if shapes[name] != needs[name]:
+            raise ModelFileError(f"{path} holds an inconsistent nbtrain model: the optimizer state {name} has shape "
+                                 f"{shapes[name]}, not the {needs[name]} the model needs")
 
 
 def _arrays(data, path, layout):
@@ -188,15 +201,7 @@ def _arrays(data, path, layout):
             raise ModelFileError(f"{path}: weights.npz holds {', '.join(sorted(optimizer))} without the rest of the "
                                  "optimizer state")
         if layout is not None:
-            held = [headers[name][0] for name in sorted(headers) if name.startswith("weight_")]
-            if held != [tuple(shape) for shape in layout[0]]:
-                raise ModelFileError(f"{path} holds an inconsistent nbtrain model: the model needs weights of shapes {shapes_text(layout[0])} but the "
-                                     f"file holds {shapes_text(held)}")
-            needs = {"optimizer_slot1": (layout[1],), "optimizer_slot2": (layout[1],), "optimizer_iterations": ()}
-            wrong = [name for name in sorted(optimizer) if headers[name][0] != needs[name]]
-            if wrong:
-                raise ModelFileError(f"{path} holds an inconsistent nbtrain model: the optimizer state {wrong[0]} has shape {headers[wrong[0]][0]}, not "
-                                     f"the {needs[wrong[0]]} the model needs")
+            _check_layout({name: header[0] for name, header in headers.items()}, layout, path)
         arrays = {}
         for name, (_, _, info) in headers.items():
             with npz.open(info) as member:
@@ -294,7 +299,7 @@ def read_model(path, layout=None):
                 raise ValueError("a negative optimizer step count")
         if metadata is not None and not isinstance(metadata, dict):
             raise TypeError("metadata is not a dict")
-        return SavedModel(config["model"], config["input_width"], config.get("compile"), weights, optimizer, _history(history),
-                          metadata)
+        return SavedModel(config["model"], config["input_width"], config.get("compile"), weights, optimizer,
+                          _history(history), metadata)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} holds an inconsistent nbtrain model ({type(exc).__name__}: {exc})") from None
