@@ -137,7 +137,7 @@ def test_a_zip_bomb_nested_in_weights_npz_is_refused_from_its_headers(good, tmp_
     assert bomb.stat().st_size < 16 << 20
     message, peak_kb = peak_of_loading(bomb)
     assert "weights.npz member weight_0000.npy would inflate to 2,147,483,7" in message
-    assert peak_kb < 300 * 1024, peak_kb
+    assert peak_kb < 120 * 1024, peak_kb  # Python with nbtrain imported is about 36 MB
 
 
 def test_a_nested_member_under_the_size_limit_is_refused_by_its_compression_ratio(good, tmp_path):
@@ -173,7 +173,7 @@ def test_a_long_history_is_refused_from_its_header_in_little_memory(good, tmp_pa
     big = rewrite(good, tmp_path / "history.nbt", zipfile.ZIP_DEFLATED, history_json=history)
     message, peak_kb = peak_of_loading(big)
     assert "history.json would inflate to" in message and "over the limit of 4,194,304" in message
-    assert peak_kb < 300 * 1024, peak_kb
+    assert peak_kb < 120 * 1024, peak_kb  # Python with nbtrain imported is about 36 MB
 
 
 def test_json_members_are_bounded_in_depth_and_values_before_they_are_parsed(good, tmp_path):
