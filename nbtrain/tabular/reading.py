@@ -147,10 +147,16 @@ def _parse_csv(raw, name, delimiter=None):
     check_unique([cell.strip() for cell in header], name)
     decimal = "," if delimiter == ";" and has_decimal_commas(rows) else "."
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, decimal=decimal)
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, decimal=decimal, skipinitialspace=_spaced(header))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise InputError(f"{name} is not a readable CSV table: {_first_line(exc)}") from None
-    return _grouped_numbers(frame, decimal, name)
+    return _grouped_numbers(frame, decimal, delimiter, name)
+
+
+def _spaced(header):
+    """Whether the header writes a blank after every delimiter ("a, b, c"): then the blank belongs to the
+    delimiter, in every line; otherwise a cell keeps its leading blanks (a label " x" is not "x")."""
+    return len(header) > 1 and all(cell[:1].isspace() for cell in header[1:])
 
 
 def _allow_fields(size):
@@ -190,10 +196,11 @@ def has_decimal_commas(rows):
             and not any(DECIMAL_POINT.match(c) and not POINT_GROUPS.match(c) for c in cells))
 
 
-def _grouped_numbers(frame, decimal, name):
+def _grouped_numbers(frame, decimal, delimiter, name):
     """Text columns whose every value is a number written with thousands separators (1,234.5; 1.234,5 in a
-    decimal-comma table) read as numbers; a column where most values are such numbers but some are not stays text,
-    with a warning naming it (it would otherwise become a categorical feature unnoticed)."""
+    decimal-comma table) read as numbers. Left as text, with a warning naming the column (it would otherwise become
+    a categorical feature unnoticed): a column where most values are such numbers but some are not, and one of
+    1,234 alone in a ';' table, where the comma may as well be a decimal mark."""
     import warnings
     import pandas as pd
     pattern, groups = GROUPED[decimal], "," if decimal == "." else "."
@@ -201,16 +208,22 @@ def _grouped_numbers(frame, decimal, name):
         values = frame[column].dropna()
         if values.empty or pd.api.types.is_numeric_dtype(values) or not all(isinstance(v, str) for v in values):
             continue
-        numeric = values.str.strip().str.fullmatch(pattern.pattern)
+        values = values.str.strip()
+        numeric = values.str.fullmatch(pattern.pattern)
         grouped = numeric & values.str.contains(groups, regex=False)
-        if numeric.all() and grouped.any():
-            plain = frame[column].str.strip().str.replace(groups, "", regex=False).str.replace(decimal, ".",
-                                                                                                 regex=False)
-            frame[column] = pd.to_numeric(plain)
-        elif grouped.any() and numeric.mean() >= 0.5:
-            odd = values[~numeric].iloc[0]
-            warnings.warn(f"{name}: column {column!r} holds numbers with thousands separators but also {odd!r}: "
-                          "read as text (categories)", TableWarning, stacklevel=2)
+        if not grouped.any():
+            continue
+        sure = delimiter != ";" or decimal == "," or (grouped & values.str.contains(".", regex=False)).any()
+        if numeric.all() and sure:
+            plain = frame[column].str.strip().str.replace(groups, "", regex=False)
+            frame[column] = pd.to_numeric(plain.str.replace(decimal, ".", regex=False))
+        elif numeric.all():
+            warnings.warn(f"{name}: column {column!r} holds numbers such as {values[grouped].iloc[0]!r}, whose comma "
+                          "may be a thousands separator or a decimal mark: read as text (categories)", TableWarning,
+                          stacklevel=3)
+        elif numeric.mean() >= 0.5:
+            warnings.warn(f"{name}: column {column!r} holds numbers with thousands separators but also "
+                          f"{values[~numeric].iloc[0]!r}: read as text (categories)", TableWarning, stacklevel=3)
     return frame
 
 
