@@ -13,7 +13,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import utils
-from .arrays import as_matrix, as_pair, as_weights, class_weights
+from .arrays import SEED_MAX, as_matrix, as_pair, as_weights, class_weights, whole_number
 from .engine import Device, resolve
 from .engine.bundles import DONE, STOP, Loop, Objective
 from .engine.config import configure
@@ -270,12 +270,12 @@ class Sequential:
         self._check_compiled()
         X, Y, W, Xv, Yv, Wv = self._training_data(x, y, sample_weight, class_weight, validation_split,
                                                    validation_data)
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
+        batch_size = 32 if batch_size is None else whole_number(batch_size, "batch_size", 1)
         group = self._process_group(distribute)
         if seed is None:
             seed = utils.draw_seed()
+        else:
+            seed = whole_number(seed, "seed", 0, SEED_MAX)
         if group:
             seed = group.broadcast(seed)
         self._ensure_built(X, seed)
@@ -551,17 +551,15 @@ class Sequential:
 
     def load_weights(self, filepath):
         """Set the weights from a file written by save_weights or save, whose arrays must have this model's
-        shapes (an unbuilt model is built for the file's input width)."""
-        saved = read_model(filepath)
-        if not self.built:
-            self._build_if_declared()
-        if not self.built:
-            self.build((None, saved.input_width))
-        shapes = [w.shape for w in self.weights]
-        if shapes != [w.shape for w in saved.weights]:
-            raise ModelFileError(f"{filepath} holds weights of shapes {_shapes([w.shape for w in saved.weights])}, "
-                                 f"not this model's {_shapes(shapes)}")
-        self.set_weights(saved.weights)
+        shapes (an unbuilt model is built for the file's input width); the file's array headers are checked
+        against them before any array is read."""
+        def layout(architecture, width):
+            if not self.built:
+                self._build_if_declared()
+            if not self.built:
+                self.build((None, width))
+            return [w.shape for w in self.weights], self.plan.n_params
+        self.set_weights(read_model(filepath, layout).weights)
 
 
 def _own_format(path):
@@ -571,12 +569,6 @@ def _own_format(path):
         if name.lower().endswith(suffix):
             stem = name[:-len(suffix)] + (".weights" if suffix == ".weights.h5" else "")
             raise ValueError(f"nbtrain writes its own format, not Keras's {suffix}: name the file {stem}.nbt")
-
-
-def _shapes(shapes, shown=6):
-    """A list of shapes for a one-line message: the first few, then how many more."""
-    text = ", ".join(str(tuple(shape)) for shape in shapes[:shown])
-    return f"[{text}{f', ... {len(shapes) - shown} more' if len(shapes) > shown else ''}]"
 
 
 class PreprocessingWarning(UserWarning):
@@ -596,17 +588,19 @@ def load_model(path, device="auto"):
     return model
 
 
+def _layout(architecture, width):
+    """(weight shapes, optimizer slot length) of a saved architecture, which read_model checks the file's array
+    headers against before it reads them (nothing is allocated here)."""
+    plan = compile_plan(Sequential.from_config(architecture).layers, width)
+    return [v.shape for v in plan.variables], plan.n_params
+
+
 def load_network(path, device="auto"):
     """load_model without the warning: the network alone, for callers that apply a table model's preprocessing
     themselves (the command line, the sweep's best model)."""
-    saved = read_model(path)
+    saved = read_model(path, _layout)
     try:
         model = Sequential.from_config(saved.model)
-        # the architecture's weight shapes against the arrays the file holds, before anything is allocated
-        shapes = [v.shape for v in compile_plan(model.layers, saved.input_width).variables]
-        if shapes != [w.shape for w in saved.weights]:
-            raise ValueError(f"the architecture needs weights of shapes {_shapes(shapes)} but the file holds "
-                             f"{_shapes([w.shape for w in saved.weights])}")
         model.build((None, saved.input_width))
         model.set_weights(saved.weights)
         if saved.compile:

@@ -332,9 +332,13 @@ class NBTrainClassifier(ClassifierMixin, _NBTrainEstimator):
             return compute_class_weight("balanced", classes=np.arange(k), y=codes)
         if not isinstance(self.class_weight, dict):
             raise ValueError(f"class_weight must be None, 'balanced' or a dict, got {type(self.class_weight).__name__}")
+        unknown = [label for label in self.class_weight if label not in self.classes_]
+        if unknown:
+            raise ValueError(f"class_weight names {unknown[0]!r}, which is not a class of y (its classes are "
+                             f"{', '.join(map(repr, self.classes_[:10].tolist()))}{', ...' if k > 10 else ''})")
         return compute_class_weight(
-            {int(np.searchsorted(self.classes_, label)): weight for label, weight in self.class_weight.items()
-             if label in self.classes_}, classes=np.arange(k), y=codes)
+            {int(np.searchsorted(self.classes_, label)): weight for label, weight in self.class_weight.items()},
+            classes=np.arange(k), y=codes)
 
     def predict_proba(self, X):
         """The probability of each class in classes_, float64 (n_samples, n_classes), rows summing to 1."""

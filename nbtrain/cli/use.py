@@ -7,7 +7,7 @@ import typer
 
 from ..callbacks import format_number
 from ..files import atomic_write
-from .app import command, make_console, say, user_errors
+from .app import cell, command, make_console, say, user_errors
 from .options import ModelFile
 
 
@@ -53,11 +53,18 @@ EVALUATE_HELP = (
     "target), and mae and rmse computed from the predictions in the target's own units.")
 
 
-@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv")
+SHOWN_CLASSES = 20  # a larger confusion matrix is not printed (it would not fit a terminal); --confusion writes it
+
+
+@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv\n\n"
+         "  nbtrain evaluate runs/digits/model.nbt test.csv --confusion confusion.csv")
 def evaluate(
     model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the features and the "
                                                              "target column.")],
+    confusion: Annotated[Optional[Path], typer.Option(metavar="FILE", show_default=False, help=(
+        "Write the whole confusion matrix of a classifier to this CSV file (rows: true labels, columns: predicted; "
+        f"the terminal shows it up to {SHOWN_CLASSES} classes)."))] = None,
 ):
     from rich.table import Table
     with user_errors():
@@ -79,12 +86,30 @@ def evaluate(
     console.print(table)
     if spec.task == "regression":
         say(console, f"loss: {net.loss.name} on the standardized target; mae and rmse: in {spec.name!r} units")
-    else:
+        if confusion is not None:
+            say(make_console(stderr=True), f"No {confusion} written: a regression has no confusion matrix")
+        return
+    if confusion is not None:
+        with user_errors():
+            atomic_write(confusion, lambda tmp: _confusion_frame(spec, scores.confusion).to_csv(tmp))
+        say(make_console(stderr=True), f"Wrote the confusion matrix ({len(spec.labels)} classes) to {confusion}")
+    if len(spec.labels) <= SHOWN_CLASSES:
         console.print(_confusion_table(spec, scores.confusion))
+    elif confusion is None:
+        say(console, f"Confusion matrix not shown: {len(spec.labels)} classes (shown up to {SHOWN_CLASSES}); "
+                     "--confusion FILE writes it as CSV")
 
 
 def _name(data):
     return "standard input" if data == "-" else data
+
+
+def _confusion_frame(spec, confusion):
+    """The confusion matrix as a DataFrame labelled by the classes (rows true, columns predicted)."""
+    import pandas as pd
+    from ..tabular.preprocessing import label_text
+    labels = pd.Index([label_text(label) for label in spec.labels], name="true \\ predicted")
+    return pd.DataFrame(confusion, index=labels, columns=labels)
 
 
 def _confusion_table(spec, confusion):
@@ -92,12 +117,12 @@ def _confusion_table(spec, confusion):
     from rich.table import Table
     from ..tabular.preprocessing import label_text
     labels = [label_text(label) for label in spec.labels]
-    table = Table(title=f"Confusion matrix of {spec.name!r}")
+    table = Table(title=cell(f"Confusion matrix of {spec.name!r}"))
     table.add_column("true \\ predicted")
     for label in labels:
-        table.add_column(label, justify="right")
+        table.add_column(cell(label), justify="right")
     for label, counts in zip(labels, confusion):
-        table.add_row(label, *map(str, counts))
+        table.add_row(cell(label), *map(str, counts))
     return table
 
 
@@ -130,7 +155,7 @@ def info(model: ModelFile):
     for f in pre.features:
         encoding = (f"(x - {f.center:.6g}) / {f.scale:.6g}" if f.kind == "numeric"
                     else f"one-hot: {', '.join(f.categories[:8])}{', ...' if len(f.categories) > 8 else ''}")
-        schema.add_row(f.name, f.kind, str(f.fill if f.kind != "numeric" else f"{f.fill:.6g}"), encoding)
+        schema.add_row(cell(f.name), f.kind, cell(f.fill if f.kind != "numeric" else f"{f.fill:.6g}"), cell(encoding))
     console.print(schema)
     if pre.dropped:
         line(f"Dropped at training: {', '.join(map(repr, pre.dropped))}")

@@ -4,6 +4,7 @@ checks that come before any data is read."""
 import importlib.util
 from pathlib import Path
 
+from ..arrays import SEED_MAX, whole_number
 from ..errors import InputError
 from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
 from ..utils import available_cores
@@ -101,6 +102,7 @@ def check_options(options):
     """Options that are wrong whatever the data: reported before the data is read."""
     trials, backend, address, workers, search = (options.trials, options.backend, options.address, options.workers,
                                                  options.search)
+    whole_number(options.fit.seed, "seed", 0, SEED_MAX)
     if trials < 1:
         raise InputError(f"the number of trials must be at least 1, got {trials}")
     if backend not in BACKENDS:

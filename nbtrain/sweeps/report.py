@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..callbacks import format_number
 from ..files import atomic_write
+from ..text import printable
 from .board import PARAM_COLUMNS
 
 LEADERBOARD_FILE, PLOT_FILE, BEST_DIR = "leaderboard.csv", "sweep.png", "best"
@@ -126,12 +127,12 @@ class Display:
 
     def say(self, level, text):
         if self.verbose >= level:
-            self.console.print(text, markup=False, soft_wrap=True)
+            self.console.print(printable(text), markup=False, soft_wrap=True)
 
     def describe(self, source, frame, prep, space, options, workers):
         target, fit, monitor = prep.preprocessing.target, options.fit, self.board.data.monitor
         for warning in prep.warnings if self.verbose >= 1 else ():
-            self.errors.print(f"Warning: {warning}", markup=False, soft_wrap=True)
+            self.errors.print(printable(f"Warning: {warning}"), markup=False, soft_wrap=True)
         task = (f"{target.task} classification of {target.name!r} ({target.mapping(counts=True)})"
                 if target.task != "regression" else f"regression of {target.name!r} (standardized for training)")
         self.say(2, f"Data: {'a DataFrame' if hasattr(source, 'columns') else source}: {len(frame)} rows x "

@@ -23,6 +23,7 @@ class Scores:
 def predictions(model, pre, frame, what, keep=()):
     """The predictions table for `frame`: the `keep` columns copied from it, then prediction (and the
     probabilities of a classifier), one row per input row, in order."""
+    keep = tuple(dict.fromkeys(keep))  # a column named twice is copied once
     for name in keep:
         if name not in frame.columns:
             raise unknown_column("column to keep", name, frame, what)
@@ -41,7 +42,17 @@ class TableModel:
 
     def predict(self, frame, keep=()):
         """The table `nbtrain predict` writes for the DataFrame `frame` (columns found by name): the `keep`
-        columns, then prediction in the target's units or labels (and a classifier's probabilities)."""
+        columns, then prediction in the target's units or labels (and a classifier's probabilities). A dict of
+        columns is taken as the DataFrame it makes."""
+        import pandas as pd
+        if isinstance(frame, dict):
+            try:
+                frame = pd.DataFrame(frame)
+            except (ValueError, TypeError) as exc:
+                raise InputError(f"the dict of columns does not make a table: {exc}") from None
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError(f"predict takes a DataFrame (or a dict of columns) with the feature columns by name, "
+                             f"got {type(frame).__name__}: the preprocessing finds its columns by name")
         return predictions(self.model, self.preprocessing, frame, "the DataFrame", tuple(keep))
 
 

@@ -2,6 +2,8 @@
 definitions, `nbtrain.sweep()` and the run folder's record all take them from here."""
 from dataclasses import dataclass, field, replace
 
+from ..arrays import SEED_MAX  # noqa: F401 (seeds run from 0 to this; the command line's --seed takes it from here)
+
 TASKS = ("auto", "regression", "binary", "multiclass")
 SCALINGS = ("standard", "minmax", "none")
 OPTIMIZERS = ("adam", "sgd")
@@ -9,7 +11,6 @@ REGRESSION_LOSSES = ("mae", "mse", "huber")
 REGRESSION_LOSS = "mae"  # the course's, when a regression names none
 CLASS_WEIGHTS = ("balanced",)  # scikit-learn's: n_rows / (n_classes * the class's rows), on the training rows
 DEVICES = ("auto", "cpu", "cuda")
-SEED_MAX = 2**32 - 1  # seeds run from 0 to this
 BACKENDS = ("local", "ray")
 SEARCHES = ("random", "tpe")
 # the options a model file's training record keeps (its "options"), in this order

@@ -1,6 +1,7 @@
 """The fitted preprocessing of a table: the target and its task, each feature column's imputation, scaling
 or one-hot encoding, and the train/validation split, fitted on the training rows and kept as plain data
 (to_dict/from_dict) so that the model file can carry it and `predict` can apply it again."""
+import json
 import shlex
 from dataclasses import asdict, dataclass, field
 
@@ -9,6 +10,7 @@ import numpy as np
 from .. import schema
 from ..arrays import as_matrix
 from ..errors import InputError, ModelFileError
+from ..saving import within_limits
 from ..schema import SchemaError, check
 from .options import SCALINGS, TASKS
 from .reading import column_list, unknown_column
@@ -338,6 +340,17 @@ def labelled_rows(frame, target, what, notes):
     return frame[keep]
 
 
+def _fits_a_model_file(pre):
+    """Refuse, before training, a preprocessing too large for the model file's metadata (categories by the hundred
+    thousand), naming the column with the most categories."""
+    try:
+        within_limits({"metadata.json": json.dumps({"preprocessing": pre.to_dict()}, indent=1)}, "the preprocessing")
+    except ModelFileError as exc:
+        widest = max(pre.features, key=lambda f: len(f.categories))
+        raise InputError(f"{exc}: column {widest.name!r} has {len(widest.categories):,} distinct values; leave it out "
+                         f"with --drop {shlex.quote(widest.name)}") from None
+
+
 def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0.2, seed=0, validation=None):
     """Infer the task, split (or take `validation`), fit the preprocessing on the training rows and encode both.
     Every problem with the data is an InputError with a one-line message."""
@@ -367,10 +380,17 @@ def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0
     row_ids = [c for c in features if looks_like_row_id(labelled[c])]
     warnings = [f"column {c!r} looks like a row ID (a different value in each of the {len(labelled)} rows) and is "
                 f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
+    untrained = [label for label, n in zip(spec.labels or (), spec.counts or ()) if n == 0]
+    if untrained:
+        warnings.append(f"class {label_text(untrained[0])!r} of {target!r}"
+                        f"{f' (and {len(untrained) - 1} more)' if len(untrained) > 1 else ''} has no training rows "
+                        "(its rows all landed in validation): the model's output for it is trained on no rows; "
+                        "give it more rows or lower --val-split")
     for feature in pre.features:
         if feature.name not in row_ids and len(feature.categories) > max(50, len(train) // 2):
             notes.append(f"column {feature.name!r} has {len(feature.categories)} distinct values in {len(train)} "
                          "training rows: if it is an identifier, drop it")
+    _fits_a_model_file(pre)
     x_val = pre.transform(val, "the validation data") if len(val) else np.zeros((0, len(pre.input_names)), np.float32)
     return Prepared(pre, pre.transform(train, "the training data"), spec.encode(train[target], "the training data"),
                     x_val, spec.encode(val[target], "the validation data"), notes, warnings)
