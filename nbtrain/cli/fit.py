@@ -58,6 +58,7 @@ def fit(
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
+    test_split: opt.TestSplit = FitOptions.test_split,
     layers: Annotated[str, typer.Option(metavar="WIDTHS", help="Widths of the ReLU hidden layers.")]
     = ",".join(map(str, FitOptions.layers)),
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout rate after each hidden layer.")]
@@ -88,7 +89,7 @@ def fit(
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
     options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, scale=scale,
                          drop=tuple(drop or ()),
-                         val=val, val_split=val_split, layers=_hidden_layers(layers), dropout=dropout,
+                         val=val, val_split=val_split, test_split=test_split, layers=_hidden_layers(layers), dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed)
     from ..tabular.fit import fit_table
@@ -104,7 +105,7 @@ def fit(
         say(make_console(stderr=True, muted=muted), f"Training {cause} before the first epoch ended: nothing was saved")
         raise typer.Exit(EXIT_CODES[cause])
     say(console, f"Training ended: {outcome.status}; the model keeps the weights of epoch {outcome.best}")
-    console.print(_result_table(outcome, len(result.prep.x)))
+    console.print(_result_table(outcome, len(result.prep.x), result.test))
     say(console, f"Saved {', '.join(result.saved)} to {run_dir}")
     if "learning_curves.png" not in result.saved:
         say(console, "No learning_curves.png: install matplotlib for it (pip install 'nbtrain[plot]')")
@@ -114,7 +115,7 @@ def fit(
         raise typer.Exit(EXIT_CODES[cause])
 
 
-def _describe(console, errors, group, quiet, shape, prep, model, options):
+def _describe(console, errors, group, quiet, shape, prep, model, options, test_rows=0):
     """What is about to happen: task, classes, encoded width, split sizes, the model and its training; warnings
     (on `errors`, also when quiet)."""
     for warning in prep.warnings:
@@ -135,7 +136,8 @@ def _describe(console, errors, group, quiet, shape, prep, model, options):
     line(f"Features: {len(kinds)} columns ({kinds.count('numeric')} numeric, {kinds.count('categorical')} "
          f"categorical) -> {prep.x.shape[1]} inputs; scaling {pre.scaling}"
          + (f"; dropped {', '.join(map(repr, pre.dropped))}" if pre.dropped else ""))
-    line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows (seed {options.seed})")
+    tested = f", {test_rows} test rows" if test_rows else ""
+    line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows{tested} (seed {options.seed})")
     extras = (f", dropout {options.dropout}" if options.dropout else "") + (", batchnorm" if options.batchnorm else "")
     head = model.layers[-1]
     line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> {head.units} "
@@ -149,9 +151,11 @@ def _describe(console, errors, group, quiet, shape, prep, model, options):
         line(f"Note: {note}")
 
 
-def _result_table(outcome, train_rows):
-    """The best epoch's metrics, training and validation, with the time taken and the training throughput."""
+def _result_table(outcome, train_rows, test=None):
+    """The best epoch's metrics, training and validation (and the held-out test rows' scores, `test`), with the
+    time taken and the training throughput."""
     from rich.table import Table
+    from ..tabular.holdout import beside_history
     history, best, seconds = outcome.history, outcome.best, outcome.seconds
     names = [k for k in history if not k.startswith("val_")]
     epochs_run = len(history["loss"])
@@ -160,7 +164,13 @@ def _result_table(outcome, train_rows):
     table.add_column("metric")
     table.add_column("training", justify="right")
     table.add_column("validation", justify="right")
+    placed, extra = beside_history(test.metrics, names) if test is not None else ({}, {})
+    if test is not None:
+        table.add_column("test", justify="right")
     for name in names:
         val = history.get("val_" + name)
-        table.add_row(name, format_number(history[name][best - 1]), format_number(val[best - 1]) if val else "-")
+        table.add_row(name, format_number(history[name][best - 1]), format_number(val[best - 1]) if val else "-",
+                      *([format_number(placed[name])] if name in placed else ["-"] if test is not None else []))
+    for name, value in extra.items():
+        table.add_row(name, "-", "-", format_number(value))
     return table

@@ -70,6 +70,8 @@ def evaluate(
     console, spec = make_console(), pre.target
     for note in notes:
         say(console, f"Note: {note}")
+    if scores.seen is not None and scores.seen.warning():
+        say(make_console(stderr=True), f"Warning: {scores.seen.warning()}")
     say(console, f"Evaluated on {_name(data)}: {rows} rows")
     table = Table()
     table.add_column("metric")
@@ -122,6 +124,9 @@ def info(model: ModelFile):
             f"validation rows; {training['epochs_run']} epochs ({training['status']}), best epoch "
             f"{training['best_epoch']}; {training['seconds']} s")
         line("Best epoch: " + ", ".join(f"{k} {format_number(v)}" for k, v in training["best"].items()))
+        if "test" in training:
+            line(f"Test ({training['test_rows']} held-out rows): "
+                 + ", ".join(f"{k} {format_number(v)}" for k, v in training["test"].items()))
     net.summary(print_fn=line)
     line(f"Parameters: {net.count_params():,}; loss {net.loss.name}; optimizer {type(net.optimizer).__name__}")
     schema = Table(title=f"Input columns ({len(pre.features)} -> {len(pre.input_names)} inputs, scaling {pre.scaling})")

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ..callbacks import format_number
 from ..files import atomic_write
+from ..tabular.runfolder import BEST_DIR
 from .board import PARAM_COLUMNS
 
-LEADERBOARD_FILE, PLOT_FILE, BEST_DIR = "leaderboard.csv", "sweep.png", "best"
+LEADERBOARD_FILE, PLOT_FILE = "leaderboard.csv", "sweep.png"
 
 
 def save_sweep(board, leaderboard, prep, out):

@@ -1,11 +1,12 @@
 """A model from `nbtrain fit` applied to a table: the predictions that `nbtrain predict` writes (with columns
 kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
 classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse in its units)."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import InputError
+from .fingerprint import overlap
 from .preprocessing import labelled_rows
 from .reading import unknown_column
 
@@ -15,9 +16,11 @@ PROBABILITY_FLOOR = 1e-7  # Keras's epsilon: a probability of 0 counts as this i
 @dataclass
 class Scores:
     """The metrics by name (in the order shown) and, for a classifier, the confusion matrix: confusion[i, j]
-    rows of class i predicted as class j, in the order of the target's labels."""
+    rows of class i predicted as class j, in the order of the target's labels; `seen`, how many of the rows scored
+    the model was fitted or validated on (fingerprint.Overlap; None for a model without a fingerprint)."""
     metrics: dict
     confusion: np.ndarray = None
+    seen: object = None
 
 
 def predictions(model, pre, frame, what, keep=()):
@@ -53,17 +56,19 @@ def load_table_model(path, device="auto"):
 
 
 def evaluation(model, pre, frame, what, notes):
-    """(rows evaluated, Scores) on the labelled rows of `frame` (how many were left out is added to `notes`).
+    """(rows evaluated, Scores) on the labelled rows of `frame` (how many were left out is added to `notes`), with
+    how many of them the model saw in training (Scores.seen, from its fingerprint).
     A regression's scores start with the loss, on the standardized target, as in training."""
     spec = pre.target
     rows = labelled_rows(frame, spec.name, what, notes)
     x, y = pre.transform(rows, what), spec.encode(rows[spec.name], what)
     outputs = model.predict(x)
+    seen = overlap((model.metadata or {}).get("fingerprint"), x, y)
     if spec.task != "regression":
-        return len(rows), classifier_scores(y, spec.probabilities(outputs))
+        return len(rows), replace(classifier_scores(y, spec.probabilities(outputs)), seen=seen)
     scores = regression_scores(spec.decode(outputs)["prediction"], rows[spec.name].to_numpy(float))
     loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    return len(rows), Scores({"loss": loss, **scores.metrics})
+    return len(rows), Scores({"loss": loss, **scores.metrics}, seen=seen)
 
 
 def classifier_scores(codes, probabilities):
