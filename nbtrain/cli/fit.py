@@ -4,11 +4,11 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..callbacks import format_number
+from ..callbacks import format_metric
 from ..tabular.options import DEVICES, OPTIMIZERS, REGRESSION_LOSSES, FitOptions
 from . import options as opt
 from .app import command, fail, make_console, say, user_errors
-from .display import progress
+from .display import ending, progress
 from .ranks import abort_job_on_crash, process_group
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # the shell's 128 + SIGINT, 128 + SIGTERM
@@ -104,7 +104,8 @@ def fit(
     if run_dir is None and cause in EXIT_CODES:
         say(make_console(stderr=True, muted=muted), f"Training {cause} before the first epoch ended: nothing was saved")
         raise typer.Exit(EXIT_CODES[cause])
-    say(console, f"Training ended: {outcome.status}; the model keeps the weights of epoch {outcome.best}")
+    monitor = "val_loss" if len(result.prep.x_val) else "loss"
+    say(console, ending(outcome, monitor, result.options.patience, result.options.min_delta))
     console.print(_result_table(outcome, len(result.prep.x), result.test))
     say(console, f"Saved {', '.join(result.saved)} to {run_dir}")
     if "learning_curves.png" not in result.saved:
@@ -169,8 +170,8 @@ def _result_table(outcome, train_rows, test=None):
         table.add_column("test", justify="right")
     for name in names:
         val = history.get("val_" + name)
-        table.add_row(name, format_number(history[name][best - 1]), format_number(val[best - 1]) if val else "-",
-                      *([format_number(placed[name])] if name in placed else ["-"] if test is not None else []))
+        table.add_row(name, format_metric(history[name][best - 1]), format_metric(val[best - 1]) if val else "-",
+                      *([format_metric(placed[name])] if name in placed else ["-"] if test is not None else []))
     for name, value in extra.items():
-        table.add_row(name, "-", "-", format_number(value))
+        table.add_row(name, "-", "-", format_metric(value))
     return table

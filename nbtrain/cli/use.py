@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..callbacks import format_number
+from ..callbacks import format_metric
 from ..files import atomic_write
 from .app import command, make_console, say, user_errors
 from .options import ModelFile
@@ -38,7 +38,10 @@ def predict(
         from ..tabular.reading import read_table
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
-        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()))
+        notes = []
+        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()), notes)
+        for note in notes:  # on standard error: standard output may be the CSV
+            say(make_console(stderr=True), f"Note: {note}")
         if output is None or str(output) == "-":
             typer.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
         else:
@@ -77,7 +80,7 @@ def evaluate(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in scores.metrics.items():
-        table.add_row(name, format_number(value))
+        table.add_row(name, format_metric(value))
     console.print(table)
     if spec.task == "regression":
         say(console, f"loss: {net.loss.name} on the standardized target; mae and rmse: in {spec.name!r} units")
@@ -123,10 +126,10 @@ def info(model: ModelFile):
         line(f"Trained on {training['data']}: {training['train_rows']} training rows, {training['val_rows']} "
             f"validation rows; {training['epochs_run']} epochs ({training['status']}), best epoch "
             f"{training['best_epoch']}; {training['seconds']} s")
-        line("Best epoch: " + ", ".join(f"{k} {format_number(v)}" for k, v in training["best"].items()))
+        line("Best epoch: " + ", ".join(f"{k} {format_metric(v)}" for k, v in training["best"].items()))
         if "test" in training:
             line(f"Test ({training['test_rows']} held-out rows): "
-                 + ", ".join(f"{k} {format_number(v)}" for k, v in training["test"].items()))
+                 + ", ".join(f"{k} {format_metric(v)}" for k, v in training["test"].items()))
     net.summary(print_fn=line)
     line(f"Parameters: {net.count_params():,}; loss {net.loss.name}; optimizer {type(net.optimizer).__name__}")
     schema = Table(title=f"Input columns ({len(pre.features)} -> {len(pre.input_names)} inputs, scaling {pre.scaling})")
