@@ -20,17 +20,20 @@ FIT_HELP = (
     "Numeric columns are imputed (median) and scaled, text columns "
     "imputed (most frequent) and one-hot encoded, all with training-split statistics. A regression target is "
     "standardized for training; predictions and mae are in its own units.\n\n"
-    "The run folder gets model.nbt (with the best epoch's weights), history.csv and, with matplotlib "
-    "installed, learning_curves.png.")
-FIT_EXAMPLES = """[bold]Examples[/bold]
+    "--test-split holds out rows that nothing sees until the end, for an honest test score beside the training "
+    "and validation ones.\n\n"
+    "The run folder gets model.nbt (with the best epoch's weights), history.csv (one row per epoch, counted from 1 "
+    "as the epoch lines are) and, with matplotlib installed (pip install 'nbtrain\\[plot]'), "
+    "learning_curves.png.")
+FIT_EXAMPLES = """[bold]Examples[/bold] (on the bundled tables in data/)
 
-  nbtrain fit red-wine.csv --target quality
+  nbtrain fit data/houses.csv --target price_k --drop house_id --out runs/houses
 
-  nbtrain fit ion.csv -t Class --layers 16,16 --dropout 0.3 --out runs/ion
+  nbtrain fit data/churn.csv -t churned --layers 16,16 --dropout 0.3 --test-split 0.2 --out runs/churn
 
-  nbtrain fit red-wine.csv -t quality --task multiclass --class-weight balanced
+  nbtrain fit data/birds.csv -t species --drop bird_id --class-weight balanced --out runs/birds
 
-  cat houses.csv | nbtrain fit - -t price --drop id --loss huber --epochs 200 --quiet
+  cat data/houses.csv | nbtrain fit - -t price_k --drop house_id --loss huber --epochs 200 --quiet
 """
 
 

@@ -19,9 +19,10 @@ PREDICT_HELP = (
     "multiclass one probability_<label> column per class.")
 
 
-@command(help=PREDICT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain predict runs/wine/model.nbt new-wines.csv "
-         "-o preds.csv\n\n  nbtrain predict runs/houses/model.nbt data/houses.csv --keep house_id\n\n"
-         "  cat new.csv | nbtrain predict runs/wine/model.nbt - > preds.csv")
+@command(help=PREDICT_HELP, epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n"
+         "  nbtrain predict runs/houses/model.nbt data/houses.csv -o preds.csv\n\n"
+         "  nbtrain predict runs/birds data/birds.csv --keep bird_id\n\n"
+         "  cat data/churn.csv | nbtrain predict runs/churn - > preds.csv")
 def predict(
     model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the feature columns "
@@ -51,12 +52,15 @@ def predict(
 
 EVALUATE_HELP = (
     "Scores of a model from nbtrain fit on a labelled table.\n\n"
+    "Scores on rows the model was fitted or validated on are optimistic: a warning counts them (the model file "
+    "remembers its rows). Score held-out rows: a file of your own, or the test split of fit --test-split. "
     "Rows without a target value are left out. For classification: accuracy, log loss (the mean cross-entropy), "
     "macro F1 and the confusion matrix. For regression: the loss (the training loss, on the standardized "
     "target), and mae and rmse computed from the predictions in the target's own units.")
 
 
-@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv")
+@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n"
+         "  nbtrain evaluate runs/houses data/houses.csv")
 def evaluate(
     model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the features and the "
@@ -106,7 +110,7 @@ def _confusion_table(spec, confusion):
     return table
 
 
-@command(epilog="[bold]Examples[/bold]\n\n  nbtrain info runs/wine/model.nbt")
+@command(epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n  nbtrain info runs/houses/model.nbt")
 def info(model: ModelFile):
     """Architecture, parameter count, training data schema, task and best metrics of a saved model."""
     from rich.table import Table
