@@ -92,7 +92,8 @@ def fit(
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
     options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, scale=scale,
                          drop=tuple(drop or ()),
-                         val=val, val_split=val_split, test_split=test_split, layers=_hidden_layers(layers), dropout=dropout,
+                         val=val, val_split=val_split, test_split=test_split, layers=_hidden_layers(layers),
+                         dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed)
     from ..tabular.fit import fit_table

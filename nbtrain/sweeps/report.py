@@ -179,8 +179,8 @@ class Display:
         best = board.best_index
         caption = (f"{len(board.trials) - counts.get('running', 0)} of {board.total} trials ended, "
                    + ", ".join(f"{n} {s}" for s, n in counts.items())
-                   + (f"; best so far: trial {best}, {board.data.monitor.name} {format_metric(board.score(best))}" if best is not None
-                      else "") + f"; {time.perf_counter() - board.started:.0f} s")
+                   + (f"; best so far: trial {best}, {board.data.monitor.name} {format_metric(board.score(best))}"
+                      if best is not None else "") + f"; {time.perf_counter() - board.started:.0f} s")
         table = Table(caption=caption)
         for heading in ("trial", "status", "epochs", board.data.monitor.name, *board.varied):
             table.add_column(heading, justify="left" if heading == "status" else "right")

@@ -156,8 +156,8 @@ def model_file(path):
         for candidate in (path / MODEL_FILE, path / BEST_DIR / MODEL_FILE):
             if candidate.is_file():
                 return candidate
-        raise ModelFileError(f"{path} is a folder without a {MODEL_FILE} (nor {BEST_DIR}/{MODEL_FILE}): give a run folder "
-                             "of nbtrain fit or nbtrain sweep, or a model file")
+        raise ModelFileError(f"{path} is a folder without a {MODEL_FILE} (nor {BEST_DIR}/{MODEL_FILE}): give a run "
+                             "folder of nbtrain fit or nbtrain sweep, or a model file")
     return path
 
 
