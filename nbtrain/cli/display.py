@@ -1,6 +1,7 @@
 """How a fit shows its epochs on the command line: a rich progress bar on a terminal, one plain line per epoch
 (like Keras's verbose=2) for logs and pipes, or nothing when quiet; a long epoch also shows its steps as it runs,
-and a first epoch that has not taken a step yet says that the kernels are compiling."""
+and a first epoch that has not taken a step yet says that the kernels are compiling; then how the fit ended, in
+Keras's words. Numbers are shown for their scale (callbacks.format_metric)."""
 import contextlib
 import io
 import math
@@ -149,8 +150,8 @@ def fitted_logs(console):
 @contextlib.contextmanager
 def progress(console, quiet):
     """The per-epoch display, as a function (recorder, best) -> callbacks that recipe.train takes: a progress
-    bar on a terminal, plain lines otherwise, nothing when quiet. Under the bar, what the fit prints (the Ctrl-C
-    message) is held back and printed after the bar's last line."""
+    bar on a terminal, plain lines otherwise, nothing when quiet. Under the bar, anything printed to standard output
+    during the fit is held back and printed after the bar's last line, so that the bar is not torn."""
     if quiet:
         yield lambda recorder, stopper: []
     elif not console.is_terminal:
