@@ -26,21 +26,23 @@ def _mix(h):
 
 
 def row_hashes(x, y):
-    """One uint64 per row of the float32 inputs `x` (rows, width) and targets `y` (rows, k)."""
-    rows = np.ascontiguousarray(np.column_stack([np.asarray(x, np.float32), np.asarray(y, np.float32)]))
-    bits = rows.view(np.uint32).astype(np.uint64)
-    h = np.full(len(rows), np.uint64(rows.shape[1]), np.uint64)
+    """One uint64 per row of the float32 inputs `x` (rows, width) and targets `y` (rows, k), a column at a time
+    (a big table is not copied whole)."""
+    blocks = [np.asarray(x, np.float32), np.asarray(y, np.float32).reshape(len(x), -1)]
+    h = np.full(len(x), np.uint64(sum(block.shape[1] for block in blocks)), np.uint64)
     with np.errstate(over="ignore"):
-        for j in range(bits.shape[1]):
-            h = _mix(h * GOLDEN ^ bits[:, j])
+        for block in blocks:
+            for j in range(block.shape[1]):
+                bits = np.ascontiguousarray(block[:, j]).view(np.uint32).astype(np.uint64)
+                h = _mix(h * GOLDEN ^ bits)
     return h
 
 
 def _sketch(hashes):
     """The split's record: its row count and its (up to SKETCH_ROWS smallest) distinct hashes, sorted, base64."""
-    kept = np.unique(hashes)[:SKETCH_ROWS]
-    return {"rows": int(len(hashes)), "distinct": int(len(np.unique(hashes))),
-            "hashes": base64.b64encode(kept.astype("<u8").tobytes()).decode("ascii")}
+    distinct = np.unique(hashes)
+    return {"rows": int(len(hashes)), "distinct": int(len(distinct)),
+            "hashes": base64.b64encode(distinct[:SKETCH_ROWS].astype("<u8").tobytes()).decode("ascii")}
 
 
 def fingerprint(x, y, x_val, y_val):
@@ -102,7 +104,7 @@ def overlap(entry, x, y, where="the model file"):
         seen |= matched
         if len(kept) < distinct:  # a sample: the rows hashing below its largest hash, scaled up
             exact = False
-            counts[name] = round(int(matched.sum()) * distinct / len(kept))
+            counts[name] = min(round(int(matched.sum()) * distinct / len(kept)), len(hashes))
         else:
             counts[name] = int(matched.sum())
     return Overlap(len(hashes), counts["train"], counts["validation"], exact)
