@@ -354,7 +354,8 @@ class Sequential:
                 loop.control[STOP] = signal.SIGINT
             if requests.cause:
                 self._stop(requests.cause, f"{requests.cause} after {len(cbs.history.epoch)} epochs")
-                print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+                if cbs.params.get("verbose"):  # verbose=0 is silent, as in Keras
+                    print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
         return logs
 
     @staticmethod

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import nbtrain
 from nbtrain.model import load_network
-from nbtrain.callbacks import format_number
+from nbtrain.callbacks import format_metric
 from nbtrain.cli import app
 from nbtrain.monitor import Monitor
 from nbtrain.sweeps.board import Board
@@ -79,7 +79,7 @@ def test_local_sweep_end_to_end(ion_sweep, data_dir):
     assert {"val_binary_accuracy", "layers", "units", "lr", "batch_size", "dropout", "seed"} <= set(board.columns)
     assert (out / "sweep.png").stat().st_size > 0
     best = board.iloc[0]
-    assert f"Best: trial {best['trial']}, val_loss {format_number(best['val_loss'])}" in result.stdout
+    assert f"Best: trial {best['trial']}, val_loss {format_metric(best['val_loss'])}" in result.stdout
     # the saved model is the best trial's, at its best epoch: it scores the leaderboard's val_loss on the
     # validation rows, which the sweep split off with the preprocessing fitted on the training rows only
     model = load_network(out / "best" / "model.nbt")

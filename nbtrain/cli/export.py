@@ -16,7 +16,8 @@ EXPORT_HELP = (
     "order nbtrain info lists them). Opsets: ai.onnx 17, ai.onnx.ml 3. Needs the onnx extra.")
 
 
-@command(help=EXPORT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain export runs/houses/model.nbt --onnx houses.onnx")
+@command(help=EXPORT_HELP, epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n"
+         "  nbtrain export runs/houses/model.nbt --onnx houses.onnx")
 def export(
     model: ModelFile,
     onnx: Annotated[Path, typer.Option("--onnx", metavar="FILE", help="The ONNX file to write (replaced if it "

@@ -20,13 +20,13 @@ SWEEP_HELP = (
     "The run folder gets leaderboard.csv, sweep.png (the metric against each hyperparameter, with matplotlib) "
     "and best/ with the best trial's model.nbt, usable by nbtrain predict. Ctrl-C stops the sweep and saves "
     "what finished.")
-SWEEP_EXAMPLES = """[bold]Examples[/bold]
+SWEEP_EXAMPLES = """[bold]Examples[/bold] (on the bundled tables in data/)
 
-  nbtrain sweep ion.csv --target Class --trials 32
+  nbtrain sweep data/churn.csv --target churned --trials 32
 
-  nbtrain sweep red-wine.csv -t quality --trials 8 --space space.toml --metric val_mae --out runs/wine-sweep
+  nbtrain sweep data/houses.csv -t price_k --drop house_id --trials 8 --metric val_mae --out runs/houses-sweep
 
-  nbtrain sweep red-wine.csv -t quality --backend ray --address auto --search tpe --trials 200
+  nbtrain sweep data/birds.csv -t species --drop bird_id --backend ray --search tpe --trials 200
 """
 
 

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..callbacks import format_number
+from ..callbacks import format_metric
 from ..files import atomic_write
 from .app import cell, command, make_console, say, user_errors
 from .options import ModelFile
@@ -19,9 +19,10 @@ PREDICT_HELP = (
     "multiclass one probability_<label> column per class.")
 
 
-@command(help=PREDICT_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain predict runs/wine/model.nbt new-wines.csv "
-         "-o preds.csv\n\n  nbtrain predict runs/houses/model.nbt data/houses.csv --keep house_id\n\n"
-         "  cat new.csv | nbtrain predict runs/wine/model.nbt - > preds.csv")
+@command(help=PREDICT_HELP, epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n"
+         "  nbtrain predict runs/houses/model.nbt data/houses.csv -o preds.csv\n\n"
+         "  nbtrain predict runs/birds data/birds.csv --keep bird_id\n\n"
+         "  cat data/churn.csv | nbtrain predict runs/churn - > preds.csv")
 def predict(
     model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the feature columns "
@@ -38,7 +39,10 @@ def predict(
         from ..tabular.reading import read_table
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
-        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()))
+        notes = []
+        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()), notes)
+        for note in notes:  # on standard error: standard output may be the CSV
+            say(make_console(stderr=True), f"Note: {note}")
         if output is None or str(output) == "-":
             typer.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
         else:
@@ -48,6 +52,8 @@ def predict(
 
 EVALUATE_HELP = (
     "Scores of a model from nbtrain fit on a labelled table.\n\n"
+    "Scores on rows the model was fitted or validated on are optimistic: a warning counts them (the model file "
+    "remembers its rows). Score held-out rows: a file of your own, or the test split of fit --test-split. "
     "Rows without a target value are left out. For classification: accuracy, log loss (the mean cross-entropy), "
     "macro F1 and the confusion matrix. For regression: the loss (the training loss, on the standardized "
     "target), and mae and rmse computed from the predictions in the target's own units.")
@@ -56,8 +62,9 @@ EVALUATE_HELP = (
 SHOWN_CLASSES = 20  # a larger confusion matrix is not printed (it would not fit a terminal); --confusion writes it
 
 
-@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold]\n\n  nbtrain evaluate runs/wine/model.nbt test.csv\n\n"
-         "  nbtrain evaluate runs/digits/model.nbt test.csv --confusion confusion.csv")
+@command(help=EVALUATE_HELP, epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n"
+         "  nbtrain evaluate runs/houses data/houses.csv\n\n"
+         "  nbtrain evaluate runs/birds data/birds.csv --confusion confusion.csv")
 def evaluate(
     model: ModelFile,
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the features and the "
@@ -77,12 +84,14 @@ def evaluate(
     console, spec = make_console(), pre.target
     for note in notes:
         say(console, f"Note: {note}")
+    if scores.seen is not None and scores.seen.warning():
+        say(make_console(stderr=True), f"Warning: {scores.seen.warning()}")
     say(console, f"Evaluated on {_name(data)}: {rows} rows")
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in scores.metrics.items():
-        table.add_row(name, format_number(value))
+        table.add_row(name, format_metric(value))
     console.print(table)
     if spec.task == "regression":
         say(console, f"loss: {net.loss.name} on the standardized target; mae and rmse: in {spec.name!r} units")
@@ -126,7 +135,7 @@ def _confusion_table(spec, confusion):
     return table
 
 
-@command(epilog="[bold]Examples[/bold]\n\n  nbtrain info runs/wine/model.nbt")
+@command(epilog="[bold]Examples[/bold] (after nbtrain fit --help's)\n\n  nbtrain info runs/houses/model.nbt")
 def info(model: ModelFile):
     """Architecture, parameter count, training data schema, task and best metrics of a saved model."""
     from rich.table import Table
@@ -146,7 +155,10 @@ def info(model: ModelFile):
         line(f"Trained on {training['data']}: {training['train_rows']} training rows, {training['val_rows']} "
             f"validation rows; {training['epochs_run']} epochs ({training['status']}), best epoch "
             f"{training['best_epoch']}; {training['seconds']} s")
-        line("Best epoch: " + ", ".join(f"{k} {format_number(v)}" for k, v in training["best"].items()))
+        line("Best epoch: " + ", ".join(f"{k} {format_metric(v)}" for k, v in training["best"].items()))
+        if "test" in training:
+            line(f"Test ({training['test_rows']} held-out rows): "
+                 + ", ".join(f"{k} {format_metric(v)}" for k, v in training["test"].items()))
     net.summary(print_fn=line)
     line(f"Parameters: {net.count_params():,}; loss {net.loss.name}; optimizer {type(net.optimizer).__name__}")
     schema = Table(title=f"Input columns ({len(pre.features)} -> {len(pre.input_names)} inputs, scaling {pre.scaling})")

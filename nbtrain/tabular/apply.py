@@ -1,12 +1,14 @@
 """A model from `nbtrain fit` applied to a table: the predictions that `nbtrain predict` writes (with columns
 kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
 classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse in its units)."""
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import InputError
-from .preprocessing import labelled_rows
+from .fingerprint import overlap
+from .preprocessing import _as_text, labelled_rows
 from .reading import unknown_column
 
 PROBABILITY_FLOOR = 1e-7  # Keras's epsilon: a probability of 0 counts as this in the log loss, as in training
@@ -15,15 +17,36 @@ PROBABILITY_FLOOR = 1e-7  # Keras's epsilon: a probability of 0 counts as this i
 @dataclass
 class Scores:
     """The metrics by name (in the order shown) and, for a classifier, the confusion matrix: confusion[i, j]
-    rows of class i predicted as class j, in the order of the target's labels."""
+    rows of class i predicted as class j, in the order of the target's labels; `seen`, how many of the rows scored
+    the model was fitted or validated on (fingerprint.Overlap; None for a model without a fingerprint)."""
     metrics: dict
     confusion: np.ndarray = None
+    seen: object = None
 
 
-def predictions(model, pre, frame, what, keep=()):
+def unseen_categories(pre, frame, what):
+    """Notes on the text values of `frame` that no training row had: such a value is encoded as all zeros (no
+    category), as scikit-learn's OneHotEncoder(handle_unknown="ignore") does, and predictions for it are guesses."""
+    notes = []
+    for feature in pre.features:
+        if feature.kind != "categorical" or feature.name not in frame.columns:
+            continue
+        text = _as_text(frame[feature.name]).dropna()
+        unseen = text[~text.isin(feature.categories)]
+        if len(unseen):
+            shown = ", ".join(map(repr, unseen.unique()[:3])) + (", ..." if unseen.nunique() > 3 else "")
+            notes.append(f"{len(unseen)} row{'s' if len(unseen) > 1 else ''} of {what} had a {feature.name!r} not "
+                         f"seen in training ({shown}): encoded as all zeros")
+    return notes
+
+
+def predictions(model, pre, frame, what, keep=(), notes=None):
     """The predictions table for `frame`: the `keep` columns copied from it, then prediction (and the
-    probabilities of a classifier), one row per input row, in order."""
+    probabilities of a classifier), one row per input row, in order. Categories unseen in training are counted in
+    `notes` (a list, when given)."""
     keep = tuple(dict.fromkeys(keep))  # a column named twice is copied once
+    if notes is not None:
+        notes.extend(unseen_categories(pre, frame, what))
     for name in keep:
         if name not in frame.columns:
             raise unknown_column("column to keep", name, frame, what)
@@ -43,7 +66,8 @@ class TableModel:
     def predict(self, frame, keep=()):
         """The table `nbtrain predict` writes for the DataFrame `frame` (columns found by name): the `keep`
         columns, then prediction in the target's units or labels (and a classifier's probabilities). A dict of
-        columns is taken as the DataFrame it makes."""
+        columns is taken as the DataFrame it makes. Categories unseen in training are counted in a UserWarning, as
+        `nbtrain predict` notes them."""
         import pandas as pd
         if isinstance(frame, dict):
             try:
@@ -53,7 +77,11 @@ class TableModel:
         if not isinstance(frame, pd.DataFrame):
             raise InputError(f"predict takes a DataFrame (or a dict of columns) with the feature columns by name, "
                              f"got {type(frame).__name__}: the preprocessing finds its columns by name")
-        return predictions(self.model, self.preprocessing, frame, "the DataFrame", tuple(keep))
+        notes = []
+        table = predictions(self.model, self.preprocessing, frame, "the DataFrame", tuple(keep), notes)
+        for note in notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return table
 
 
 def load_table_model(path, device="auto"):
@@ -64,17 +92,20 @@ def load_table_model(path, device="auto"):
 
 
 def evaluation(model, pre, frame, what, notes):
-    """(rows evaluated, Scores) on the labelled rows of `frame` (how many were left out is added to `notes`).
+    """(rows evaluated, Scores) on the labelled rows of `frame` (how many were left out is added to `notes`), with
+    how many of them the model saw in training (Scores.seen, from its fingerprint).
     A regression's scores start with the loss, on the standardized target, as in training."""
     spec = pre.target
     rows = labelled_rows(frame, spec.name, what, notes)
+    notes.extend(unseen_categories(pre, rows, what))
     x, y = pre.transform(rows, what), spec.encode(rows[spec.name], what)
     outputs = model.predict(x)
+    seen = overlap((model.metadata or {}).get("fingerprint"), x, y)
     if spec.task != "regression":
-        return len(rows), classifier_scores(y, spec.probabilities(outputs))
+        return len(rows), replace(classifier_scores(y, spec.probabilities(outputs)), seen=seen)
     scores = regression_scores(spec.decode(outputs)["prediction"], rows[spec.name].to_numpy(float))
     loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    return len(rows), Scores({"loss": loss, **scores.metrics})
+    return len(rows), Scores({"loss": loss, **scores.metrics}, seen=seen)
 
 
 def classifier_scores(codes, probabilities):

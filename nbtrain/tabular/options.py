@@ -15,7 +15,7 @@ BACKENDS = ("local", "ray")
 SEARCHES = ("random", "tpe")
 # the options a model file's training record keeps (its "options"), in this order
 RECORDED = ("task", "loss", "class_weight", "scale", "layers", "dropout", "batchnorm", "epochs", "batch_size",
-            "optimizer", "lr", "patience", "min_delta", "val_split", "seed")
+            "optimizer", "lr", "patience", "min_delta", "val_split", "test_split", "seed")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class FitOptions:
     drop: tuple = ()
     val: str = None
     val_split: float = 0.2
+    test_split: float = 0.0  # README's "Holding out a test split" says why none by default
     layers: tuple = (512, 512, 512)
     dropout: float = 0.0
     batchnorm: bool = False

@@ -9,6 +9,7 @@ from ..files import FolderBusy, FolderClaim, atomic_write
 from ..version import __version__
 
 MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_curves.png"
+BEST_DIR = "best"  # a sweep's folder keeps its best trial's run folder here
 RUNS = Path("runs")
 
 
@@ -97,10 +98,12 @@ def curves_figure(history, best, target, loss):
     return figure
 
 
-def save_run(model, prep, run_dir, options, outcome, status=None):
-    """model.nbt (with the preprocessing and a training record as metadata), history.csv and, with matplotlib,
-    learning_curves.png, for a fit with `options` (FitOptions) that ended as `outcome` (recipe.Outcome); status
-    overrides the outcome's in the record. Returns the names of the files written."""
+def save_run(model, prep, run_dir, options, outcome, status=None, test=(0, None)):
+    """model.nbt (with the preprocessing, a training record and the training rows' fingerprint as metadata),
+    history.csv and, with matplotlib, learning_curves.png, for a fit with `options` (FitOptions) that ended as
+    `outcome` (recipe.Outcome); status overrides the outcome's in the record; `test` (rows, Scores) the held-out
+    rows' scores. Returns the names of the files written."""
+    from .fingerprint import fingerprint
     history, best, seconds = outcome.history, outcome.best, outcome.seconds
     epochs_run = len(history["loss"])
     training = {
@@ -109,7 +112,10 @@ def save_run(model, prep, run_dir, options, outcome, status=None):
         "epochs_run": epochs_run, "best_epoch": best, "status": status or outcome.status,
         "seconds": round(seconds, 3), "samples_per_second": round(len(prep.x) * epochs_run / seconds, 1),
         "best": {k: v[best - 1] for k, v in history.items()}, "nbtrain_version": __version__}
-    model.save(run_dir / MODEL_FILE, metadata={"preprocessing": prep.preprocessing.to_dict(), "training": training})
+    if test[1] is not None:
+        training.update(test_rows=test[0], test=test[1].metrics)
+    model.save(run_dir / MODEL_FILE, metadata={"preprocessing": prep.preprocessing.to_dict(), "training": training,
+                                               "fingerprint": fingerprint(prep.x, prep.y, prep.x_val, prep.y_val)})
     atomic_write(run_dir / HISTORY_FILE, lambda tmp: history_frame(history).to_csv(tmp, index=False))
     plotted = plot_curves(history, best, run_dir / CURVES_FILE, prep.preprocessing.target, options.loss)
     return [MODEL_FILE, HISTORY_FILE] + ([CURVES_FILE] if plotted else [])
@@ -137,15 +143,31 @@ TRAINING = schema.record(
      "options": schema.mapping(schema.anything()), "epochs_run": schema.number(low=1, integer=True),
      "best_epoch": schema.number(low=1, integer=True), "status": schema.text(),
      "seconds": schema.number(low=0), "samples_per_second": schema.number(low=0, finite=False),
-     "best": schema.mapping(schema.number(finite=False)), "nbtrain_version": schema.text()},
+     "best": schema.mapping(schema.number(finite=False)), "nbtrain_version": schema.text(),
+     "test_rows": schema.number(low=1, integer=True), "test": schema.mapping(schema.number(finite=False))},
     required=("data", "train_rows", "val_rows", "epochs_run", "best_epoch", "status", "seconds", "best"))
+
+
+def model_file(path):
+    """The model file that `path` names: the file itself, or the model.nbt of a run folder (a sweep's folder: its
+    best/model.nbt), as AutoGluon and Ludwig load a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / MODEL_FILE, path / BEST_DIR / MODEL_FILE):
+            if candidate.is_file():
+                return candidate
+        raise ModelFileError(f"{path} is a folder without a {MODEL_FILE} (nor {BEST_DIR}/{MODEL_FILE}): give a run "
+                             "folder of nbtrain fit or nbtrain sweep, or a model file")
+    return path
 
 
 def load_run(path, device="auto"):
     """A model written by `nbtrain fit` (or a sweep's best) and its preprocessing, checked: the training record's
-    fields by type and range, and the preprocessing's inputs and outputs against the network's."""
+    fields by type and range, and the preprocessing's inputs and outputs against the network's. `path` is the model
+    file or its run folder (model_file)."""
     from ..model import load_network
     from .preprocessing import Preprocessing
+    path = model_file(path)
     model = load_network(path, device)
     if not isinstance(model.metadata, dict) or "preprocessing" not in model.metadata:
         raise ModelFileError(f"{path} has no preprocessing: it was not written by `nbtrain fit` "
