@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Most compilations each model may make on an empty cache, itself first (README's first command) and then after the

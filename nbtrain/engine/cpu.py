@@ -342,7 +342,8 @@ def store(out, a, rows_out):
 
 
 # ---------------------------------------------------------------- entry points (called from Python with bundles)
-# Written once, compiled per configuration by kernels() (they read its constants, e.g. OPTIMIZER and SCHEDULE).
+# Written once, compiled per configuration by kernels(): they read its constants (e.g. OPTIMIZER and SCHEDULE) and
+# call its copies of the walkers (train_step, evaluate_rows, add_metrics and output are not this module's names).
 def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y) weighted by W: logs = [loss, *metrics] as weighted
     sums (the API divides them). Each rank of comm scores its share of the rows; the sums are reduced."""

@@ -489,7 +489,8 @@ def _gather(X, Y, W, order, start, xb, yb, wb):
 
 
 # ---------------------------------------------------------------- entry points: walkers.py's walks, as host code
-# Written once, bound per configuration by kernels() (they read its constants, e.g. OPTIMIZER and SCHEDULE).
+# Written once, bound per configuration by kernels(): they read its constants (e.g. OPTIMIZER and SCHEDULE) and
+# call its copies of the walkers (train_step, evaluate_rows, add_metrics and output are not this module's names).
 def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y) weighted by W: logs = [loss, *metrics] as weighted
     sums."""
