@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ..callbacks import format_number
 from ..files import atomic_write
+from ..tabular.runfolder import BEST_DIR, LEADERBOARD_FILE, PLOT_FILE
 from .board import PARAM_COLUMNS
-
-LEADERBOARD_FILE, PLOT_FILE, BEST_DIR = "leaderboard.csv", "sweep.png", "best"
 
 
 def save_sweep(board, leaderboard, prep, out):
