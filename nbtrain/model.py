@@ -335,8 +335,13 @@ class Sequential:
             except KeyboardInterrupt:
                 loop.control[STOP] = signal.SIGINT
             if requests.cause:
-                self._stop(requests.cause, f"{requests.cause} after {len(cbs.history.epoch)} epochs")
-                print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+                ended = len(cbs.history.epoch)
+                self._stop(requests.cause, f"{requests.cause} after {ended} epochs" if ended else
+                           f"{requests.cause} before the first epoch ended")
+                if ended:
+                    print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+                elif cbs.history.params.get("verbose"):  # else the caller says what it keeps (nbtrain fit: nothing)
+                    print(f"\nTraining {self.stop_reason}: no epoch's history or weights to keep.")
         return logs
 
     @staticmethod

@@ -270,3 +270,125 @@ def test_export_to_a_pipe_or_standard_output_writes_the_model_there(fitted, tmp_
                                 "-"], capture_output=True, timeout=120)
     assert to_stdout.returncode == 0, to_stdout.stderr
     assert to_stdout.stdout == (tmp_path / "m.onnx").read_bytes() and not Path("-").exists()
+
+
+# ------------------------------------------------------------------------------------ stop messages that are true
+def test_ctrl_c_before_the_first_epoch_ended_is_one_true_message(table, tmp_path, monkeypatch):
+    from nbtrain.cli.display import EpochLines
+
+    def interrupt(self, epoch, logs=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(EpochLines, "on_epoch_begin", interrupt)
+    result = run("fit", table, "-t", "y", "--layers", "8", "--epochs", "3", "--out", tmp_path / "run")
+    assert result.exit_code == 130, result.output
+    assert "keeping" not in result.output and "Training interrupted" not in result.stdout
+    assert result.stderr.strip() == "Training interrupted before the first epoch ended: nothing was saved"
+
+
+def test_a_second_ctrl_c_while_saving_says_nothing_was_saved_and_exits_130(fitted, table, tmp_path, monkeypatch):
+    from nbtrain.tabular import runfolder
+    out = tmp_path / "run"
+    assert run("fit", table, "-t", "y", *TINY, "--out", out).exit_code == 0
+    before = listing(tmp_path)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt  # what Ctrl-C raises once the fit's own handler is gone
+    monkeypatch.setattr(runfolder, "history_frame", interrupted)
+    result = run("fit", table, "-t", "y", *TINY, "--out", out, "--overwrite")
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "Training interrupted at once: nothing of this run was saved"
+    assert listing(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------- sweeps stop as fits stop
+def sweep_process(tmp_path, trials=50, **popen):
+    """A real `nbtrain sweep` of many long trials on 2 workers, in its own process group; returns it once a trial
+    has ended (there is something to save)."""
+    space = tmp_path / "space.toml"
+    space.write_text("layers = 1\nunits = 8\nbatch_size = 32\nlr = [0.001, 0.002]\n")
+    command = [sys.executable, "-m", "nbtrain", "sweep", str(HOUSES), "-t", "price_k", "--drop", "house_id",
+               "--trials", str(trials), "--workers", "2", "--space", str(space), "--epochs", "400", "--patience",
+               "0", "--out", str(tmp_path / "run")]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+                             **popen)
+    for line in sweep.stdout:
+        if line.startswith("Trial "):
+            return sweep
+    raise AssertionError(sweep.communicate()[1])
+
+
+def test_sigterm_during_a_sweep_saves_the_finished_trials_and_exits_143(tmp_path):
+    sweep = sweep_process(tmp_path)
+    try:
+        sweep.send_signal(signal.SIGTERM)  # to the sweep's process alone, as docker stop or SLURM send it
+        rest, errors = sweep.communicate(timeout=120)
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)
+    assert sweep.returncode == 143, errors
+    assert "Sweep terminated after" in rest and "Traceback" not in errors and "Saved leaderboard.csv" in rest
+    board = pd.read_csv(tmp_path / "run" / "leaderboard.csv")
+    assert 1 <= (board["status"] == "done").sum() < 50
+    assert (tmp_path / "run" / "best" / "model.nbt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "space.toml"]  # no staging folder, no lock
+
+
+def children(pid):
+    """The pids of a process's children."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_sweeps_workers_end_with_its_process_even_when_it_is_killed(tmp_path):
+    sweep = sweep_process(tmp_path)
+    workers = children(sweep.pid)
+    handles = [os.pidfd_open(pid) for pid in workers]
+    try:
+        os.kill(sweep.pid, signal.SIGKILL)  # the main process alone; nothing of it can stop the pool
+        sweep.wait()
+        for handle in handles:  # wait for each to end: a worker left running never ends this wait
+            assert select.select([handle], [], [], 30)[0], "a worker outlived its sweep"
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)
+        for handle in handles:
+            os.close(handle)
+    assert len(workers) >= 2
+
+
+def test_a_sweep_trial_is_refused_when_its_network_would_not_fit_in_memory(monkeypatch):
+    import numpy as np
+    from nbtrain.monitor import Monitor
+    from nbtrain.sweeps.trial import SweepData, run_trial
+    from nbtrain.tabular import recipe
+    from nbtrain.tabular.options import FitOptions
+    monkeypatch.setattr(recipe, "available_memory", lambda: 1 << 20)
+    data = SweepData(np.zeros((8, 3), np.float32), np.zeros(8, np.float32), np.zeros((2, 3), np.float32),
+                     np.zeros(2, np.float32), "regression", 1.0, FitOptions(epochs=1), Monitor("val_loss"))
+    params = {"layers": 2, "units": 512, "dropout": 0.0, "batchnorm": False, "batch_size": 8, "optimizer": "adam",
+              "lr": 0.001}
+    row, history, model = run_trial(data, {"index": 0, "seed": 0, "params": params})
+    assert row["status"] == "failed" and model is None
+    assert row["reason"].startswith("--layers 512,512 on 3 inputs needs about") and "memory available" in row["reason"]
+
+
+def test_a_sweep_whose_every_trial_failed_exits_2_with_their_reasons(tmp_path, monkeypatch):
+    from nbtrain.sweeps import pool
+
+    def every_trial_fails(data, trials, workers, board):
+        for trial in trials:
+            board.queue(trial)
+            board.finish(trial["index"], {"status": "failed", "reason": "too big" if trial["index"] else "NaN"})
+    monkeypatch.setattr(pool, "run_local", every_trial_fails)
+    result = run("sweep", HOUSES, *SWEEP, "--trials", "3", "--out", tmp_path / "run")
+    assert_fails(result, "every trial failed (trial 0: NaN; trial 1, 2: too big)")
+    assert "install matplotlib" not in result.output
+
+
+def test_no_matplotlib_hint_when_it_is_installed_and_nothing_varies(tmp_path):
+    pytest.importorskip("matplotlib")
+    space = tmp_path / "space.toml"
+    space.write_text("layers = 1\nunits = 4\n")
+    result = run("sweep", HOUSES, *SWEEP, "--trials", "1", "--space", space, "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert "Sweep done: 1 trial" in result.stdout and "install matplotlib" not in result.output
