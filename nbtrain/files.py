@@ -214,7 +214,7 @@ class FolderClaim:
         staging folder kept beside it; an OSError names `path` and leaves it as it was."""
         try:
             why = self._refusal(self.path)
-            if why is None and self._found is None:
+            if why is None and _identity(self.path) is None:  # free (the old folder, if any, was removed)
                 if _renameat2(self.stage, self.path, RENAME_NOREPLACE) is False:
                     os.rename(self.stage, self.path)  # no renameat2: a folder appearing just now may be replaced
                 self.stage = None

@@ -163,6 +163,15 @@ def test_a_folder_appearing_between_the_check_and_the_rename_is_not_replaced(tmp
     assert info.value.kept == f"{tmp_path / 'run'}.new" and list((tmp_path / "run").iterdir()) == []
 
 
+def test_an_old_run_folder_removed_during_an_overwrite_is_simply_replaced(tmp_path):
+    (tmp_path / "run").mkdir()
+    claim = claim_run_folder(tmp_path / "run", overwrite=True)
+    (Path(claim.stage) / "model.nbt").write_text("new")
+    (tmp_path / "run").rmdir()
+    claim.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (tmp_path / "run" / "model.nbt").exists()
+
+
 # ---------------------------------------------------------------------------- leftovers: only the provably dead
 def dead_pid():
     return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
@@ -404,3 +413,4 @@ def test_no_matplotlib_hint_when_it_is_installed_and_nothing_varies(tmp_path):
     result = run("sweep", HOUSES, *SWEEP, "--trials", "1", "--space", space, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     assert "Sweep done: 1 trial" in result.stdout and "install matplotlib" not in result.output
+
