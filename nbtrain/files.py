@@ -222,16 +222,26 @@ class FolderClaim:
                 _exchange(self.stage, self.path)  # the old folder is now at self.stage
                 why = self._refusal(self.stage)
                 if why is not None:  # it changed between the check and the exchange: put it back
-                    _exchange(self.stage, self.path)
-        except FileExistsError:
-            why = "appeared while this run was written"
+                    self._put_back()
         except OSError as exc:
-            self.abandon()
-            raise type(exc)(exc.errno, exc.strerror, self.path) from None
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):  # RENAME_NOREPLACE, or a rename onto a full folder
+                why = "appeared while this run was written"
+            else:
+                self.abandon()
+                raise type(exc)(exc.errno, exc.strerror, self.path) from None
         if why is not None:
             kept = self._keep()
             raise FolderChanged(self.path, why, kept)
         self.abandon()
+
+    def _put_back(self):
+        """Exchange the folders again after a refusal; should that fail, the user's folder is at the staging path
+        and is never removed from there (the run is given up instead)."""
+        try:
+            _exchange(self.stage, self.path)
+        except OSError:
+            self.stage = None
+            raise
 
     def _refusal(self, folder):
         """Why the folder now at `folder` (the path, or after an exchange the staging folder) may not be replaced,
