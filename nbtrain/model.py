@@ -353,9 +353,12 @@ class Sequential:
             except KeyboardInterrupt:
                 loop.control[STOP] = signal.SIGINT
             if requests.cause:
-                self._stop(requests.cause, f"{requests.cause} after {len(cbs.history.epoch)} epochs")
-                if cbs.params.get("verbose"):  # verbose=0 is silent, as in Keras
-                    print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+                ended = len(cbs.history.epoch)
+                self._stop(requests.cause, f"{requests.cause} after {ended} epochs" if ended else
+                           f"{requests.cause} before the first epoch ended")
+                if cbs.params.get("verbose"):  # verbose=0 is silent, as in Keras; nbtrain fit says what it keeps
+                    print(f"\nTraining {self.stop_reason}; keeping the history and weights so far." if ended else
+                          f"\nTraining {self.stop_reason}: no epoch's history or weights to keep.")
         return logs
 
     @staticmethod

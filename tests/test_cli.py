@@ -245,6 +245,7 @@ def test_an_existing_run_folder_is_refused_unless_overwrite(shop, tmp_path):
 
 def test_two_fits_claiming_one_folder_one_gets_it(tmp_path):
     from nbtrain import InputError
+    from nbtrain.files import origin
     from nbtrain.tabular.runfolder import claim_run_folder
     claim = claim_run_folder(tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing appears before there is something in it
@@ -258,7 +259,7 @@ def test_two_fits_claiming_one_folder_one_gets_it(tmp_path):
     claim_run_folder(tmp_path / "run", overwrite=True).abandon()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     (tmp_path / ".nbtrain-lock-gone").touch()  # what a killed fit leaves: its lock file, with no process holding it
-    (tmp_path / ".nbtrain-999999999-x.tmp").mkdir()  # and its staging folder, its pid gone
+    (tmp_path / f".nbtrain-999999999-{origin()}-x.tmp").mkdir()  # and its staging folder, its pid gone here
     claim_run_folder(tmp_path / "other").abandon()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
 

@@ -117,7 +117,8 @@ def test_leftovers_of_a_killed_save_are_removed_at_the_next_save(trained, tmp_pa
     import sys
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    leftover, running = tmp_path / f".nbtrain-{dead}-abc.tmp", tmp_path / f".nbtrain-{os.getpid()}-def.tmp"
+    from nbtrain.files import origin, temporary_prefix
+    leftover, running = tmp_path / f".nbtrain-{dead}-{origin()}-abc.tmp", tmp_path / f"{temporary_prefix()}def.tmp"
     leftover.write_bytes(b"half a model")
     running.write_bytes(b"a save in progress")
     trained.save(tmp_path / "m.nbt")

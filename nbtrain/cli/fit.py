@@ -1,4 +1,5 @@
 """`nbtrain fit`: options in, tabular.fit_table to do the work, and what happened shown to the user."""
+import contextlib
 import functools
 from typing import Annotated, Literal, Optional
 
@@ -12,6 +13,18 @@ from .display import ending, progress
 from .ranks import abort_job_on_crash, process_group
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # the shell's 128 + SIGINT, 128 + SIGTERM
+
+
+@contextlib.contextmanager
+def stopped_at_once(what, muted=False):
+    """A signal that ends the work where it cannot stop cleanly (a second Ctrl-C while saving what a first one
+    kept, or one while the data is read): one line saying nothing was saved, exit 130 (143 for SIGTERM)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        cause = getattr(exc, "cause", "interrupted")
+        say(make_console(stderr=True, muted=muted), f"{what} {cause} at once: nothing of this run was saved")
+        raise typer.Exit(EXIT_CODES[cause]) from None
 
 FIT_HELP = (
     "Train a model on a CSV (or Parquet) table and save it with its preprocessing.\n\n"
@@ -102,7 +115,8 @@ def fit(
     muted = bool(group and group.rank)
     console = make_console(muted=muted)
     describe = functools.partial(_describe, console, make_console(stderr=True, muted=muted), group, quiet)
-    with user_errors(), abort_job_on_crash(group), progress(console, quiet or muted) as display:
+    with stopped_at_once("Training", muted), user_errors(), abort_job_on_crash(group), \
+            progress(console, quiet or muted) as display:
         result = fit_table(options, out, group, display, describe, overwrite)
     outcome, run_dir, cause = result.outcome, result.run_dir, result.model.stop_cause
     if run_dir is None and cause in EXIT_CODES:

@@ -32,7 +32,8 @@ Patience = Annotated[int, typer.Option(min=0, help="Epochs without improvement o
 MinDelta = Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result (and warnings).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that exists already, "
-                                                             "replacing its files (without it, that is an error).")]
+                                                             "replacing its files (without it, that is an error); "
+                                                             "refused if it holds anything nbtrain did not write.")]
 
 
 def seed_option(help):

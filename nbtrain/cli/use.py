@@ -28,8 +28,9 @@ def predict(
     data: Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the feature columns "
                                                              "('-': standard input).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
-                                                   help="CSV file to write (replaced if it exists) \\[default: "
-                                                        "standard output].")] = None,
+                                                   help="CSV file to write (replaced if it exists, keeping "
+                                                        "its mode; a symlink's target; a device or FIFO written "
+                                                        "into) \\[default: standard output].")] = None,
     keep: Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="A column of DATA to copy into the "
                                                                              "output, first, e.g. an ID "
                                                                              "(repeatable).")] = None,

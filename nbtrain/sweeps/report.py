@@ -1,6 +1,7 @@
 """What a sweep shows and writes: the description, the live table (or one line per trial for logs and pipes), the
 leaderboard and the summary; and leaderboard.csv, sweep.png and best/, the best trial's run folder as `nbtrain fit`
 writes one."""
+import importlib.util
 import math
 import tempfile
 import time
@@ -9,11 +10,9 @@ from pathlib import Path
 
 from ..callbacks import format_metric
 from ..files import atomic_write
-from ..tabular.runfolder import BEST_DIR
+from ..tabular.runfolder import BEST_DIR, LEADERBOARD_FILE, PLOT_FILE
 from ..text import printable
 from .board import PARAM_COLUMNS
-
-LEADERBOARD_FILE, PLOT_FILE = "leaderboard.csv", "sweep.png"
 
 
 def save_sweep(board, leaderboard, prep, out):
@@ -196,14 +195,16 @@ class Display:
                           *(_cell(board.trials[index]["trial"]["params"][k]) for k in board.varied))
         return table
 
-    def summary(self, leaderboard, out, saved):
+    def summary(self, leaderboard, out, saved, cause=None):
+        """The end: how the sweep ended (`cause`: what stopped it early, "interrupted" or "terminated"), the
+        leaderboard, the failures' reasons and what was saved where."""
         from rich.table import Table
         board, seconds = self.board, time.perf_counter() - self.board.started
         counts = ", ".join(f"{n} {s}" for s, n in board.counts().items())
         ran = len(board.trials)
-        if ran < board.total or "interrupted" in board.counts():
-            self.say(1, f"Sweep interrupted after {seconds:.1f} s: {ran} of {_count(board.total, 'trial')} started "
-                        f"({counts})")
+        if cause or ran < board.total or "interrupted" in board.counts():
+            self.say(1, f"Sweep {cause or 'interrupted'} after {seconds:.1f} s: {ran} of "
+                        f"{_count(board.total, 'trial')} started ({counts})")
         else:
             self.say(1, f"Sweep done: {_count(ran, 'trial')} in {seconds:.1f} s ({60 * ran / seconds:.1f} "
                         f"trials/min): {counts}")
@@ -231,7 +232,7 @@ class Display:
             self.say(1, f"Trial {entry.trial} failed: {entry.reason}")
         if out is not None:
             self.say(1, f"Saved {', '.join(saved)} to {out}")
-            if PLOT_FILE not in saved:
+            if PLOT_FILE not in saved and importlib.util.find_spec("matplotlib") is None:
                 self.say(1, f"No {PLOT_FILE}: install matplotlib for it (pip install 'nbtrain[plot]')")
 
 

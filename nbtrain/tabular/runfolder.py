@@ -1,16 +1,23 @@
 """The run folder of `nbtrain fit` (and of a sweep's best trial): model.nbt with the preprocessing and a training
 record as its metadata, history.csv and, with matplotlib, learning_curves.png; and reading such a model back."""
+import os
 import time
 from pathlib import Path
 
 from .. import schema
 from ..errors import InputError, ModelFileError
-from ..files import FolderBusy, FolderClaim, atomic_write
+from ..files import PREFIX, SUFFIX, FolderBusy, FolderChanged, FolderClaim, atomic_write
 from ..version import __version__
 
 MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_curves.png"
-BEST_DIR = "best"  # a sweep's folder keeps its best trial's run folder here
+# A sweep's files; BEST_DIR keeps its best trial's run folder
+LEADERBOARD_FILE, PLOT_FILE, BEST_DIR, RAY_DIR = "leaderboard.csv", "sweep.png", "best", "ray"
 RUNS = Path("runs")
+# What nbtrain writes in a run folder (a fit's or a sweep's), all that --overwrite may replace: a name's file, or
+# a folder of the names below it (OWN_ANYTHING: Ray Tune's own records, whatever they hold)
+OWN_ANYTHING = "anything"
+RUN_FILES = {MODEL_FILE: None, HISTORY_FILE: None, CURVES_FILE: None}
+OWN = {**RUN_FILES, LEADERBOARD_FILE: None, PLOT_FILE: None, BEST_DIR: RUN_FILES, RAY_DIR: OWN_ANYTHING}
 
 
 def claim_run_folder(out, overwrite=False, prefix=""):
@@ -33,13 +40,46 @@ def claim_run_folder(out, overwrite=False, prefix=""):
                          "replace it")
     if out.exists() and not out.is_dir():
         raise InputError(f"cannot write to the output directory {out}: it is a file, not a folder")
-    return _claim(out)
+    if out.exists():
+        _check_replaceable(out)
+    return _claim(out, foreign=foreign_entry)
 
 
-def _claim(path, busy_ok=False):
-    """FolderClaim(path) with one-line errors; None when another process holds it and `busy_ok`."""
+def foreign_entry(folder, own=OWN, under=""):
+    """The first entry (by name, its path in `folder`) that nbtrain does not write in a run folder, or None;
+    nbtrain's temporary files count as its own."""
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        kind = own.get(entry.name, False)
+        if entry.name.startswith(PREFIX) and entry.name.endswith(SUFFIX) or kind == OWN_ANYTHING and \
+                entry.is_dir(follow_symlinks=False):
+            continue
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if kind is False or (kind is None) == is_dir:
+            return under + entry.name + ("/" if is_dir else "")
+        if is_dir:
+            inner = foreign_entry(entry.path, kind, f"{under}{entry.name}/")
+            if inner is not None:
+                return inner
+    return None
+
+
+def _check_replaceable(out):
+    """An InputError, before any training, when --overwrite may not replace the folder `out`: it holds something
+    nbtrain did not write, or its files cannot be removed (the folder, or its best/, is not writable)."""
+    entry = foreign_entry(out)
+    if entry is not None:
+        raise InputError(f"the run folder {out} holds {entry}, which nbtrain did not write; --overwrite replaces "
+                         "only a run folder's own files (model.nbt, history.csv, learning_curves.png, and a "
+                         "sweep's leaderboard.csv, sweep.png, best/, ray/): move it away or choose another --out")
+    for folder in (out, out / BEST_DIR):
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"cannot replace the files of the run folder {out}: {folder} is not writable")
+
+
+def _claim(path, busy_ok=False, foreign=None):
+    """FolderClaim(path, foreign) with one-line errors; None when another process holds it and `busy_ok`."""
     try:
-        claim = FolderClaim(path)
+        claim = FolderClaim(path, foreign)
     except FolderBusy:
         if busy_ok:
             return None
@@ -129,6 +169,9 @@ def fill_folder(claim, write):
     try:
         saved = write(Path(claim.stage))
         claim.commit()
+    except FolderChanged as exc:
+        raise InputError(f"{exc.path} {exc.why}, so it was left as it is; this run was saved to {exc.kept} "
+                         "instead") from None
     except OSError as exc:
         claim.abandon()
         kept = f"; the earlier one in {claim.path} is as it was" if existed else ""
