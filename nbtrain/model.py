@@ -485,7 +485,9 @@ class Sequential:
         return result["loss"] if not self.metrics else list(result.values())
 
     def predict(self, x, batch_size=None, verbose=0):
-        """Inference-mode outputs, shape (rows, units of the last layer), float32."""
+        """Inference-mode outputs, shape (rows, units of the last layer), float32 (in a callback during a fit on a
+        device, of the weights so far)."""
+        self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
