@@ -41,15 +41,6 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 # nbtrain's names before they became MLP's: a one-line error names the new one
 RENAMED = {"epochs": "max_iter", "patience": "n_iter_no_change", "optimizer": "solver"}
 SEED_LIMIT = 2**31 - 1
-
-
-def _refuse_renamed(estimator, renamed):
-    """A keyword that is not a parameter: nbtrain's name before MLP's (epochs, patience, optimizer) is named with its
-    successor; anything else is Python's usual TypeError."""
-    for name in renamed:
-        if name in RENAMED:
-            raise TypeError(f"{estimator} takes MLP's parameter names: {RENAMED[name]}, not {name}")
-        raise TypeError(f"{estimator}.__init__() got an unexpected keyword argument {name!r}")
 # The environment variables joblib sets in its worker processes to give each its share of the cores
 SHARE_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -175,10 +166,15 @@ class _NBTrainEstimator(BaseEstimator):
     """What both estimators share: the network, the solver, the split for early stopping, MLP's stopping rule, the
     fit and the pickle form of the fitted Sequential (its config and weights as plain arrays)."""
 
+    def __new__(cls, *args, **kwargs):
+        """nbtrain's former parameter names (epochs, patience, optimizer) are refused with MLP's that replaced them
+        (here, since scikit-learn's checks give __init__ every keyword of its signature)."""
+        for name in sorted(kwargs.keys() & RENAMED.keys()):
+            raise TypeError(f"{cls.__name__} takes MLP's parameter names: {RENAMED[name]}, not {name}")
+        return super().__new__(cls)
+
     def _keep(self, parameters):
-        """Keep the constructor's arguments as attributes under their own names, unchecked (scikit-learn's rule);
-        an extra keyword is one of nbtrain's former names (epochs, patience, optimizer) or a TypeError."""
-        _refuse_renamed(type(self).__name__, parameters.pop("renamed"))
+        """Keep the constructor's arguments as attributes under their own names, unchecked (scikit-learn's rule)."""
         for name, value in parameters.items():
             if name not in ("self", "__class__"):
                 setattr(self, name, value)
@@ -384,7 +380,7 @@ class NBTrainClassifier(ClassifierMixin, _NBTrainEstimator):
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_normalization=False, weight_decay=None,
-                 class_weight=None, device="cpu", **renamed):
+                 class_weight=None, device="cpu"):
         self._keep(locals())
 
     def __sklearn_tags__(self):
@@ -465,7 +461,7 @@ class NBTrainRegressor(RegressorMixin, _NBTrainEstimator):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_normalization=False, weight_decay=None,
-                 device="cpu", **renamed):
+                 device="cpu"):
         self._keep(locals())
 
     def __sklearn_tags__(self):
