@@ -1,5 +1,6 @@
 """Exceptions for bad input: each carries a one-line message fit to show a user as it is; and the one wording of
-a name nbtrain lacks (a Keras activation, loss, metric, optimizer or layer), with a "did you mean" where one is close."""
+a name nbtrain lacks (a Keras activation, loss, metric, optimizer or layer), with a "did you mean" where one is
+close."""
 import difflib
 
 

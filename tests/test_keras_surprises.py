@@ -171,7 +171,8 @@ def test_keras_layers_nbtrain_lacks_are_named(name):
 
 def test_names_nbtrain_lacks_say_what_it_has_and_the_nearest():
     cases = [
-        (lambda: layers.Dense(3, activation="relu6"), "unknown activation 'relu6' (did you mean 'relu'?): nbtrain has "),
+        (lambda: layers.Dense(3, activation="relu6"),
+         "unknown activation 'relu6' (did you mean 'relu'?): nbtrain has "),
         (lambda: Sequential().compile(loss="mean_absolute_eror"),
          "unknown loss 'mean_absolute_eror' (did you mean 'mean_absolute_error'?)"),
         (lambda: Sequential().compile(loss="mae", metrics=["r2_score"]), "unknown metric 'r2_score': nbtrain has "),

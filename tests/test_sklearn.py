@@ -277,7 +277,8 @@ def test_mlps_learning_strategies_run_unchanged_with_their_meanings():
             assert optimizer.learning_rate == pytest.approx(0.2 / (model.t_ + 1) ** 0.5, rel=1e-12)
         else:
             assert optimizer.learning_rate == params["learning_rate_init"]
-        assert model.score(X, y) > 0.6  # a majority guess scores 0.33; invscaling without momentum learns slowly, as in MLP
+        # a majority guess scores 0.33; invscaling without momentum learns slowly, as in MLP
+        assert model.score(X, y) > 0.6
 
 
 class Stub:
