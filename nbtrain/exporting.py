@@ -8,6 +8,7 @@ import numpy as np
 
 OPSET = 17  # every operator here exists there; onnxruntime 1.15 and later run it
 ELU_ALPHA, LEAKY_SLOPE, NORMALIZATION_EPSILON = 1.0, 0.2, 1e-7  # the engine's constants (elementwise.py)
+SELU_ALPHA, SELU_SCALE = 1.67326324, 1.05070098
 
 
 def _onnx():
@@ -58,6 +59,12 @@ def _activation(graph, name, x):
         erf = graph.node("Erf", [graph.node("Mul", [x, graph.constant("rsqrt2", 1 / math.sqrt(2.0))])])
         half = graph.node("Mul", [x, graph.constant("half", 0.5)])
         return graph.node("Mul", [half, graph.node("Add", [erf, graph.constant("one", 1.0)])])
+    if name in ("silu", "swish"):
+        return graph.node("Mul", [x, graph.node("Sigmoid", [x])])
+    if name == "selu":
+        return graph.node("Selu", [x], alpha=SELU_ALPHA, gamma=SELU_SCALE)
+    if name == "mish":  # x tanh(softplus(x)); ONNX's Mish operator needs opset 18
+        return graph.node("Mul", [x, graph.node("Tanh", [graph.node("Softplus", [x])])])
     raise ValueError(f"no ONNX form for activation {name!r}")
 
 

@@ -15,9 +15,10 @@ OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
+ACT_SILU, ACT_SELU, ACT_MISH = 9, 10, 11
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "softmax": ACT_SOFTMAX,
                "tanh": ACT_TANH, "elu": ACT_ELU, "gelu": ACT_GELU, "leaky_relu": ACT_LEAKY_RELU,
-               "softplus": ACT_SOFTPLUS}
+               "softplus": ACT_SOFTPLUS, "silu": ACT_SILU, "swish": ACT_SILU, "selu": ACT_SELU, "mish": ACT_MISH}
 # Loss codes; metrics reuse them and add their own after. Codes below ROW_CODES are per element (a row's value is
 # the mean over its columns, as Keras's regression losses and binary cross-entropy); from ROW_CODES on, per row (the
 # categorical cross-entropies and accuracies, over the row's classes). Sparse codes read a class index in y[:, 0].
