@@ -50,6 +50,7 @@ class Sequential:
         self._target = None  # the resolved device's engine, made on first use (imports Numba)
         self._live = None  # the engine session while a fit keeps the weights on a device
         self._drawn = None  # (seed or None for the global generator, fingerprint) of weights still as drawn
+        self._read = False  # whether the weights were read (weights, predict, evaluate, save, export) since drawn
         for layer in layers or []:
             self.add(layer)
 
@@ -116,7 +117,7 @@ class Sequential:
             if var.trainable or not trainable_only:
                 buffer = self.theta if var.trainable else self.state
                 buffer[var.offset:var.offset + var.size] = np.asarray(values).reshape(-1)
-        self._drawn = (seed, self._fingerprint())
+        self._drawn, self._read = (seed, self._fingerprint()), False
 
     def _fingerprint(self):
         """A digest of the trainable weights: whether they were changed (trained, set, edited in place) since."""
@@ -124,21 +125,28 @@ class Sequential:
 
     def _seed_weights(self, X, seed):
         """fit(seed=s) seeds the initial weights, as if the model were built by this fit, whenever it can: an
-        unbuilt model is built from s, and weights that the global generator drew (a summary(), weights or
-        predict before fit builds a model whose input width is declared) and that nothing changed since are
-        redrawn from s. Weights drawn from build(seed=...) stay; trained or set weights stay, with a SeedWarning."""
+        unbuilt model is built from s, and weights that the global generator drew (summary() builds a model whose
+        input width is declared) and that nothing read or changed since are redrawn from s. Weights drawn by
+        build(seed=...) stay. Weights read since they were drawn (what the user saw is what training starts from),
+        or trained or set, stay with a SeedWarning."""
         if not self.built:
             self._ensure_built(X, seed)
             return
         self._ensure_built(X)
         drawn = self._drawn
         if drawn is not None and drawn[1] == self._fingerprint():
-            if drawn[0] is None:
+            if drawn[0] is not None:
+                return
+            if not self._read:
                 self._initialize(seed, trainable_only=True)
-            return
-        warnings.warn(f"fit(seed={seed}) cannot seed this model's weights: they were trained or set since they "
-                      "were drawn; the seed applies to the shuffles and dropout masks only (seed a new model, or "
-                      "call utils.set_random_seed before building, for seeded weights)", SeedWarning, stacklevel=3)
+                return
+            why = ("they were drawn from the global generator before fit and read since (weights, get_weights, "
+                   "predict, evaluate, save or export), so they stay as drawn")
+        else:
+            why = "they were trained or set since they were drawn"
+        warnings.warn(f"fit(seed={seed}) cannot seed this model's weights: {why}; the seed applies to the shuffles "
+                      "and dropout masks only (call utils.set_random_seed before building, or build(seed=...), for "
+                      "seeded weights)", SeedWarning, stacklevel=3)
 
     def _refuse_call(self):
         """A subclass that defines call() (Keras's model subclassing) would silently train the layer stack instead."""
@@ -162,6 +170,7 @@ class Sequential:
     def weights(self):
         """Live views of every weight array, in Keras order."""
         self._build_if_declared()
+        self._read = True
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
@@ -468,6 +477,7 @@ class Sequential:
         X, Y = as_pair(x, y)
         W = as_weights(sample_weight, X.shape[0])
         self._ensure_built(X)
+        self._read = True
         self._check_targets(Y, "y")
         objective = self._objective(Y.shape[1])
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
@@ -490,6 +500,7 @@ class Sequential:
         self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
+        self._read = True
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
         with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
             result = session.put(out)
@@ -569,6 +580,7 @@ class Sequential:
         if not self.built:
             raise ValueError("build or fit the model before exporting it")
         self._pull()
+        self._read = True
         _make_parent(filepath)
         exporting.write(exporting.sequential_proto(self), filepath)
 

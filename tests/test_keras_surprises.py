@@ -54,10 +54,22 @@ def test_a_summary_before_fit_does_not_change_a_seeded_run(regression_data):
         model.summary(print_fn=lambda text: None)
         assert model.built
         assert_same_run(run(model, X, y, seed=0), plain)
-    touched = wine_like(X)
-    touched.weights  # built by reading its weights, or by predict, before fit: the same
-    touched.predict(X[:2])
-    assert_same_run(run(touched, X, y, seed=0), plain)
+
+
+
+def test_weights_read_before_fit_are_the_weights_it_starts_from(regression_data):
+    """What a user saw (weights, get_weights, predict, evaluate, save) is what training starts from: fit's seed
+    cannot apply to those weights, and a SeedWarning says so."""
+    X, y = regression_data
+    for read in (lambda m: m.weights, lambda m: m.get_weights(), lambda m: m.predict(X[:2])):
+        model = wine_like(X)
+        read(model)
+        seen = model.get_weights()
+        start = StartingWeights()
+        with pytest.warns(SeedWarning, match="drawn from the global generator before fit and read since"):
+            model.fit(X, y, epochs=1, verbose=0, seed=0, callbacks=[start])
+        for a, b in zip(start.weights, seen):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_set_random_seed_before_building_gives_one_run_built_first_or_not(regression_data):
