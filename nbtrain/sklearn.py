@@ -1,6 +1,6 @@
-"""scikit-learn estimators over Sequential: NBTrainClassifier and NBTrainRegressor, a dense network with its
-hyperparameters in the constructor, for Pipelines, ColumnTransformers, GridSearchCV, cross_val_score, clone and
-pickle. Imported only as `nbtrain.sklearn` (scikit-learn is the optional extra `nbtrain[sklearn]`)."""
+"""scikit-learn estimators over Sequential: NBTrainClassifier and NBTrainRegressor, a dense network with
+MLPClassifier's and MLPRegressor's parameters (names, defaults, meanings) in the constructor, for Pipelines,
+ColumnTransformers, GridSearchCV (an MLP grid runs unchanged), cross_val_score, clone and pickle. Imported only as `nbtrain.sklearn` (scikit-learn is the optional extra `nbtrain[sklearn]`)."""
 import contextlib
 import numbers
 import os
@@ -372,8 +372,10 @@ class NBTrainClassifier(ClassifierMixin, _NBTrainEstimator):
     categorical cross-entropy; labels of any type are mapped to 0..k-1 in sorted order (`classes_`).
     class_weight: None, {label: weight}, or "balanced" (n_samples / (n_classes * count of the class)); it multiplies
     sample_weight. Fitted attributes: classes_, n_features_in_, feature_names_in_ (DataFrame input with string
-    column names), model_ (the nbtrain Sequential), history_ ({"loss": [...], "accuracy": [...], "val_...": ...}),
-    n_iter_ (epochs run) and best_epoch_ (the epoch, from 1, whose weights the model keeps).""" + PARAMETERS
+    column names), MLP's n_iter_ (epochs run), loss_, loss_curve_, best_loss_, validation_scores_,
+    best_validation_score_ and t_ (samples seen), and nbtrain's model_ (the Sequential), history_ ({"loss": [...],
+    "accuracy": [...], "val_...": ...}) and best_epoch_ (the epoch, from 1, whose weights the model keeps).
+    """ + PARAMETERS
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
@@ -453,8 +455,9 @@ class NBTrainRegressor(RegressorMixin, _NBTrainEstimator):
 
     The target is standardized internally (each column's mean and standard deviation over the training rows), so the
     defaults work on targets in their own units, and predictions are scaled back: 1-D for a 1-D y, (n, k) for k
-    target columns. history_'s losses are therefore on the standardized target. Fitted attributes as for
-    NBTrainClassifier (without classes_).""" + PARAMETERS
+    target columns. history_'s and loss_curve_'s losses are therefore on the standardized target (the mean squared
+    error, not MLP's half of it). loss: "squared_error" alone. Fitted attributes as for NBTrainClassifier (without
+    classes_).""" + PARAMETERS
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
