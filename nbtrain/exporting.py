@@ -8,7 +8,7 @@ import numpy as np
 
 
 OPSET = 17  # every operator here exists there; onnxruntime 1.15 and later run it
-from .engine.plan import ELU_ALPHA, LEAKY_SLOPE
+from .engine.plan import ELU_ALPHA, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 
 
 def _onnx():
@@ -58,6 +58,12 @@ class Graph:
             erf = self.node("Erf", [self.node("Mul", [x, self.constant("rsqrt2", 1 / math.sqrt(2.0))])])
             half = self.node("Mul", [x, self.constant("half", 0.5)])
             return self.node("Mul", [half, self.node("Add", [erf, self.constant("one", 1.0)])])
+        if name in ("silu", "swish"):
+            return self.node("Mul", [x, self.node("Sigmoid", [x])])
+        if name == "selu":
+            return self.node("Selu", [x], alpha=SELU_ALPHA, gamma=SELU_SCALE)
+        if name == "mish":  # x tanh(softplus(x)); ONNX's Mish operator needs opset 18
+            return self.node("Mul", [x, self.node("Tanh", [self.node("Softplus", [x])])])
         raise ValueError(f"no ONNX form for activation {name!r}")
 
 

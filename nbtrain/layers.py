@@ -6,6 +6,7 @@ import numpy as np
 
 from . import regularizers
 from .engine.plan import ACTIVATIONS, NORMALIZATION_EPSILON, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE
+from .errors import missing, unknown
 from .initializers import INITIALIZERS
 
 _name_counts = {}
@@ -24,7 +25,7 @@ def _snake(name):
 def _activation_name(activation):
     name = "linear" if activation is None else activation
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: use one of {', '.join(sorted(ACTIVATIONS))}")
+        raise ValueError(unknown("activation", activation, list(ACTIVATIONS)))
     return name
 
 
@@ -91,6 +92,11 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
+
+    def __call__(self, *args, **kwargs):
+        """Keras's functional API calls a layer on a tensor; nbtrain has Sequential alone, so it says so."""
+        raise TypeError(f"nbtrain has no functional API: a layer is not called on a tensor; list the layers in "
+                        f"Sequential([layers.Input(shape=(n,)), layers.{type(self).__name__}(...), ...])")
 
 
 class InputLayer(Layer):
@@ -313,3 +319,9 @@ def deserialize(entry):
     if cls is None:
         raise ValueError(f"unknown layer class {entry.get('class_name')!r}")
     return cls.from_config(entry["config"])
+
+
+def __getattr__(name):
+    """A Keras layer nbtrain lacks (LayerNormalization, Conv1D, Embedding, ...): one line naming the layers it has,
+    those of dense networks for tabular data."""
+    raise missing(__name__, "layer", name, [*LAYERS, "Input"])

@@ -1,5 +1,6 @@
 """Sequential: the Keras-shaped model. It builds a Plan from its layers, owns the flat weight vectors,
 and drives the engine one compiled epoch at a time, running callbacks in between."""
+import hashlib
 import os
 import signal
 import threading
@@ -50,6 +51,8 @@ class Sequential:
         self._target = None  # the resolved device's engine, made on first use (imports Numba)
         self._live = None  # the engine session while a fit keeps the weights on a device
         self._configured = None  # (plan, engine configuration) of the last fit or evaluate
+        self._drawn = None  # (seed or None for the global generator, fingerprint) of weights still as drawn
+        self._read = False  # whether the weights were read (weights, predict, evaluate, save, export) since drawn
         for layer in layers or []:
             self.add(layer)
 
@@ -81,6 +84,7 @@ class Sequential:
     def build(self, input_shape=None, seed=None):
         """Lay out the weights for inputs of width input_shape[-1] and initialize them as Keras does
         (Glorot-uniform kernels, zero biases; weights drawn from `seed` or the global generator)."""
+        self._refuse_call()
         if input_shape is None:
             if self.input_shape is None:
                 raise ValueError("the model's input width is unknown: give the first layer input_shape=[n] "
@@ -93,19 +97,64 @@ class Sequential:
         if not self.layers:
             raise ValueError("the model has no layers")
         plan = compile_plan(self.layers, n_in)
-        rng = utils.generator() if seed is None else np.random.default_rng(seed)
         self.theta = np.zeros(plan.n_params, np.float32)
         self.state = np.zeros(plan.n_state, np.float32)
         views = {i: [] for i in range(len(self.layers))}
         for var in plan.variables:
             buffer = self.theta if var.trainable else self.state
-            view = buffer[var.offset:var.offset + var.size].reshape(var.shape)
-            initialize = var.initializer if callable(var.initializer) else INITIALIZERS[var.initializer]
-            view[...] = initialize(var.shape, rng)
-            views[var.layer].append(view)
+            views[var.layer].append(buffer[var.offset:var.offset + var.size].reshape(var.shape))
         for index, layer in enumerate(self.layers):
             layer.weights = views[index]
         self.plan = plan
+        self._initialize(seed)
+
+    def _initialize(self, seed, trainable_only=False):
+        """Draw the weights from their initializers, with `seed` or the global generator (trainable_only: redraw
+        the trainable ones, keeping the non-trainable statistics, which no generator draws). Remembers how the
+        weights were drawn, so that fit(seed=...) can tell whether they are still as drawn."""
+        rng = utils.generator() if seed is None else np.random.default_rng(seed)
+        for var in self.plan.variables:
+            initialize = var.initializer if callable(var.initializer) else INITIALIZERS[var.initializer]
+            values = initialize(var.shape, rng)
+            if var.trainable or not trainable_only:
+                buffer = self.theta if var.trainable else self.state
+                buffer[var.offset:var.offset + var.size] = np.asarray(values).reshape(-1)
+        self._drawn, self._read = (seed, self._fingerprint()), False
+
+    def _fingerprint(self):
+        """A digest of the trainable weights: whether they were changed (trained, set, edited in place) since."""
+        return hashlib.blake2b(self.theta.tobytes(), digest_size=16).digest()
+
+    def _seed_weights(self, X, seed):
+        """fit(seed=s) seeds the initial weights, as if the model were built by this fit, whenever it can: an
+        unbuilt model is built from s, and weights that the global generator drew (summary() builds a model whose
+        input width is declared) and that nothing read or changed since are redrawn from s. Weights drawn by
+        build(seed=...) stay. Weights read since they were drawn (what the user saw is what training starts from),
+        or trained or set, stay with a SeedWarning."""
+        if not self.built:
+            self._ensure_built(X, seed)
+            return
+        self._ensure_built(X)
+        drawn = self._drawn
+        if drawn is not None and drawn[1] == self._fingerprint():
+            if drawn[0] is not None:
+                return
+            if not self._read:
+                self._initialize(seed, trainable_only=True)
+                return
+            why = ("they were drawn from the global generator before fit and read since (weights, get_weights, "
+                   "predict, evaluate, save or export), so they stay as drawn")
+        else:
+            why = "they were trained or set since they were drawn"
+        warnings.warn(f"fit(seed={seed}) cannot seed this model's weights: {why}; the seed applies to the shuffles "
+                      "and dropout masks only (call utils.set_random_seed before building, or build(seed=...), for "
+                      "seeded weights)", SeedWarning, stacklevel=3)
+
+    def _refuse_call(self):
+        """A subclass that defines call() (Keras's model subclassing) would silently train the layer stack instead."""
+        if callable(getattr(type(self), "call", None)):
+            raise TypeError(f"{type(self).__name__} defines call(): nbtrain has no model subclassing and would "
+                            "train the stack of its layers, not call(); list the layers in Sequential([...])")
 
     def _ensure_built(self, X, seed=None):
         if not self.built:
@@ -123,6 +172,7 @@ class Sequential:
     def weights(self):
         """Live views of every weight array, in Keras order."""
         self._build_if_declared()
+        self._read = True
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
@@ -146,6 +196,7 @@ class Sequential:
             n = len(layer.weights)
             layer.set_weights(weights[:n])
             weights = weights[n:]
+        self._drawn = None
         if self._live:
             self._live.push()
 
@@ -172,6 +223,7 @@ class Sequential:
     def compile(self, optimizer="adam", loss=None, metrics=None, device="auto"):
         """Choose the optimizer, the loss and the metrics to report (Keras names or objects), and the
         device: "cpu", "cuda", or "auto" (CUDA when a usable GPU and the gpu extra are present)."""
+        self._refuse_call()
         self._target = Device(resolve(device))
         self.device = self._target.name
         self.optimizer = optimizers_module.get(optimizer)
@@ -272,13 +324,14 @@ class Sequential:
                                                    validation_data)
         batch_size = 32 if batch_size is None else whole_number(batch_size, "batch_size", 1)
         group = self._process_group(distribute)
-        if seed is None:
+        if seed is None:  # built (from the global generator) before the seed is drawn, as when built before fit
+            self._ensure_built(X)
             seed = utils.draw_seed()
         else:
             seed = whole_number(seed, "seed", 0, SEED_MAX)
+            self._seed_weights(X, seed)
         if group:
             seed = group.broadcast(seed)
-        self._ensure_built(X, seed)
         self._check_targets(Y, "y")
         if Xv is not None:
             self._ensure_built(Xv)
@@ -445,6 +498,7 @@ class Sequential:
         X, Y = as_pair(x, y)
         W = as_weights(sample_weight, X.shape[0])
         self._ensure_built(X)
+        self._read = True
         self._check_targets(Y, "y")
         objective = self._objective(Y.shape[1])
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
@@ -462,9 +516,12 @@ class Sequential:
         return result["loss"] if not self.metrics else list(result.values())
 
     def predict(self, x, batch_size=None, verbose=0):
-        """Inference-mode outputs, shape (rows, units of the last layer), float32."""
+        """Inference-mode outputs, shape (rows, units of the last layer), float32 (in a callback during a fit on a
+        device, of the weights so far)."""
+        self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
+        self._read = True
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
         with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
             result = session.put(out)
@@ -529,6 +586,7 @@ class Sequential:
             raise ValueError("build or fit the model before saving it")
         opt = self.optimizer
         state = {"slots": opt.slots, "iterations": opt.iterations} if opt is not None and opt.slots is not None else None
+        _make_parent(path)
         write_model(path, SavedModel(self.get_config(), self.plan.n_in, self.compile_config(), self.get_weights(),
                                      state, self.history.history if self.history is not None else {}, metadata))
 
@@ -543,6 +601,8 @@ class Sequential:
         if not self.built:
             raise ValueError("build or fit the model before exporting it")
         self._pull()
+        self._read = True
+        _make_parent(filepath)
         exporting.write(exporting.sequential_proto(self), filepath)
 
     def save_weights(self, filepath):
@@ -551,6 +611,7 @@ class Sequential:
         self._build_if_declared()
         if not self.built:
             raise ValueError("build or fit the model before saving its weights")
+        _make_parent(filepath)
         write_model(filepath, SavedModel(self.get_config(), self.plan.n_in, None, self.get_weights(), None, {}))
 
     def load_weights(self, filepath):
@@ -567,12 +628,38 @@ class Sequential:
 
 
 def _own_format(path):
-    """Refuse the names of Keras's formats, which another program would try to read as such."""
-    name = os.path.basename(os.fspath(path))
+    """Refuse a folder (model.save("folder/")) and the names of Keras's formats, which another program would try to
+    read as such."""
+    path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise ValueError(f"{path} is a folder: name the model file in it, such as "
+                         f"{os.path.join(path, 'model.nbt')}")
+    name = os.path.basename(path)
     for suffix in (".weights.h5", ".keras", ".h5", ".hdf5"):
         if name.lower().endswith(suffix):
             stem = name[:-len(suffix)] + (".weights" if suffix == ".weights.h5" else "")
             raise ValueError(f"nbtrain writes its own format, not Keras's {suffix}: name the file {stem}.nbt")
+
+
+def _make_parent(path):
+    """Make a file's missing parent folders, as Keras's save and ModelCheckpoint do (a file in the way is left for
+    the writer's error, which names the user's path)."""
+    parent = os.path.dirname(os.fspath(path))
+    if parent and not os.path.exists(parent):
+        os.makedirs(parent, exist_ok=True)
+
+
+def missing_attribute(module, name):
+    """The AttributeError of a module's __getattr__ (nbtrain, nbtrain.models): keras.Model, the functional API and
+    model subclassing, named as such with what nbtrain has instead."""
+    if name in ("Model", "Functional"):
+        return AttributeError(f"nbtrain has no keras.{name} (the functional API or model subclassing): build the "
+                              "network as Sequential([layers.Input(shape=(n,)), layers.Dense(...), ...])")
+    return AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+class SeedWarning(UserWarning):
+    """fit(seed=...) on a model whose weights were trained or set: the seed cannot apply to them."""
 
 
 class PreprocessingWarning(UserWarning):

@@ -16,13 +16,15 @@ OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
+ACT_SILU, ACT_SELU, ACT_MISH = 9, 10, 11
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "softmax": ACT_SOFTMAX,
                "tanh": ACT_TANH, "elu": ACT_ELU, "gelu": ACT_GELU, "leaky_relu": ACT_LEAKY_RELU,
-               "softplus": ACT_SOFTPLUS}
+               "softplus": ACT_SOFTPLUS, "silu": ACT_SILU, "swish": ACT_SILU, "selu": ACT_SELU, "mish": ACT_MISH}
 # The activations' and Normalization's constants, Keras's defaults (elementwise.py computes with them; exporting.py
 # writes them into ONNX graphs).
 ELU_ALPHA = 1.0
 LEAKY_SLOPE = 0.2
+SELU_ALPHA, SELU_SCALE = 1.67326324, 1.05070098
 NORMALIZATION_EPSILON = 1e-7  # the floor under a Normalization layer's standard deviation
 # Loss codes; metrics reuse them and add their own after. Codes below ROW_CODES are per element (a row's value is
 # the mean over its columns, as Keras's regression losses and binary cross-entropy); from ROW_CODES on, per row (the

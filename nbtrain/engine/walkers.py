@@ -18,7 +18,8 @@ import numpy as np
 
 from .elementwise import columns
 from .plan import (
-    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_TANH,
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_MISH, ACT_RELU, ACT_SELU, ACT_SIGMOID, ACT_SILU, ACT_SOFTMAX,
+    ACT_SOFTPLUS, ACT_TANH,
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL,
     METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT, T_F, T_FP,
@@ -83,6 +84,12 @@ def activate(act, x, y, dy, dx, backward):
         return activation_step(ACT_LEAKY_RELU, x, y, dy, dx, backward)
     if USE_ACT_SOFTPLUS and act == ACT_SOFTPLUS:
         return activation_step(ACT_SOFTPLUS, x, y, dy, dx, backward)
+    if USE_ACT_SILU and act == ACT_SILU:
+        return activation_step(ACT_SILU, x, y, dy, dx, backward)
+    if USE_ACT_SELU and act == ACT_SELU:
+        return activation_step(ACT_SELU, x, y, dy, dx, backward)
+    if USE_ACT_MISH and act == ACT_MISH:
+        return activation_step(ACT_MISH, x, y, dy, dx, backward)
     if USE_ACT_LINEAR and act == ACT_LINEAR:
         return activation_step(ACT_LINEAR, x, y, dy, dx, backward)
 
