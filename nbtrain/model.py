@@ -451,7 +451,8 @@ class Sequential:
         X = as_matrix(x)
         self._ensure_built(X)
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
-        with BlasThreads(threads), self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
+        rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
+        with BlasThreads(threads), self._session(rows, 1) as session:
             result = session.put(out)
             session.device.engine.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)

@@ -17,6 +17,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import callbacks, layers, optimizers, regularizers
 from .model import Sequential
+from .threads import requested
 from .utils import limit_blas_threads
 
 __all__ = ["NBTrainClassifier", "NBTrainRegressor", "expected_failed_checks"]
@@ -95,8 +96,9 @@ PARAMETERS = """
     random_state: None, an int or a RandomState, from which the weights, shuffles, dropout masks and split are
     seeded (an int gives the same model every fit). verbose: nbtrain's epoch lines (0: none, 2: one line per
     epoch). device: "cpu" (the default, for results that repeat bit for bit), "cuda" or "auto".
-    Inside a joblib worker (GridSearchCV, cross_val_score with n_jobs) fit and predict keep BLAS to the worker's share
-    of the cores (blas_share)."""
+    threads: the BLAS threads of fit and predict (None: NBTRAIN_THREADS, else inside a joblib worker (GridSearchCV,
+    cross_val_score with n_jobs) the worker's share of the cores (blas_share), else the cores other processes leave
+    free, as Sequential.fit)."""
 
 
 class _NBTrainEstimator(BaseEstimator):
@@ -106,7 +108,7 @@ class _NBTrainEstimator(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", dropout=0.0, batch_normalization=False,
                  optimizer="adam", learning_rate=1e-3, alpha=0.0, weight_decay=None, batch_size="auto", epochs=200,
                  early_stopping=False, validation_fraction=0.1, patience=10, tol=1e-4, random_state=None,
-                 verbose=0, device="cpu"):
+                 verbose=0, device="cpu", threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = dropout
@@ -124,6 +126,7 @@ class _NBTrainEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.device = device
+        self.threads = threads
 
     # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self):
@@ -157,6 +160,7 @@ class _NBTrainEstimator(BaseEstimator):
             raise ValueError(f"patience must be None or a non-negative integer, got {self.patience!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+        requested(self.threads)  # a ValueError (InputError) naming a bad count or NBTRAIN_THREADS
         return sizes
 
     # ------------------------------------------------------------------ the network and its training
@@ -202,7 +206,8 @@ class _NBTrainEstimator(BaseEstimator):
             model = self._network(sizes, X.shape[1], n_out, output_activation, build_seed)
             model.compile(optimizer=self._optimizer(), loss=loss, metrics=metrics, device=self.device)
             history = model.fit(X, Y, batch_size=batch_size, epochs=int(self.epochs), verbose=int(self.verbose),
-                                seed=fit_seed, validation_data=validation, callbacks=stops, sample_weight=weights)
+                                seed=fit_seed, validation_data=validation, callbacks=stops, sample_weight=weights,
+                                threads=self.threads)
         self.model_ = model
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         self.n_iter_ = len(history.epoch)
@@ -233,7 +238,7 @@ class _NBTrainEstimator(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, accept_sparse=False, dtype=(np.float64, np.float32))
         with _threads():
-            return self.model_.predict(X).astype(np.float64)
+            return self.model_.predict(X, threads=self.threads).astype(np.float64)
 
     def _inputs(self, X, y, **options):
         return validate_data(self, X, y, accept_sparse=False, dtype=(np.float64, np.float32), **options)
@@ -283,12 +288,12 @@ class NBTrainClassifier(ClassifierMixin, _NBTrainEstimator):
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", dropout=0.0, batch_normalization=False,
                  optimizer="adam", learning_rate=1e-3, alpha=0.0, weight_decay=None, batch_size="auto", epochs=200,
                  early_stopping=False, validation_fraction=0.1, patience=10, tol=1e-4, class_weight=None,
-                 random_state=None, verbose=0, device="cpu"):
+                 random_state=None, verbose=0, device="cpu", threads=None):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, dropout=dropout,
                          batch_normalization=batch_normalization, optimizer=optimizer, learning_rate=learning_rate,
                          alpha=alpha, weight_decay=weight_decay, batch_size=batch_size, epochs=epochs,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, patience=patience,
-                         tol=tol, random_state=random_state, verbose=verbose, device=device)
+                         tol=tol, random_state=random_state, verbose=verbose, device=device, threads=threads)
         self.class_weight = class_weight
 
     def __sklearn_tags__(self):

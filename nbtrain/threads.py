@@ -110,4 +110,13 @@ class BlasThreads:
             if _shared["users"] == 0:
                 _shared["limiter"].restore_original_limits()
                 _shared["limiter"] = None
+                _release(_controller())
         return False
+
+
+def _release(controller):
+    """Let other Python threads set the BLAS threads again: threadpoolctl (3.8 on) lets only one thread at a time
+    control a pthreads OpenBLAS, the first that set it, for as long as that thread lives."""
+    for kind in {type(lib) for lib in controller.lib_controllers}:
+        if hasattr(kind, "clear_controlling_thread"):
+            kind.clear_controlling_thread()  # only when this thread holds it

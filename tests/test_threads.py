@@ -4,11 +4,16 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
+from typer.testing import CliRunner
 
 from nbtrain import InputError, Sequential, callbacks, layers, threads
+from nbtrain import model as model_module
+from nbtrain.cli import app
 
 
 def blas_counts():
@@ -135,3 +140,91 @@ def test_blocks_at_once_in_threads_share_the_setting_and_the_last_out_restores_i
     assert kernels_blas(blas_counts()) == 1  # the second block still runs
     second.__exit__(None, None, None)
     assert blas_counts() == before
+
+
+HOUSES = Path(__file__).resolve().parent.parent / "data" / "houses.csv"
+
+
+class Given(threads.BlasThreads):
+    """Records the count each fit, evaluate and predict was given by hand."""
+    counts = []
+
+    def __init__(self, threads=None):
+        super().__init__(threads)
+        Given.counts.append(self.fixed)
+
+
+def test_nbtrain_fit_threads_reaches_the_fit(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_module, "BlasThreads", Given)
+    Given.counts = []
+    result = CliRunner().invoke(app, ["fit", str(HOUSES), "-t", "price_k", "--layers", "8", "--epochs", "2",
+                                      "--threads", "1", "-o", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert Given.counts[0] == 1  # the fit (evaluations of the saved model follow it)
+
+
+def test_nbtrain_sweep_threads_reaches_every_trial(monkeypatch):
+    from nbtrain.sweeps import api
+    seen = []
+    monkeypatch.setattr(api, "run_sweep", lambda options, *args, **kwargs: seen.append(options.fit.threads))
+    result = CliRunner().invoke(app, ["sweep", str(HOUSES), "-t", "price_k", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    assert seen == [2]
+
+
+def test_a_trials_options_give_its_fit_the_count(data):
+    from nbtrain.tabular.options import FitOptions
+    from nbtrain.tabular.recipe import build_model, train
+    X, y = data
+    options = FitOptions(layers=(16,), epochs=2, threads=1, loss="mae", device="cpu")
+    recorder = Recorder()
+    train(build_model(12, "regression", options, 0), X, y, X[:50], y[:50], options, "regression", 1.0, 0,
+          extra_callbacks=lambda history, best: [recorder])
+    assert [kernels_blas(seen) for seen in recorder.seen] == [1, 1]
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--threads", "0"], {}, "--threads"),
+    ([], {threads.VARIABLE: "many"}, "Error: NBTRAIN_THREADS must be a positive whole number of BLAS threads"),
+])
+def test_a_bad_count_on_the_command_line_is_a_one_line_error(tmp_path, args, env, message):
+    result = CliRunner().invoke(app, ["fit", str(HOUSES), "-t", "price_k", "--drop", "house_id", "--epochs", "1",
+                                      "-o", str(tmp_path / "run"), *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bad_count_stops_a_sweep_before_any_trial(monkeypatch):
+    from nbtrain.sweeps import api
+    monkeypatch.setenv(threads.VARIABLE, "0")
+    monkeypatch.setattr(api, "_table", lambda path: pytest.fail("the data was read"))
+    with pytest.raises(InputError, match="^NBTRAIN_THREADS must be a positive whole number"):
+        api.sweep(str(HOUSES), "price_k", trials=2, verbose=0)
+
+
+def test_the_estimators_threads_reach_fit_and_predict(data, monkeypatch):
+    from nbtrain.sklearn import NBTrainRegressor
+    X, y = data
+    monkeypatch.setattr(model_module, "BlasThreads", Given)
+    Given.counts = []
+    NBTrainRegressor(hidden_layer_sizes=(8,), epochs=1, threads=1, random_state=0).fit(X, y[:, 0]).predict(X)
+    assert Given.counts == [1, 1]
+    with pytest.raises(ValueError, match="^threads must be a positive whole number"):
+        NBTrainRegressor(threads=-2).fit(X, y[:, 0])
+
+
+def test_after_a_fit_other_threads_can_set_the_blas_threads(data):
+    """threadpoolctl lets one Python thread at a time set a pthreads OpenBLAS: a fit hands that back when it ends."""
+    import threading
+    X, y = data
+    network().fit(X, y, epochs=1, verbose=0, threads=2)
+    seen = []
+
+    def elsewhere():
+        with threadpool_limits(limits=1, user_api="blas"):
+            seen.append(kernels_blas(blas_counts()))
+    worker = threading.Thread(target=elsewhere)
+    worker.start()
+    worker.join()
+    assert seen == [1]

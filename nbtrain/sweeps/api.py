@@ -5,6 +5,7 @@ import importlib.util
 from pathlib import Path
 
 from ..errors import InputError
+from ..threads import requested
 from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
 from ..utils import available_cores
 from .board import log_names
@@ -15,7 +16,7 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
           seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=FitOptions.scale, drop=FitOptions.drop,
           val=FitOptions.val, val_split=FitOptions.val_split, epochs=FitOptions.epochs, patience=FitOptions.patience,
           min_delta=FitOptions.min_delta, class_weight=FitOptions.class_weight, search=SweepOptions.search,
-          grace_epochs=SweepOptions.grace_epochs, overwrite=False, verbose=2):
+          grace_epochs=SweepOptions.grace_epochs, threads=FitOptions.threads, overwrite=False, verbose=2):
     """Train `trials` models on `data` (a CSV or Parquet path, or a DataFrame) with hyperparameters drawn from
     `space` (a TOML file, a dict of the same shape, or None for the default space of the task) and return the
     leaderboard, best first, as a DataFrame. The data options are `nbtrain fit`'s: the preprocessing is fitted
@@ -24,12 +25,13 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
     cluster at `address` ("auto" or "host:port"), with random search or, given optuna, search="tpe" (ASHA stops no
     trial before grace_epochs). With `out` (a new folder, or an existing one with overwrite=True),
     leaderboard.csv, sweep.png and the best model (best/model.nbt, usable by `nbtrain predict`) are written
-    there. Ctrl-C stops the sweep and returns (and saves) what finished. verbose: 2 describes the sweep and shows
-    the trials as they run, 1 only the result, 0 nothing. On the local backend, call this from
+    there. threads: each trial's BLAS threads (default: one). Ctrl-C stops the sweep and returns (and saves) what
+    finished. verbose: 2 describes the sweep and shows the trials as they run, 1 only the result, 0 nothing. On the
+    local backend, call this from
     under `if __name__ == "__main__":` in a script: the worker processes import the script."""
     fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop), val=val, val_split=val_split,
                      epochs=epochs, patience=patience, min_delta=min_delta, class_weight=class_weight, seed=seed,
-                     device="cpu")
+                     device="cpu", threads=threads)
     return run_sweep(SweepOptions(fit, trials, space, backend, address, workers, metric, search, grace_epochs), out,
                      verbose, overwrite)
 
@@ -115,6 +117,7 @@ def check_options(options):
         raise InputError("--backend ray needs Ray Tune: pip install 'nbtrain[ray]'")
     if search == "tpe" and importlib.util.find_spec("optuna") is None:
         raise InputError("--search tpe needs Optuna: pip install optuna")
+    requested(options.fit.threads)  # threads, or NBTRAIN_THREADS, which the workers inherit
 
 
 def check_metric(metric, task, has_val, space):

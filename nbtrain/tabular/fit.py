@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..threads import requested
 from .preprocessing import prepare
 from .reading import read_shared
 from .recipe import build_model, check_memory, for_task, train
@@ -35,6 +36,7 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     before training (to describe the run). Under MPI (`group`) every rank reads its share and trains; rank 0 alone
     writes. Raises InputError when no epoch ended with a finite loss; when Ctrl-C or SIGTERM came before the first
     epoch ended, nothing is saved either and the result has run_dir None."""
+    requested(options.threads)  # a bad NBTRAIN_THREADS is an error before the data is read
     frame = read_shared(options.data, group)
     prep = prepare(frame, options.target, task=options.task, scaling=options.scale, drop=options.drop,
                    val_split=options.val_split, seed=options.seed,
