@@ -282,7 +282,8 @@ class Sequential:
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         self.stop_training = False
         self.stop_reason = self.stop_cause = None
-        with BlasThreads(threads) as blas, self._session(capacity, Y.shape[1], opt.engine_state()) as session:
+        with BlasThreads(threads, capacity * self.plan.n_params) as blas, \
+                self._session(capacity, Y.shape[1], opt.engine_state()) as session:
             self._live = None if session.device.on_host else session
             try:
                 loop = Loop(train_rows, bool(shuffle), seed, np.zeros(2, np.int64))
@@ -434,7 +435,7 @@ class Sequential:
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
         rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
-        with BlasThreads(threads), self._session(rows, Y.shape[1]) as session:
+        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, Y.shape[1]) as session:
             session.device.engine.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
@@ -452,7 +453,7 @@ class Sequential:
         self._ensure_built(X)
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
         rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
-        with BlasThreads(threads), self._session(rows, 1) as session:
+        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, 1) as session:
             result = session.put(out)
             session.device.engine.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)

@@ -13,7 +13,10 @@ from .errors import InputError
 from .utils import available_cores
 
 VARIABLE = "NBTRAIN_THREADS"  # the BLAS threads of every fit, evaluate and predict that is given none
-PROBE_SECONDS = 1.0  # between epochs, the automatic count follows the load at most this often
+PROBE_SECONDS = 1.0  # the automatic count follows the load at most this often (a reading serves that long)
+# OpenBLAS runs a product of at most this many multiply-adds (M x N x K) on one thread whatever the setting
+# (interface/gemm.c: SMP_THRESHOLD_MIN x GEMM_MULTITHREAD_THRESHOLD), so smaller work needs no policy
+ONE_THREAD_WORK = 65536 * 4
 
 
 def requested(threads=None):
@@ -55,8 +58,17 @@ def free_cores():
     return max(1, min(available_cores(), (os.cpu_count() or 1) - others_running()))
 
 
+def recent_free_cores():
+    """free_cores(), read again when the last reading is PROBE_SECONDS old (calls in a loop, predict on one row
+    after another, pay for a reading once a second)."""
+    now = time.monotonic()
+    if _shared["read"] is None or now - _shared["read"][0] >= PROBE_SECONDS:
+        _shared["read"] = (now, free_cores())
+    return _shared["read"][1]
+
+
 _lock = threading.Lock()
-_shared = {"users": 0, "controller": None, "limiter": None, "ceiling": 1}
+_shared = {"users": 0, "controller": None, "limiter": None, "ceiling": 1, "read": None}
 
 
 def _controller():
@@ -73,13 +85,17 @@ class BlasThreads:
     """The thread policy of one fit, evaluate or predict, as a with-block: the count by hand, or the automatic one,
     never more than the caller's own BLAS setting (a joblib worker's share, an MPI rank's, OPENBLAS_NUM_THREADS).
     The setting is process-wide: blocks running at once in one process's threads share it, and the last one out
-    restores the caller's."""
+    restores the caller's. `work`, the multiply-adds of the largest product (rows x parameters bounds it), lets an
+    automatic block whose products all run on one thread anyway leave BLAS alone."""
 
-    def __init__(self, threads=None):
+    def __init__(self, threads=None, work=None):
         self.fixed = requested(threads)
         self.threads, self.probed = None, 0.0
+        self.idle = self.fixed is None and work is not None and work <= ONE_THREAD_WORK
 
     def __enter__(self):
+        if self.idle:
+            return self
         with _lock:
             controller = _controller()
             if _shared["users"] == 0:
@@ -92,11 +108,13 @@ class BlasThreads:
     def adapt(self, now=False):
         """Set the count: the fixed one once; the automatic one again when PROBE_SECONDS have passed (call it between
         epochs, when no product runs)."""
+        if self.idle:
+            return
         if self.fixed is not None:
             threads = self.fixed
         elif now or time.monotonic() - self.probed >= PROBE_SECONDS:
             self.probed = time.monotonic()
-            threads = min(_shared["ceiling"], free_cores())
+            threads = min(_shared["ceiling"], recent_free_cores())
         else:
             return
         if threads != self.threads:
@@ -105,6 +123,8 @@ class BlasThreads:
                 _controller().limit(limits=threads)
 
     def __exit__(self, *exc):
+        if self.idle:
+            return False
         with _lock:
             _shared["users"] -= 1
             if _shared["users"] == 0:

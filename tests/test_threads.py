@@ -109,12 +109,26 @@ def test_the_automatic_count_is_the_free_cores_followed_between_epochs(data, mon
     busy = iter([0, 64, 64, 0, 0])  # other runnable threads seen at the fit's start and before each epoch
     monkeypatch.setattr(threads, "others_running", lambda: next(busy))
     monkeypatch.setattr(threads, "PROBE_SECONDS", 0.0)
+    monkeypatch.setitem(threads._shared, "read", None)
     monkeypatch.setattr(threads, "available_cores", lambda: 2)
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     model, recorder = network(), Recorder()
-    model.fit(X, y, batch_size=32, epochs=4, verbose=0, callbacks=[recorder])
+    model.fit(X, y, batch_size=300, epochs=4, verbose=0, callbacks=[recorder])  # 300 rows x 5,121 parameters
     assert [kernels_blas(seen) for seen in recorder.seen] == [1, 1, min(2, ceiling), min(2, ceiling)]
     assert kernels_blas(blas_counts()) == ceiling
+
+
+def test_work_that_blas_runs_on_one_thread_anyway_leaves_it_alone(data, monkeypatch):
+    """OpenBLAS runs products of at most 262,144 multiply-adds on one thread: a fit of 32-row batches of this
+    network, or predict on one row, reads no load and sets nothing."""
+    X, y = data
+    monkeypatch.setattr(threads, "others_running", lambda: pytest.fail("the load was read"))
+    monkeypatch.setitem(threads._shared, "read", None)
+    monkeypatch.setattr(threads, "_controller", lambda: pytest.fail("BLAS was set"))
+    model = network()
+    model.fit(X, y, batch_size=32, epochs=1, verbose=0)
+    model.predict(X[:1])
+    assert 32 * model.count_params() <= threads.ONE_THREAD_WORK
 
 
 def test_others_running_counts_busy_processes_and_not_this_ones_threads():
@@ -149,8 +163,8 @@ class Given(threads.BlasThreads):
     """Records the count each fit, evaluate and predict was given by hand."""
     counts = []
 
-    def __init__(self, threads=None):
-        super().__init__(threads)
+    def __init__(self, threads=None, work=None):
+        super().__init__(threads, work)
         Given.counts.append(self.fixed)
 
 
