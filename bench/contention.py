@@ -21,7 +21,9 @@ from bench import workloads
 from bench.common import EpochTimer, machine, parser, write_section
 from bench.course import nbtrain_model, torch_epochs
 
-BUSY = [sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"]
+# a busy process: spins until stopped, or until its parent is gone (killed before it could stop the children)
+BUSY = [sys.executable, "-c", "import os\nparent = os.getppid()\nprint('spinning', flush=True)\n"
+        "while os.getppid() == parent: pass"]
 SANE = 0.8  # a validated fit's validation loss is at most this share of a constant prediction's
 TARGET_SLOWDOWN = 2.5  # issue 25: beside two busy processes an epoch takes at most this many quiet epochs
 
@@ -32,6 +34,16 @@ class Workload:
     def __init__(self, name, data, spec, loss, batch_size, check_epochs, timed_epochs):
         self.name, self.data, self.spec, self.loss, self.batch_size = name, data, spec, loss, batch_size
         self.check_epochs, self.timed_epochs = check_epochs, timed_epochs
+
+    def untouched(self):
+        """Whether nbtrain's policy leaves BLAS alone for this fit: its largest product (the batch or a validation
+        chunk, times the parameters, bounds it) runs on one thread whatever the setting."""
+        from nbtrain.model import EVAL_ROWS
+        from nbtrain.threads import ONE_THREAD_WORK
+        (X, _), (Xv, _) = self.data
+        widths = [X.shape[1]] + [units for units, _ in self.spec]
+        params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+        return max(self.batch_size, min(len(Xv), EVAL_ROWS)) * params <= ONE_THREAD_WORK
 
     def baseline(self):
         """The validation loss of a constant prediction (the training median for MAE, the training rate for BCE)."""
@@ -175,7 +187,8 @@ def table(work_list, levels, results):
 
             def cell(key):
                 return f"{r[key] * 1e3:.1f} ms" + ("" if k == levels[0] else f" ({r[key] / quiet[key]:.1f}x quiet)")
-            rows.append(f"| {work.name} | {k} | {cell('auto')}, {r['threads']} thread{'s' * (r['threads'] > 1)} | "
+            threads = "BLAS untouched" if work.untouched() else f"{r['threads']} thread{'s' * (r['threads'] > 1)}"
+            rows.append(f"| {work.name} | {k} | {cell('auto')}, {threads} | "
                         f"{cell('cores')} | {cell('torch')} | {r['auto'] / r['torch']:.2f} |")
     return "\n".join(rows)
 
