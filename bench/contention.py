@@ -153,10 +153,23 @@ def spinning(k):
     return children
 
 
-def load_line():
+def scheduling():
+    """A sentence on how the kernel shares the cores between sessions, where it groups them (autogroup)."""
+    try:
+        grouped = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return ""
+    return (" The kernel groups processes by session (autogroup): while other users' sessions are busy, this "
+            "benchmark's session, the fit and its busy processes together, gets only its share of the cores."
+            if grouped else "")
+
+
+def load_line(busy=0):
+    """The machine's load: the load averages and the other processes' runnable threads now, less `busy` of ours."""
     from nbtrain.threads import others_running
     one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min); {others_running()} other runnable threads"
+    return (f"load average {one:.2f} (1 min), {five:.2f} (5 min); {max(0, others_running() - busy)} runnable threads "
+            "of other users")
 
 
 def run(work_list, levels, budget):
@@ -165,7 +178,7 @@ def run(work_list, levels, budget):
     for k in levels:
         children = spinning(k)
         try:
-            loads[k] = load_line()
+            loads[k] = load_line(k)
             print(f"beside {k} busy: {loads[k]}", flush=True)
             for work in work_list:
                 results[work.name, k] = measure(work, budget)
@@ -189,7 +202,7 @@ def table(work_list, levels, results):
                 return f"{r[key] * 1e3:.1f} ms" + ("" if k == levels[0] else f" ({r[key] / quiet[key]:.1f}x quiet)")
             threads = "BLAS untouched" if work.untouched() else f"{r['threads']} thread{'s' * (r['threads'] > 1)}"
             rows.append(f"| {work.name} | {k} | {cell('auto')}, {threads} | "
-                        f"{cell('cores')} | {cell('torch')} | {r['auto'] / r['torch']:.2f} |")
+                        f"{cell('cores')} | {cell('torch')} | {r['auto'] / r['torch']:.2g} |")
     return "\n".join(rows)
 
 
@@ -201,7 +214,7 @@ def verdicts(work_list, levels, results):
         slowdown = loaded["auto"] / quiet["auto"]
         lines.append(f"- {work.name}: beside {worst} busy processes {slowdown:.1f}x its quiet epoch (target at most "
                      f"{TARGET_SLOWDOWN}x: {'met' if slowdown <= TARGET_SLOWDOWN else 'NOT met'}); "
-                     f"{loaded['auto'] / loaded['torch']:.2f}x PyTorch's epoch under the same load (target at most 1: "
+                     f"{loaded['auto'] / loaded['torch']:.2g}x PyTorch's epoch under the same load (target at most 1: "
                      f"{'met' if loaded['auto'] <= loaded['torch'] else 'NOT met'})")
     return "\n".join(lines)
 
@@ -221,7 +234,8 @@ def main():
     after = load_line()
     report = (f"Machine: {machine()}; PyTorch with its default {torch.get_num_threads()} threads.\n\n"
               f"Load from other users: {before} before, {after} after; with this benchmark's busy processes "
-              "running: " + "; ".join(f"{k} busy: {line}" for k, line in loads.items()) + ".\n\n"
+              "running: " + "; ".join(f"{k} busy: {line}" for k, line in loads.items()) + "." + scheduling()
+              + " \"quiet\" is 0 busy processes of this benchmark's.\n\n"
               "Validated first: " + "; ".join(checks) + ".\n\n" + table(work_list, args.busy, results) + "\n\n"
               + verdicts(work_list, args.busy, results))
     print(report)
