@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..threads import requested
 from .holdout import rest_share, split_test, test_scores
 from .preprocessing import prepare
 from .reading import read_shared
@@ -40,6 +41,7 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     fitted, scored at the end (holdout.py). Under MPI (`group`) every rank reads its share and trains; rank 0 alone
     writes. Raises InputError when no epoch ended with a finite loss; when Ctrl-C or SIGTERM came before the first
     epoch ended, nothing is saved either and the result has run_dir None."""
+    requested(options.threads)  # a bad NBTRAIN_THREADS is an error before the data is read
     frame = read_shared(options.data, group)
     rest, test = split_test(frame, options.target, options.test_split, options.seed)
     val_split = rest_share(options.val_split, options.test_split) if options.val is None else options.val_split
