@@ -218,4 +218,4 @@ def test_the_scikit_learn_classifier_refuses_a_class_weight_for_a_label_y_lacks(
     from nbtrain.sklearn import NBTrainClassifier
     x, y = np.random.default_rng(3).normal(size=(30, 2)), np.array(["cat", "dog", "eel"] * 10)
     with pytest.raises(ValueError, match="class_weight names 'cow', which is not a class of y"):
-        NBTrainClassifier(hidden_layer_sizes=(4,), epochs=1, class_weight={"cat": 2.0, "cow": 3.0}).fit(x, y)
+        NBTrainClassifier(hidden_layer_sizes=(4,), max_iter=1, class_weight={"cat": 2.0, "cow": 3.0}).fit(x, y)
