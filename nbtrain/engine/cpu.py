@@ -132,7 +132,8 @@ def activation_backward(act, x, y, dy, dx):
 # ---------------------------------------------------------------- inverted dropout
 @njit(**KERNEL)
 def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
-    """Training: zero each unit with probability `rate`, scale the kept ones by 1/(1 - rate).
+    """x (n, m) -> y (n, m), mask (n, m) (training only: each unit's scale). Training: zero each unit with
+    probability `rate`, scale the kept ones by 1/(1 - rate).
 
     The draw for row r, unit j of step `step` is random_uniform(seed, stream, step, (row0 + r) * width + j),
     where row0 is the batch's first row within the global batch. Inference: identity.
@@ -152,6 +153,7 @@ def dropout_forward(x, rate, seed, stream, step, row0, train, mask, y):
 
 @njit(**KERNEL)
 def dropout_backward(mask, dy, dx):
+    """mask, dy (n, m) -> dx (n, m) = dy * mask: the forward's scales applied to the gradient."""
     n, m = dx.shape
     for i in range(n):
         for j in range(m):
@@ -161,8 +163,9 @@ def dropout_backward(mask, dy, dx):
 # ---------------------------------------------------------------- batch normalization
 @njit(**KERNEL)
 def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon, train, stats, xhat, y, total, comm):
-    """Training: normalize with the batch's mean and (biased) variance and update the moving statistics
-    as Keras does (moving = moving * momentum + batch * (1 - momentum)); inference: use the moving ones.
+    """x (n, m), gamma, beta, moving_mean, moving_var (m,) -> y (n, m), xhat (n, m), stats (2m,). Training:
+    normalize with the batch's mean and (biased) variance and update the moving statistics as Keras does (moving =
+    moving * momentum + batch * (1 - momentum)); inference: use the moving ones.
 
     The batch is `total` rows over all ranks (x holds this rank's share; the sums are reduced over comm).
     stats[:m] receives the mean used, stats[m:] the inverse standard deviation; xhat the normalized x.
@@ -201,7 +204,8 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, momentum, epsilon
 
 @njit(**KERNEL)
 def batchnorm_backward(dy, xhat, gamma, stats, dgamma, dbeta, dx, total, comm):
-    """Gradients of training-mode batch normalization; the batch statistics' own gradients are included:
+    """dy, xhat (n, m), gamma (m,), stats (2m,) -> dgamma, dbeta (m,), dx (n, m) or (n, 0). Gradients of
+    training-mode batch normalization; the batch statistics' own gradients are included:
     dx = gamma * inv_std / total * (total dy - dbeta - xhat dgamma), with dbeta and dgamma summed over all
     ranks. dgamma and dbeta keep this rank's share (the gradient all-reduce adds the shares up)."""
     n, m = dy.shape
@@ -298,6 +302,7 @@ def regularize(w, l1, l2, count, scale, g, total, slot):
 # none), then its step, in one pass over theta.
 @njit(**KERNEL)
 def _sgd(theta, grad, velocity, decay, lr, momentum, nesterov):
+    """theta, grad, velocity (P,): Keras SGD, in place."""
     decay, lr, momentum = like(theta, decay), like(theta, lr), like(theta, momentum)
     for i in range(theta.size):
         theta[i], velocity[i] = sgd_step(theta[i] - theta[i] * decay, grad[i], velocity[i], lr, momentum, nesterov)
@@ -305,7 +310,7 @@ def _sgd(theta, grad, velocity, decay, lr, momentum, nesterov):
 
 @njit(**KERNEL)
 def _adam(theta, grad, m, v, decay, t, lr, beta_1, beta_2, epsilon):
-    """Keras Adam at step t (1-based)."""
+    """theta, grad, m, v (P,): Keras Adam at step t (1-based), in place."""
     alpha = like(theta, adam_alpha(lr, beta_1, beta_2, t))
     c1, c2, eps, decay = like(theta, 1.0 - beta_1), like(theta, 1.0 - beta_2), like(theta, epsilon), like(theta, decay)
     for i in range(theta.size):
@@ -314,6 +319,7 @@ def _adam(theta, grad, m, v, decay, t, lr, beta_1, beta_2, epsilon):
 
 @njit(**KERNEL)
 def _rmsprop(theta, grad, velocity, second, decay, lr, rho, momentum, epsilon, centered):
+    """theta, grad, velocity, second (P,): Keras RMSprop, in place."""
     decay, lr, rho, momentum, eps = (like(theta, decay), like(theta, lr), like(theta, rho), like(theta, momentum),
                                      like(theta, epsilon))
     for i in range(theta.size):
