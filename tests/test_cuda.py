@@ -340,3 +340,48 @@ def test_both_targets_run_the_same_walker_code():
         assert on_cpu.py_func.__code__ is source, f"cpu.{name} is not walkers.{name}"
         assert on_gpu.__code__ is source, f"cuda.{name} is not walkers.{name}"
         assert on_cpu.py_func.__qualname__ == on_gpu.__qualname__ == f"{name}__{config.key}"
+
+
+# ---------------------------------------------------------------- one epoch contract, the same on both targets
+EPOCH_CASES = {  # name: (stop requested before the epoch, validation rows, target scale)
+    "whole epoch with validation": (False, 8, 1.0),
+    "no validation": (False, 0, 1.0),
+    "stop requested: ends after its first step": (True, 8, 1.0),
+    "non-finite loss: the batch's update skipped": (False, 8, 1e30),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EPOCH_CASES))
+def test_the_epoch_contract_is_the_same_on_both_targets(case):
+    """train_epoch's stop, non-finite-loss and validation rules (ARCHITECTURE.md, the engine's contract) give the
+    same steps taken, the same NaN logs and the same weights on both targets."""
+    from nbtrain.engine import Device
+    from nbtrain.engine.bundles import STOP, Loop
+    stop, val_rows, scale = EPOCH_CASES[case]
+    rng = np.random.default_rng(0)
+    X, y = f32(rng, 20, 3), f32(rng, 20, 1, scale=scale) ** 2
+    results = {}
+    for target in ("cpu", "cuda"):
+        model = Sequential([layers.Dense(4, activation="relu", input_shape=[3]), layers.Dense(1)])
+        model.build(seed=1)
+        model.compile(optimizer=optimizers.SGD(learning_rate=0.01), loss="mse", device=target)
+        model.optimizer.build(model.plan.n_params)
+        objective = model._objective(1)
+        logs = np.zeros(2 * int(objective.metric_slots[-1]))
+        with Device(target).session(model.plan, model._configuration(objective), model.theta, model.state, 8, 1,
+                                    model.optimizer.engine_state()) as session:
+            data = session.data(X[8:], y[8:], np.ones(12, np.float32), *(
+                (X[:val_rows], y[:val_rows], np.ones(val_rows, np.float32)) if val_rows else ()))
+            loop = Loop(4, True, 0, np.array([int(stop), 0], np.int64))
+            steps = session.kernels.train_epoch(session.net, session.weights, session.opt, session.ws, objective,
+                                                data, loop, 0, logs, None)
+        results[target] = (steps, np.isnan(logs), logs, model.theta.copy())
+        assert stop == bool(loop.control[STOP])
+    (steps, nan, logs, theta), (g_steps, g_nan, g_logs, g_theta) = results["cpu"], results["cuda"]
+    assert steps == g_steps and (nan == g_nan).all(), (results["cpu"][:3], results["cuda"][:3])
+    np.testing.assert_allclose(g_logs[~nan], logs[~nan], rtol=1e-4)
+    np.testing.assert_allclose(g_theta, theta, rtol=1e-4, atol=1e-6)
+    expected_steps = {"stop requested: ends after its first step": 1,
+                      "non-finite loss: the batch's update skipped": 0}.get(case, 3)
+    assert steps == expected_steps
+    assert nan[1:].all() == (val_rows == 0 or expected_steps < 3)
