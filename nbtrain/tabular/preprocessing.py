@@ -129,7 +129,13 @@ class Target:
         """The task from the target's values: two distinct values -> binary; text with more -> multiclass;
         numbers with more -> regression (an integer score stays one unless task="multiclass" says otherwise)."""
         values = series.dropna()
-        keys = sorted({_label_key(v): _plain(v) for v in values.unique()}.items(),
+        return cls.from_distinct(values.unique(), len(values), _is_numeric(series), name, task)
+
+    @classmethod
+    def from_distinct(cls, distinct, count, numeric, name, task="auto"):
+        """infer's decision from the target's distinct values, its count of values and whether it is numeric (what
+        a streamed read summarizes)."""
+        keys = sorted({_label_key(v): _plain(v) for v in distinct}.items(),
                       key=lambda item: (isinstance(item[0], str), item[0]))
         examples = ", ".join(repr(v) for _, v in keys[:5]) + (", ..." if len(keys) > 5 else "")
         if not keys:
@@ -138,16 +144,16 @@ class Target:
             raise InputError(f"target column {name!r} has only one distinct value ({examples}): "
                              "there is nothing to learn")
         if task == "auto":
-            task = "binary" if len(keys) == 2 else "regression" if _is_numeric(series) else "multiclass"
+            task = "binary" if len(keys) == 2 else "regression" if numeric else "multiclass"
         if task == "binary" and len(keys) != 2:
             raise InputError(f"binary classification needs a target with two distinct values; {name!r} has "
                              f"{len(keys)} ({examples}): use --task multiclass")
-        if task == "multiclass" and len(keys) > len(values) // 2:
-            raise InputError(f"target column {name!r} has {len(keys)} distinct values in {len(values)} rows ("
+        if task == "multiclass" and len(keys) > count // 2:
+            raise InputError(f"target column {name!r} has {len(keys)} distinct values in {count} rows ("
                              f"{examples}): too few rows per class to learn classes from")
         if task != "regression":
             return cls(name, task, [v for _, v in keys])
-        if not _is_numeric(series):
+        if not numeric:
             raise InputError(f"target column {name!r} is not numeric ({examples}), so it cannot be a regression "
                              "target; leave out --task regression to classify it")
         return cls(name, task)
@@ -338,6 +344,17 @@ def labelled_rows(frame, target, what, notes):
     return frame[keep]
 
 
+def advice(pre, row_ids, labelled, train):
+    """(notes, warnings) on likely mistakes: the `row_ids` columns (a different value in each of the `labelled`
+    rows) trained on as features, and text columns with very many categories in the `train` training rows."""
+    warnings = [f"column {c!r} looks like a row ID (a different value in each of the {labelled} rows) and is "
+                f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
+    notes = [f"column {feature.name!r} has {len(feature.categories)} distinct values in {train} training rows: if "
+             "it is an identifier, drop it" for feature in pre.features
+             if feature.name not in row_ids and len(feature.categories) > max(50, train // 2)]
+    return notes, warnings
+
+
 def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0.2, seed=0, validation=None):
     """Infer the task, split (or take `validation`), fit the preprocessing on the training rows and encode both.
     Every problem with the data is an InputError with a one-line message."""
@@ -364,13 +381,9 @@ def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0
         train = labelled.iloc[np.random.default_rng(seed).permutation(len(labelled))]
         val = labelled_rows(validation, target, "the validation data", notes)
     pre = Preprocessing.fit(train, spec, features, scaling, drop)
-    row_ids = [c for c in features if looks_like_row_id(labelled[c])]
-    warnings = [f"column {c!r} looks like a row ID (a different value in each of the {len(labelled)} rows) and is "
-                f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
-    for feature in pre.features:
-        if feature.name not in row_ids and len(feature.categories) > max(50, len(train) // 2):
-            notes.append(f"column {feature.name!r} has {len(feature.categories)} distinct values in {len(train)} "
-                         "training rows: if it is an identifier, drop it")
+    more_notes, warnings = advice(pre, [c for c in features if looks_like_row_id(labelled[c])], len(labelled),
+                                  len(train))
+    notes += more_notes
     x_val = pre.transform(val, "the validation data") if len(val) else np.zeros((0, len(pre.input_names)), np.float32)
     return Prepared(pre, pre.transform(train, "the training data"), spec.encode(train[target], "the training data"),
                     x_val, spec.encode(val[target], "the validation data"), notes, warnings)

@@ -103,6 +103,11 @@ def _parquet(name, read):
         raise InputError(f"{name} is not a readable Parquet file ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
+def parquet_module(name):
+    """pyarrow.parquet, or the one-line error of a Parquet file without pyarrow."""
+    return _parquet(name, lambda pq: pq)
+
+
 def _read_bytes(source, name, start=0, stop=None):
     """The file's bytes (from start to stop), or standard input's; one-line errors for unreadable sources."""
     if str(source) == "-":
@@ -127,6 +132,17 @@ def _parse_parquet(raw, name):
 
 def _parse_csv(raw, name, delimiter=None):
     import pandas as pd
+    text, options = csv_format(raw, name, delimiter)
+    try:
+        return pd.read_csv(io.StringIO(text), **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise csv_error(exc, name) from None
+
+
+def csv_format(raw, name, delimiter=None):
+    """(text, pandas.read_csv's options) for CSV bytes `raw` (the whole table, or its first lines): the UTF-8
+    text, the delimiter (sniffed unless given) and the decimal mark; one-line errors for an empty, binary or
+    non-UTF-8 file, a second line wider than the header and repeated column names."""
     if not raw.strip():
         raise InputError(f"{name} is empty")
     if b"\x00" in raw[:SNIFF_CHARS]:
@@ -134,18 +150,22 @@ def _parse_csv(raw, name, delimiter=None):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name} is not UTF-8 text (undecodable byte at offset {exc.start}); "
-                         "save it as a UTF-8 CSV file") from None
+        raise not_utf8(name, f"at offset {exc.start}") from None
     delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
     header, *rows = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), SNIFF_LINES)
     if rows and len(rows[0]) > len(header):
         raise InputError(f"{name}: line 2 has {len(rows[0])} fields but the header has {len(header)}")
     check_unique([cell.strip() for cell in header], name)
     decimal = "," if delimiter == ";" and has_decimal_commas(rows) else "."
-    try:
-        return pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True, decimal=decimal)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise InputError(f"{name} is not a readable CSV table: {_first_line(exc)}") from None
+    return text, dict(sep=delimiter, skipinitialspace=True, decimal=decimal)
+
+
+def not_utf8(name, where):
+    return InputError(f"{name} is not UTF-8 text (undecodable byte {where}); save it as a UTF-8 CSV file")
+
+
+def csv_error(exc, name):
+    return InputError(f"{name} is not a readable CSV table: {_first_line(exc)}")
 
 
 def sniff_delimiter(sample):

@@ -1,0 +1,407 @@
+"""From a table file to the training matrices without the table in memory, in two passes over the file as
+LightGBM's two_round does: a scan that counts rows, learns each column's kind and codes the text columns and the
+target row by row; then a fill that parses the numeric feature columns chunk by chunk straight into preallocated
+float32 training and validation matrices (one-hot columns written from the codes). The preprocessing is then
+fitted and applied in place, one column at a time, and means the same as preprocessing.prepare's on the whole
+DataFrame. Under MPI each rank reads its share of the rows (tablefile.TableFile) and the statistics are merged
+from per-share summaries (counts, sums, an exact selection for medians), so every rank fits one process's
+preprocessing; the ranks then assemble the whole matrices, which the compiled epoch needs on every rank."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .options import SCALINGS, TASKS
+from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
+                            advice, split_rows)
+from .reading import unknown_column
+from .tablefile import TableFile
+
+NUMERIC_KINDS = "biuf"  # pandas dtype kinds of numeric (and boolean) columns
+
+
+class Column:
+    """What the scan learned of one column in this process's rows: the dtype kinds its chunks had (text: 'O'), its
+    non-missing values, and for a text column each row's code into `levels` (-1: missing); `values` keeps a
+    numeric target's values (float64, NaN missing)."""
+
+    def __init__(self):
+        self.kinds, self.present, self.levels, self.codes, self.values = set(), 0, {}, [], []
+
+    @property
+    def numeric(self):
+        return self.kinds <= set(NUMERIC_KINDS)
+
+
+class Ranks:
+    """The MPI group's merges of per-share summaries (one process: each is the value itself)."""
+
+    def __init__(self, group):
+        self.comm = None if group is None else group.comm
+
+    def gather(self, value):
+        """Every rank's value, in rank order."""
+        return [value] if self.comm is None else self.comm.allgather(value)
+
+    def total(self, value):
+        """The sum over the ranks (numbers or arrays)."""
+        return value if self.comm is None else self.comm.allreduce(value)
+
+    def offset(self, count):
+        """(the counts of the ranks before this one, the total)."""
+        counts = self.gather(int(count))
+        rank = 0 if self.comm is None else self.comm.Get_rank()
+        return sum(counts[:rank]), sum(counts)
+
+
+def scan(table, keep=(), columns=None, dtype=None):
+    """(rows, {column: Column}) of one pass over `table`; `keep` names numeric columns whose values are kept."""
+    import pandas as pd
+    found, rows = {c: Column() for c in (columns or table.columns)}, 0
+    for chunk in table.chunks(columns, dtype):
+        for name, column in found.items():
+            series = chunk[name]
+            if _is_numeric(series):
+                column.kinds.add(series.dtype.kind)
+                column.present += int(series.notna().sum())
+                if name in keep:
+                    column.values.append(series.to_numpy(np.float64, na_value=np.nan))
+            else:
+                column.kinds.add("O")
+                codes, uniques = pd.factorize(_as_text(series))
+                lookup = np.array([column.levels.setdefault(u, len(column.levels)) for u in uniques] + [-1], np.int32)
+                column.codes.append(lookup[codes])
+                column.present += int((codes >= 0).sum())
+        rows += len(chunk)
+    return rows, found
+
+
+def scan_table(table, keep, ranks):
+    """scan() of this process's share, with the columns that were numeric in some chunks (or shares) and text in
+    others scanned again as text, as pandas reads a whole column with one text value in it; text codes are made
+    global (sorted levels of all shares)."""
+    rows, found = scan(table, keep)
+    kinds = {name: set().union(*k) for name, k in zip(found, zip(*ranks.gather([c.kinds for c in found.values()])))}
+    mixed = [name for name, k in kinds.items() if "O" in k and not k <= {"O"}]
+    if mixed:
+        found.update(scan(table, columns=mixed, dtype={name: str for name in mixed})[1])
+    for name, column in found.items():
+        column.kinds = kinds[name] if name not in mixed else {"O"}
+        if not column.numeric:
+            levels = sorted(set().union(*ranks.gather(list(column.levels))))
+            index = {level: i for i, level in enumerate(levels)}
+            lookup = np.array([index[level] for level in column.levels] + [-1], np.int32)
+            column.codes = lookup[np.concatenate(column.codes)] if column.codes else np.full(rows, -1, np.int32)
+            column.levels = levels
+        column.present = ranks.total(column.present)
+    return rows, found
+
+
+@dataclass
+class Layout:
+    """Where this process's labelled rows go: slot[i] for row i of its share is its row in the training matrix
+    (>= 0), -2 - its row in the validation matrix, or -1 (no target value). The matrices hold this process's rows
+    in order of their global rows `owned` (all rows for one process)."""
+    slot: np.ndarray
+    owned_train: np.ndarray
+    owned_val: np.ndarray
+    n_train: int
+    n_val: int
+
+    @classmethod
+    def split(cls, labelled, ranks, val_split, seed, validation):
+        """The train/validation split of the labelled rows of all shares that split_rows makes of the whole
+        table (with a validation file: all labelled rows, shuffled as prepare shuffles them)."""
+        first, n = ranks.offset(labelled.sum())
+        if validation:
+            train, val = np.random.default_rng(seed).permutation(n), np.zeros(0, np.int64)
+        else:
+            train, val = split_rows(n, val_split, seed)
+        where = np.empty(n, np.int64)
+        where[train] = np.arange(len(train))
+        where[val] = -2 - np.arange(len(val))
+        slot = np.full(len(labelled), -1, np.int64)
+        slot[labelled] = where[first:first + int(labelled.sum())]
+        return cls(slot, np.sort(slot[slot >= 0]), np.sort(-2 - slot[slot <= -2]), len(train), len(val))
+
+    def scatter(self, rows, block, train, val):
+        """Write `block` (one row per row `rows` of this share, a slice or indices) into the matrices."""
+        slot = self.slot[rows]
+        for matrix, owned, pick in ((train, self.owned_train, slot >= 0), (val, self.owned_val, slot <= -2)):
+            places = slot[pick] if matrix is train else -2 - slot[pick]
+            yield matrix, np.searchsorted(owned, places), block[pick] if block is not None else pick
+
+
+def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_split=0.2, seed=0, validation=None,
+                 group=None):
+    """((rows, columns) of the table, Prepared): preprocessing.prepare's arrays and preprocessing for the table
+    file `source`, read in two passes (validation: a second file of labelled rows). Under MPI (`group`) every rank
+    reads its share and gets the whole arrays."""
+    ranks = Ranks(group)
+    table = _run(group, lambda: TableFile(source, None if group is None else (group.rank, group.size)))
+    if task not in TASKS:
+        raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    if scaling not in SCALINGS:
+        raise InputError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+    header = _frame(table)
+    for name in drop:
+        if name not in table.columns:
+            raise unknown_column("column to drop", name, header, "the data")
+    if target in drop:
+        raise InputError(f"the target column {target!r} cannot also be dropped")
+    if target not in table.columns:
+        raise unknown_column("target column", target, header, "the data")
+    rows, found = _run(group, lambda: scan_table(table, (target,), ranks))
+    total = ranks.total(rows)
+    table.check_header(total)
+    notes = []
+    goal = found.pop(target)
+    labelled, spec = _target(goal, target, task, rows, ranks, notes, total)
+    features = [c for c in table.columns if c != target and c not in drop]
+    if not features:
+        raise InputError(f"there are no feature columns: the data has only {', '.join(map(repr, table.columns))}")
+    empty = [c for c in features if found[c].present == 0]
+    if empty:
+        raise InputError(f"column {empty[0]!r} has no values (all missing); drop it")
+    layout = Layout.split(labelled, ranks, val_split, seed, validation is not None)
+    y_train, y_val = _encode_target(spec, goal, labelled, layout, ranks)
+    numeric = [c for c in features if found[c].numeric]
+    widths = {c: 1 if found[c].numeric else None for c in features}
+    fitted = {c: _fit_categorical(found[c], c, layout, ranks) for c in features if not found[c].numeric}
+    widths.update({c: len(f.categories) for c, f in fitted.items()})
+    starts = dict(zip(features, np.cumsum([0] + [widths[c] for c in features])))
+    width = int(sum(widths.values()))
+    x_train = np.zeros((len(layout.owned_train), width), np.float32)
+    x_val = np.zeros((len(layout.owned_val), width), np.float32)
+    parsed = {c: np.float32 for c in numeric if found[c].kinds <= set("iuf")}  # booleans are converted after
+    _run(group, lambda: _fill(table, numeric, [int(starts[c]) for c in numeric], parsed, layout, x_train, x_val))
+    for name, feature in fitted.items():
+        _one_hot(found[name], feature, int(starts[name]), layout, x_train, x_val)
+    row_ids = [c for c in features if _row_id(found[c], x_train, x_val, starts[c], labelled, ranks)]
+    for name in numeric:
+        fitted[name] = _fit_numeric(x_train[:, starts[name]], name, scaling, ranks)
+        for matrix in (x_train, x_val):
+            _apply(fitted[name], matrix[:, starts[name]])
+    pre = Preprocessing(spec, [fitted[c] for c in features], scaling, list(drop))
+    more_notes, warnings = advice(pre, row_ids, ranks.total(int(labelled.sum())), layout.n_train)
+    x_train, y_train = _assemble(x_train, layout.owned_train, layout.n_train, group), \
+        _assemble(y_train, layout.owned_train, layout.n_train, group)
+    if validation is None:
+        x_val, y_val = _assemble(x_val, layout.owned_val, layout.n_val, group), \
+            _assemble(y_val, layout.owned_val, layout.n_val, group)
+    else:
+        x_val, y_val, _ = _run(group, lambda: labelled_matrix(pre, TableFile(validation), "the validation data",
+                                                               notes))
+    return (total, len(table.columns)), Prepared(pre, x_train, y_train, x_val, y_val, notes + more_notes, warnings)
+
+
+def _run(group, action):
+    return action() if group is None else group.run(action)
+
+
+def _frame(table):
+    import pandas as pd
+    return pd.DataFrame(columns=table.columns)
+
+
+def _target(goal, name, task, rows, ranks, notes, total):
+    """(this share's labelled rows as a mask, the Target inferred from the values of all shares)."""
+    if goal.numeric:
+        values = np.concatenate(goal.values) if goal.values else np.zeros(0)
+        labelled = np.isfinite(values)
+        distinct = np.unique(np.concatenate(ranks.gather(np.unique(values[~np.isnan(values)]))))
+        plain = bool if goal.kinds <= {"b"} else int if goal.kinds <= {"b", "i", "u"} else float
+        distinct = [plain(v) for v in distinct]
+    else:
+        labelled = goal.codes >= 0
+        distinct = goal.levels
+    count = ranks.total(int(labelled.sum()))
+    if count == 0:
+        raise InputError(f"target column {name!r} in the data has no values")
+    if count < total:
+        notes.append(f"{total - count} rows of the data have no {name!r} value and were left out")
+    return labelled, Target.from_distinct(distinct, goal.present, goal.numeric, name, task)
+
+
+def _encode_target(spec, goal, labelled, layout, ranks):
+    """(training targets, validation targets) of this share, float32 (rows, 1), as Target.encode gives them, with
+    the statistics (a regression's mean and standard deviation, a classifier's counts) of all training rows."""
+    if goal.numeric:
+        values = np.concatenate(goal.values) if goal.values else np.zeros(0)
+        if spec.task == "regression":
+            train = values[layout.slot >= 0]
+            n = ranks.total(len(train))
+            spec.center = ranks.total(float(train.sum())) / n
+            spec.scale = float(np.sqrt(ranks.total(float(((train - spec.center) ** 2).sum())) / n)) or 1.0
+            coded = (values - spec.center) / spec.scale
+        else:
+            keys = np.array([_label_key(label) for label in spec.labels])
+            coded = np.searchsorted(keys, np.where(labelled, values, keys[0])).astype(np.float64)
+    else:
+        index = {_label_key(label): i for i, label in enumerate(spec.labels)}
+        lookup = np.array([index[_label_key(level)] for level in goal.levels] + [-1], np.float64)
+        coded = lookup[goal.codes]
+    y_train = np.zeros((len(layout.owned_train), 1), np.float32)
+    y_val = np.zeros((len(layout.owned_val), 1), np.float32)
+    for matrix, places, block in layout.scatter(slice(None), coded.astype(np.float32)[:, None], y_train, y_val):
+        matrix[places] = block
+    if spec.task != "regression":
+        spec.counts = ranks.total(np.bincount(y_train[:, 0].astype(np.int64), minlength=len(spec.labels))).tolist()
+    return y_train, y_val
+
+
+def _fit_categorical(column, name, layout, ranks):
+    """Feature.fit of a text column from its training rows' level counts over all shares."""
+    counts = ranks.total(np.bincount(column.codes[(layout.slot >= 0) & (column.codes >= 0)],
+                                     minlength=len(column.levels)))
+    if not counts.any():
+        raise InputError(f"column {name!r} has no values in the training rows; drop it")
+    seen = [level for level, n in zip(column.levels, counts) if n]
+    fill = min(level for level, n in zip(column.levels, counts) if n == counts.max())
+    return Feature(name, "categorical", fill, categories=seen)
+
+
+def _one_hot(column, feature, start, layout, x_train, x_val):
+    """A text column's one-hot block written into the matrices: its category's column set to 1 (a missing value
+    counts as the fill; an unseen one sets none)."""
+    index = {c: i for i, c in enumerate(feature.categories)}
+    lookup = np.array([index.get(level, -1) for level in column.levels] + [index[feature.fill]], np.int64)
+    hot = lookup[column.codes]
+    for matrix, places, pick in layout.scatter(slice(None), None, x_train, x_val):
+        known = hot[pick] >= 0
+        matrix[places[known], start + hot[pick][known]] = 1.0
+
+
+def _fill(table, names, columns, parsed, layout, x_train, x_val):
+    """The second pass: the numeric feature columns `names`, parsed chunk by chunk (as float32: `parsed`) into
+    matrix columns `columns` (missing and infinite values as NaN)."""
+    if not names:
+        return
+    first = 0
+    for chunk in table.chunks(names, parsed):
+        block = np.empty((len(chunk), len(names)), np.float32)
+        for j, name in enumerate(names):
+            block[:, j] = chunk[name].to_numpy(np.float32, na_value=np.nan)
+        block[~np.isfinite(block)] = np.nan
+        for matrix, places, rows in layout.scatter(slice(first, first + len(chunk)), block, x_train, x_val):
+            matrix[places[:, None], columns] = rows
+        first += len(chunk)
+
+
+def _row_id(column, x_train, x_val, start, labelled, ranks):
+    """looks_like_row_id over the labelled rows of all shares: integers or text, none missing, all different."""
+    n = ranks.total(int(labelled.sum()))
+    if n < ROW_ID_ROWS:
+        return False
+    if not column.numeric:
+        codes = column.codes[labelled]
+        return ranks.total(int((codes < 0).sum())) == 0 and \
+            ranks.total(np.bincount(codes, minlength=len(column.levels))).max() <= 1
+    if not column.kinds <= {"i", "u"}:
+        return False
+    values = np.concatenate([x_train[:, start], x_val[:, start]])
+    if ranks.total(int(np.isnan(values).sum())):
+        return False
+    local = np.unique(values)
+    return len(local) == len(values) and len(np.unique(np.concatenate(ranks.gather(local)))) == n
+
+
+def _fit_numeric(column, name, scaling, ranks):
+    """Feature.fit of a numeric column from its float32 training values over all shares: the exact median, then
+    the mean and standard deviation (or minimum and range) in float64."""
+    values = column[~np.isnan(column)].astype(np.float64)
+    n = ranks.total(len(values))
+    if n == 0:
+        raise InputError(f"column {name!r} has no values in the training rows; drop it")
+    values.sort()
+    middle = [_kth(values, k, ranks) for k in sorted({(n - 1) // 2, n // 2})]
+    median = float(np.mean(middle))
+    if scaling == "standard":
+        center = ranks.total(float(values.sum())) / n
+        spread = float(np.sqrt(ranks.total(float(((values - center) ** 2).sum())) / n))
+    elif scaling == "minmax":
+        low = min(v[0] for v in ranks.gather(values[:1]) if len(v))
+        center, spread = low, max(v[-1] for v in ranks.gather(values[-1:]) if len(v)) - low
+    else:
+        center, spread = 0.0, 1.0
+    return Feature(name, "numeric", median, float(center), float(spread) if spread > 0 else 1.0)
+
+
+def _kth(values, k, ranks):
+    """The k-th smallest (from 0) of the sorted float64 `values` of all shares (float32 numbers), found by a
+    bisection over float32's ordered bit patterns that moves one count per step between the ranks."""
+    candidates = np.unique(np.concatenate(ranks.gather(values[[0, -1]] if len(values) else values)))
+    low, high = np.float32(candidates[0]), np.float32(candidates[-1])
+    while low < high:
+        middle = _middle(low, high)
+        if ranks.total(int(np.searchsorted(values, middle, "right"))) > k:
+            high = middle
+        else:
+            low = np.nextafter(middle, np.float32(np.inf))
+    return float(low)
+
+
+def _middle(low, high):
+    """A float32 halfway between low and high in order (of bit patterns), so that bisection ends in 32 steps."""
+    def key(x):
+        bits = np.array(x, np.float32).view(np.int32).astype(np.int64)
+        return bits if bits >= 0 else -(bits & 0x7FFFFFFF)
+
+    def number(k):
+        bits = k if k >= 0 else (-k) | -0x80000000
+        return np.array(bits, np.int64).astype(np.int32).view(np.float32)[()]
+    return number((key(low) + key(high)) // 2)
+
+
+def _apply(feature, column):
+    """A numeric column's fill and scaling, in place, as Feature.transform computes it (float64, then float32)."""
+    values = column.astype(np.float64)
+    values[np.isnan(values)] = feature.fill
+    column[:] = (values - feature.center) / feature.scale
+
+
+def _assemble(part, owned, n, group):
+    """The whole matrix from every rank's rows `part` (at global rows `owned`): each rank's part broadcast in turn."""
+    if group is None:
+        return part
+    whole = np.empty((n, part.shape[1]), np.float32)
+    for rank in range(group.size):
+        rows = group.comm.bcast(owned if group.rank == rank else None, root=rank)
+        block = part if group.rank == rank else np.empty((len(rows), part.shape[1]), np.float32)
+        group.comm.Bcast(block, root=rank)
+        whole[rows] = block
+    return whole
+
+
+def labelled_matrix(pre, table, what, notes):
+    """(x, y, the target's values) of the labelled rows of `table` with the fitted preprocessing `pre`, in their
+    order: a first pass counts the labelled rows, a second transforms chunk by chunk into preallocated arrays."""
+    spec = pre.target
+    if spec.name not in table.columns:
+        raise unknown_column("target column", spec.name, _frame(table), what)
+    rows = labelled = 0
+    for chunk in table.chunks([spec.name]):
+        rows += len(chunk)
+        labelled += int(_has_target(chunk[spec.name]).sum())
+    table.check_header(rows)
+    if labelled == 0:
+        raise InputError(f"target column {spec.name!r} in {what} has no values")
+    if labelled < rows:
+        notes.append(f"{rows - labelled} rows of {what} have no {spec.name!r} value and were left out")
+    x = np.empty((labelled, len(pre.input_names)), np.float32)
+    y = np.empty((labelled, 1), np.float32)
+    actual = np.empty(labelled)
+    first = 0
+    for chunk in table.chunks():
+        chunk = chunk[_has_target(chunk[spec.name])]
+        stop = first + len(chunk)
+        x[first:stop] = pre.transform(chunk, what)
+        y[first:stop] = spec.encode(chunk[spec.name], what)
+        actual[first:stop] = chunk[spec.name].to_numpy(np.float64) if spec.task == "regression" else 0.0
+        first = stop
+    return x, y, actual
+
+
+def _has_target(series):
+    return (series.notna() & ~series.isin([np.inf, -np.inf])).to_numpy()
+

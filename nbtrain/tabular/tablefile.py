@@ -1,0 +1,136 @@
+"""A table file read in chunks of rows, never whole: CSV through pandas' chunked reader (delimiter and decimal mark
+sniffed as reading.read_table does), Parquet by record batches of its row groups, standard input ('-') from the bytes
+it sent; the whole table or one MPI rank's share (CSV: a byte range cut at line starts; Parquet: a run of row
+groups). Every chunk is a DataFrame with the table's columns (or those asked for)."""
+import io
+import os
+
+from ..errors import InputError
+from .reading import (SNIFF_CHARS, _line_start, _parquet, _read_bytes, check_table, csv_error, csv_format,
+                      not_utf8, parquet_module)
+
+CHUNK_ROWS = 1 << 16  # rows parsed at a time: a chunk of 20 float columns is 5 MiB as float32
+INDEX_COLUMN = "Unnamed: 0"  # an unnamed first column, as R and pandas write a row index: not a feature
+
+
+class TableFile:
+    """The table at `source` ('-': standard input), whole or, with share=(rank, size), that rank's share of rows.
+    Opening checks what can be checked from the first bytes (readable, not empty, not binary, UTF-8, a header
+    with unique names); `columns` are the header's names (an unnamed first index column left out)."""
+
+    def __init__(self, source, share=None):
+        self.source, self.name = source, "standard input" if str(source) == "-" else str(source)
+        if str(source) == "-":
+            if share is not None:
+                raise InputError("standard input cannot be split between processes: give a file to a distributed fit")
+            self.raw = _read_bytes(source, self.name)
+            head = self.raw[:SNIFF_CHARS]
+        else:
+            self.raw = None
+            head = _read_bytes(source, self.name, 0, SNIFF_CHARS)
+        self.parquet = head[:4] == b"PAR1"
+        if self.parquet:
+            self._open_parquet(share)
+        else:
+            self._open_csv(head, share)
+
+    def _open_csv(self, head, share):
+        import pandas as pd
+        whole = len(head) < SNIFF_CHARS
+        text, self.options = csv_format(head if whole else head[:head.rfind(b"\n") + 1] or head, self.name)
+        self.header_end = head.find(b"\n") + 1 or len(head)
+        try:
+            names = pd.read_csv(io.StringIO(text), nrows=0, **self.options).columns
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise csv_error(exc, self.name) from None
+        self.all_columns = [str(c) for c in names]
+        self.range = None
+        if share is not None:
+            total = os.path.getsize(self.source)
+            rank, size = share
+            self.range = [_line_start(self.source, self.header_end + k * (total - self.header_end) // size,
+                                      self.header_end, total) for k in (rank, rank + 1)]
+            self.head = head[:self.header_end]
+
+    def _open_parquet(self, share):
+        parquet_module(self.name)
+        self.file = _parquet(self.name, lambda pq: pq.ParquetFile(io.BytesIO(self.raw) if self.raw else self.source))
+        groups = self.file.num_row_groups
+        rank, size = share or (0, 1)
+        self.groups = list(range(rank * groups // size, (rank + 1) * groups // size))
+        index = (self.file.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+        self.all_columns = [str(c) for c in self.file.schema_arrow.names]
+        self.index = [name for name in index if isinstance(name, str)]  # a DataFrame's index that pandas stored
+
+    @property
+    def columns(self):
+        """The table's columns, an index left out (a CSV's unnamed first column, a DataFrame's stored index)."""
+        if self.all_columns[:1] == [INDEX_COLUMN]:
+            return self.all_columns[1:]
+        return [c for c in self.all_columns if c not in getattr(self, "index", ())]
+
+    def check_header(self, rows):
+        """reading.check_table's errors for this table with `rows` data rows (all shares together): a header row
+        that looks like data, or a header without rows."""
+        import pandas as pd
+        check_table(pd.DataFrame([[0] * len(self.all_columns)] if rows else [], columns=self.all_columns), self.name)
+
+    def chunks(self, columns=None, dtype=None):
+        """DataFrames of up to CHUNK_ROWS consecutive rows, in order, with `columns` (default all); `dtype` as
+        pandas.read_csv takes it (a CSV's columns are typed per chunk from their values unless it says)."""
+        if self.parquet:
+            yield from self._parquet_chunks(columns)
+            return  # a Parquet file's columns are typed
+        import pandas as pd
+        stream = self._stream()
+        try:
+            reader = pd.read_csv(stream, chunksize=CHUNK_ROWS, usecols=columns, dtype=dtype, encoding="utf-8-sig",
+                                 **self.options)
+            yield from reader
+        except UnicodeDecodeError:
+            raise not_utf8(self.name, "after its first lines") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise csv_error(exc, self.name) from None
+        finally:
+            stream.close()
+
+    def _stream(self):
+        if self.raw is not None:
+            return io.BytesIO(self.raw)
+        if self.range is None:
+            return open(self.source, "rb")
+        return io.BufferedReader(_ByteRange(self.source, self.head, *self.range), 1 << 20)
+
+    def _parquet_chunks(self, columns):
+        batches = _parquet(self.name, lambda pq: self.file.iter_batches(CHUNK_ROWS, row_groups=self.groups,
+                                                                       columns=columns, use_pandas_metadata=False))
+        while True:
+            batch = _parquet(self.name, lambda pq: next(batches, None))
+            if batch is None:
+                return
+            yield batch.to_pandas()
+
+
+class _ByteRange(io.RawIOBase):
+    """The header line, then bytes [start, stop) of a file: one rank's share of a CSV table."""
+
+    def __init__(self, path, head, start, stop):
+        self.handle, self.head, self.left = open(path, "rb"), head, stop - start
+        self.handle.seek(start)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        if self.head:
+            n = min(len(buffer), len(self.head))
+            buffer[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.handle.read(min(len(buffer), self.left))
+        self.left -= len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self):
+        self.handle.close()
+        super().close()
