@@ -84,11 +84,6 @@ class Group:
             raise InputError(message)
         return result if everywhere else self.broadcast(result)
 
-    def gather_table(self, part):
-        """The ranks' shares of a table, concatenated in rank order, on every rank."""
-        import pandas as pd
-        return pd.concat(self.comm.allgather(part), ignore_index=True)
-
     def abort(self, code=2):
         """End every rank of the job (for errors that happen where the other ranks cannot hear of them)."""
         self.comm.Abort(code)

@@ -34,16 +34,29 @@ def predict(
                                                                              "(repeatable).")] = None,
 ):
     with user_errors():
-        from ..tabular.apply import predictions
-        from ..tabular.reading import read_table
+        from ..tabular.apply import file_predictions
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
-        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()))
+        tables = file_predictions(net, pre, data, tuple(keep or ()))
         if output is None or str(output) == "-":
-            typer.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
+            typer.echo("".join(_csv_parts(tables, [])), nl=False)  # all read before any is written
         else:
-            atomic_write(output, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
-            say(make_console(stderr=True), f"Wrote {len(table)} predictions to {output}")
+            rows = []
+            atomic_write(output, lambda tmp: _write_lines(tmp, _csv_parts(tables, rows)))
+            say(make_console(stderr=True), f"Wrote {sum(rows)} predictions to {output}")
+
+
+def _csv_parts(tables, rows):
+    """The CSV text of prediction tables, the header once; each table's row count is appended to `rows`."""
+    for i, table in enumerate(tables):
+        rows.append(len(table))
+        yield table.to_csv(index=False, header=i == 0, float_format="%.6g")
+
+
+def _write_lines(path, parts):
+    with open(path, "w", newline="") as handle:
+        for part in parts:
+            handle.write(part)
 
 
 EVALUATE_HELP = (
@@ -61,12 +74,11 @@ def evaluate(
 ):
     from rich.table import Table
     with user_errors():
-        from ..tabular.apply import evaluation
-        from ..tabular.reading import read_table
+        from ..tabular.apply import file_evaluation
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
         notes = []
-        rows, scores = evaluation(net, pre, read_table(data), _name(data), notes)
+        rows, scores = file_evaluation(net, pre, data, notes)
     console, spec = make_console(), pre.target
     for note in notes:
         say(console, f"Note: {note}")

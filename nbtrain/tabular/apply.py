@@ -8,6 +8,8 @@ import numpy as np
 from ..errors import InputError
 from .preprocessing import labelled_rows
 from .reading import unknown_column
+from .streaming import labelled_matrix
+from .tablefile import TableFile
 
 PROBABILITY_FLOOR = 1e-7  # Keras's epsilon: a probability of 0 counts as this in the log loss, as in training
 
@@ -57,13 +59,37 @@ def evaluation(model, pre, frame, what, notes):
     A regression's scores start with the loss, on the standardized target, as in training."""
     spec = pre.target
     rows = labelled_rows(frame, spec.name, what, notes)
-    x, y = pre.transform(rows, what), spec.encode(rows[spec.name], what)
+    return len(rows), model_scores(model, spec, pre.transform(rows, what), spec.encode(rows[spec.name], what),
+                                   rows[spec.name].to_numpy(float))
+
+
+def file_evaluation(model, pre, source, notes):
+    """evaluation() of the table file `source`, read in two passes into the model's input matrix
+    (streaming.labelled_matrix), never a DataFrame of the whole table."""
+    table = TableFile(source)
+    x, y, actual = labelled_matrix(pre, table, table.name, notes)
+    return len(x), model_scores(model, pre.target, x, y, actual)
+
+
+def model_scores(model, spec, x, y, actual):
+    """Scores of `model` on inputs x with encoded targets y (and the target's values `actual`, for a regression)."""
     outputs = model.predict(x)
     if spec.task != "regression":
-        return len(rows), classifier_scores(y, spec.probabilities(outputs))
-    scores = regression_scores(spec.decode(outputs)["prediction"], rows[spec.name].to_numpy(float))
+        return classifier_scores(y, spec.probabilities(outputs))
+    scores = regression_scores(spec.decode(outputs)["prediction"], actual)
     loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    return len(rows), Scores({"loss": loss, **scores.metrics})
+    return Scores({"loss": loss, **scores.metrics})
+
+
+def file_predictions(model, pre, source, keep=()):
+    """predictions() of the table file `source`, one table per chunk of its rows, in order."""
+    table = TableFile(source)
+    table.check_header(1)
+    rows = 0
+    for chunk in table.chunks():
+        rows += len(chunk)
+        yield predictions(model, pre, chunk.reset_index(drop=True), table.name, keep)
+    table.check_header(rows)
 
 
 def classifier_scores(codes, probabilities):

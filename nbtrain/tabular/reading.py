@@ -1,12 +1,10 @@
 """Reading tables: CSV (delimiter sniffed), standard input and Parquet files as pandas DataFrames with a header
-row, whole or one process's share of the rows (CSV by byte range cut at line ends, Parquet by row groups), with a
-one-line InputError for anything unreadable. pandas is imported inside the functions so that `import nbtrain`
+row, with a one-line InputError for anything unreadable (tablefile.py reads them in chunks with the same rules). pandas is imported inside the functions so that `import nbtrain`
 (and the command line's --help) stay fast."""
 import csv
 import difflib
 import io
 import itertools
-import os
 import re
 import sys
 
@@ -17,29 +15,13 @@ SNIFF_CHARS = 64 * 1024
 SNIFF_LINES = 20
 
 
-def read_table(source, share=None):
+def read_table(source):
     """A DataFrame with a header row from a CSV file (delimiter sniffed), '-' for standard input, or a Parquet
     file (needs pyarrow). A first column with an empty header, as R and pandas write a row index, becomes the
-    index rather than a feature.
-
-    With share=(rank, size), only that rank's share of the rows is read (CSV: a byte range cut at line ends;
-    Parquet: a run of row groups), unchecked: data-parallel training gathers the shares of all ranks, in rank
-    order, and passes their concatenation to check_table, which gives the frame read_table(source) gives."""
+    index rather than a feature. (tablefile.TableFile reads a table in chunks, or one process's share.)"""
     name = "standard input" if str(source) == "-" else str(source)
-    if share is not None:
-        return _read_share(source, name, *share)
     raw = _read_bytes(source, name)
     return check_table(_parse_parquet(raw, name) if raw[:4] == b"PAR1" else _parse_csv(raw, name), name)
-
-
-def read_shared(source, group):
-    """The table at `source`, read by one process (group None) or by the ranks of an MPI group: each reads its
-    share of the rows and all get the whole table, so the preprocessing statistics are those of one process. An
-    error on any rank stops all."""
-    if group is None:
-        return read_table(source)
-    part = group.run(lambda: read_table(source, share=(group.rank, group.size)))
-    return check_table(group.gather_table(part), str(source))
 
 
 def check_table(frame, name):
@@ -53,41 +35,6 @@ def check_table(frame, name):
     if frame.empty:
         raise InputError(f"{name} has a header but no data rows")
     return frame
-
-
-def _read_share(source, name, rank, size):
-    if str(source) == "-":
-        raise InputError("standard input cannot be split between processes: give a file to a distributed fit")
-    head = _read_bytes(source, name, 0, SNIFF_CHARS)
-    if head[:4] == b"PAR1":
-        return _parquet_share(source, name, rank, size)
-    header_end = head.find(b"\n") + 1 or len(head)
-    total = os.path.getsize(source)
-    cuts = [_line_start(source, header_end + k * (total - header_end) // size, header_end, total)
-            for k in (rank, rank + 1)]
-    text = head.decode("utf-8-sig", errors="replace")
-    return _parse_csv(head[:header_end] + _read_bytes(source, name, *cuts), name, sniff_delimiter(text))
-
-
-def _line_start(source, position, first, total):
-    """The first line start at or after `position` (between the first data line and the end of the file)."""
-    if position <= first or position >= total:
-        return min(max(position, first), total)
-    with open(source, "rb") as handle:
-        handle.seek(position - 1)
-        while block := handle.read(SNIFF_CHARS):
-            newline = block.find(b"\n")
-            if newline >= 0:
-                return handle.tell() - len(block) + newline + 1
-    return total
-
-
-def _parquet_share(source, name, rank, size):
-    def read(pq):
-        parquet = pq.ParquetFile(source)
-        groups = parquet.num_row_groups
-        return parquet.read_row_groups(list(range(rank * groups // size, (rank + 1) * groups // size))).to_pandas()
-    return _parquet(name, read)
 
 
 def _parquet(name, read):

@@ -6,7 +6,7 @@ import io
 import os
 
 from ..errors import InputError
-from .reading import (SNIFF_CHARS, _line_start, _parquet, _read_bytes, check_table, csv_error, csv_format,
+from .reading import (SNIFF_CHARS, _parquet, _read_bytes, check_table, csv_error, csv_format,
                       not_utf8, parquet_module)
 
 CHUNK_ROWS = 1 << 16  # rows parsed at a time: a chunk of 20 float columns is 5 MiB as float32
@@ -134,3 +134,16 @@ class _ByteRange(io.RawIOBase):
     def close(self):
         self.handle.close()
         super().close()
+
+
+def _line_start(source, position, first, total):
+    """The first line start at or after `position` (between the first data line and the end of the file)."""
+    if position <= first or position >= total:
+        return min(max(position, first), total)
+    with open(source, "rb") as handle:
+        handle.seek(position - 1)
+        while block := handle.read(SNIFF_CHARS):
+            newline = block.find(b"\n")
+            if newline >= 0:
+                return handle.tell() - len(block) + newline + 1
+    return total
