@@ -229,10 +229,8 @@ def _encode_target(spec, goal, labelled, layout, ranks):
     if goal.numeric:
         values = np.concatenate(goal.values) if goal.values else np.zeros(0)
         if spec.task == "regression":
-            train = values[layout.slot >= 0]
-            n = ranks.total(len(train))
-            spec.center = ranks.total(float(train.sum())) / n
-            spec.scale = float(np.sqrt(ranks.total(float(((train - spec.center) ** 2).sum())) / n)) or 1.0
+            center, scale = _mean_std(values[layout.slot >= 0], ranks)
+            spec.center, spec.scale = center, scale or 1.0
             coded = (values - spec.center) / spec.scale
         else:
             keys = np.array([_label_key(label) for label in spec.labels])
@@ -317,14 +315,40 @@ def _fit_numeric(column, name, scaling, ranks):
     middle = [_kth(values, k, ranks) for k in sorted({(n - 1) // 2, n // 2})]
     median = float(np.mean(middle))
     if scaling == "standard":
-        center = ranks.total(float(values.sum())) / n
-        spread = float(np.sqrt(ranks.total(float(((values - center) ** 2).sum())) / n))
+        center, spread = _mean_std(values, ranks)
     elif scaling == "minmax":
         low = min(v[0] for v in ranks.gather(values[:1]) if len(v))
         center, spread = low, max(v[-1] for v in ranks.gather(values[-1:]) if len(v)) - low
     else:
         center, spread = 0.0, 1.0
     return Feature(name, "numeric", median, float(center), float(spread) if spread > 0 else 1.0)
+
+
+def _mean_std(values, ranks):
+    """The mean and (population) standard deviation of float64 `values` over all shares, each sum exact and rounded
+    once, so that they do not depend on how the rows are shared among ranks."""
+    n = ranks.total(len(values))
+    mean = float(_exact_sum(values, ranks) / n)
+    return mean, float(np.sqrt(float(_exact_sum((values - mean) ** 2, ranks) / n)))
+
+
+EXPONENTS = 2200  # float64 binary exponents (from frexp: -1073 to 1024), offset by EXPONENT_BASE
+EXPONENT_BASE = 1100
+
+
+def _exact_sum(values, ranks):
+    """The exact sum of float64 `values` over all shares, as a Fraction: each value's 53-bit integer mantissa split
+    into two halves summed per binary exponent (integer sums below 2**53, so float64 adds them exactly, up to
+    2**26 values of one exponent per rank)."""
+    from fractions import Fraction
+    mantissa, exponent = np.frexp(values)
+    whole = mantissa * 2.0 ** 53
+    high = np.trunc(whole / 2.0 ** 27)
+    bins = exponent + EXPONENT_BASE
+    parts = ranks.total(np.stack([np.bincount(bins, high, EXPONENTS), np.bincount(bins, whole - high * 2.0 ** 27,
+                                                                                  EXPONENTS)]).astype(np.int64))
+    return sum((Fraction(int(h) * 2 ** 27 + int(low)) * Fraction(2) ** (e - EXPONENT_BASE - 53)
+                for e, (h, low) in enumerate(parts.T) if h or low), Fraction(0))
 
 
 def _kth(values, k, ranks):
