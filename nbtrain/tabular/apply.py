@@ -59,8 +59,8 @@ def evaluation(model, pre, frame, what, notes):
     A regression's scores start with the loss, on the standardized target, as in training."""
     spec = pre.target
     rows = labelled_rows(frame, spec.name, what, notes)
-    return len(rows), model_scores(model, spec, pre.transform(rows, what), spec.encode(rows[spec.name], what),
-                                   rows[spec.name].to_numpy(float))
+    actual = rows[spec.name].to_numpy(float) if spec.task == "regression" else None
+    return len(rows), model_scores(model, spec, pre.transform(rows, what), spec.encode(rows[spec.name], what), actual)
 
 
 def file_evaluation(model, pre, source, notes):
@@ -72,7 +72,7 @@ def file_evaluation(model, pre, source, notes):
 
 
 def model_scores(model, spec, x, y, actual):
-    """Scores of `model` on inputs x with encoded targets y (and the target's values `actual`, for a regression)."""
+    """Scores of `model` on inputs x with encoded targets y (and a regression target's values `actual`)."""
     outputs = model.predict(x)
     if spec.task != "regression":
         return classifier_scores(y, spec.probabilities(outputs))

@@ -143,6 +143,7 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
         raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if scaling not in SCALINGS:
         raise InputError(f"scaling must be one of {', '.join(SCALINGS)}, got {scaling!r}")
+    table.check_header(1)  # a typo in a column name is reported before the whole table is scanned
     header = _frame(table)
     for name in drop:
         if name not in table.columns:
@@ -398,7 +399,7 @@ def _assemble(part, owned, n, group):
 
 
 def labelled_matrix(pre, table, what, notes):
-    """(x, y, the target's values) of the labelled rows of `table` with the fitted preprocessing `pre`, in their
+    """(x, y, a regression target's values or None) of the labelled rows of `table` with the fitted preprocessing `pre`, in their
     order: a first pass counts the labelled rows, a second transforms chunk by chunk into preallocated arrays."""
     spec = pre.target
     if spec.name not in table.columns:
@@ -414,14 +415,15 @@ def labelled_matrix(pre, table, what, notes):
         notes.append(f"{rows - labelled} rows of {what} have no {spec.name!r} value and were left out")
     x = np.empty((labelled, len(pre.input_names)), np.float32)
     y = np.empty((labelled, 1), np.float32)
-    actual = np.empty(labelled)
+    actual = np.empty(labelled) if spec.task == "regression" else None
     first = 0
     for chunk in table.chunks():
         chunk = chunk[_has_target(chunk[spec.name])]
         stop = first + len(chunk)
         x[first:stop] = pre.transform(chunk, what)
         y[first:stop] = spec.encode(chunk[spec.name], what)
-        actual[first:stop] = chunk[spec.name].to_numpy(np.float64) if spec.task == "regression" else 0.0
+        if actual is not None:
+            actual[first:stop] = chunk[spec.name].to_numpy(np.float64)
         first = stop
     return x, y, actual
 
