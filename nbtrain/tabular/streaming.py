@@ -15,7 +15,7 @@ from .options import SCALINGS, TASKS
 from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
                             advice, split_rows)
 from .reading import unknown_column
-from .tablefile import TableFile
+from .tablefile import ArrowFallback, TableFile
 
 NUMERIC_KINDS = "biuf"  # pandas dtype kinds of numeric (and boolean) columns
 
@@ -273,18 +273,28 @@ def _one_hot(column, feature, start, layout, x_train, x_val):
 
 def _fill(table, names, columns, parsed, layout, x_train, x_val):
     """The second pass: the numeric feature columns `names`, parsed chunk by chunk (as float32: `parsed`) into
-    matrix columns `columns` (missing and infinite values as NaN)."""
+    matrix columns `columns` (missing and infinite values as NaN), through pyarrow when it can."""
     if not names:
         return
-    first = 0
-    for chunk in table.chunks(names, parsed):
-        block = np.empty((len(chunk), len(names)), np.float32)
-        for j, name in enumerate(names):
-            block[:, j] = chunk[name].to_numpy(np.float32, na_value=np.nan)
+    try:
+        _fill_from(table.numbers(names, parsed), columns, layout, x_train, x_val)
+    except ArrowFallback:
+        _fill_from(table.numbers(names, parsed, arrow=False), columns, layout, x_train, x_val)
+
+
+def _fill_from(blocks, columns, layout, x_train, x_val):
+    """Write the (first row, block) pairs of `blocks` into the matrices; ArrowFallback if they do not hold the rows
+    the scan counted (pyarrow reading lines otherwise than pandas)."""
+    rows = 0
+    for first, block in blocks:
+        rows = first + len(block)
+        if rows > len(layout.slot):
+            raise ArrowFallback()
         block[~np.isfinite(block)] = np.nan
-        for matrix, places, rows in layout.scatter(slice(first, first + len(chunk)), block, x_train, x_val):
-            matrix[places[:, None], columns] = rows
-        first += len(chunk)
+        for matrix, places, part in layout.scatter(slice(first, rows), block, x_train, x_val):
+            matrix[places[:, None], columns] = part
+    if rows != len(layout.slot):
+        raise ArrowFallback()
 
 
 def _row_id(column, x_train, x_val, start, labelled, ranks):
