@@ -211,6 +211,8 @@ def _target(goal, name, task, rows, ranks, notes, total):
         values = np.concatenate(goal.values) if goal.values else np.zeros(0)
         labelled = np.isfinite(values)
         distinct = np.unique(np.concatenate(ranks.gather(np.unique(values[~np.isnan(values)]))))
+        if task in ("auto", "regression") and len(distinct) > 2:
+            distinct = distinct[:3]  # a regression target whatever the others are (Target.from_distinct)
         plain = bool if goal.kinds <= {"b"} else int if goal.kinds <= {"b", "i", "u"} else float
         distinct = [plain(v) for v in distinct]
     else:
@@ -285,14 +287,17 @@ def _fill(table, names, columns, parsed, layout, x_train, x_val):
 def _fill_from(blocks, columns, layout, x_train, x_val):
     """Write the (first row, block) pairs of `blocks` into the matrices; ArrowFallback if they do not hold the rows
     the scan counted (pyarrow reading lines otherwise than pandas)."""
-    rows = 0
+    rows, together = 0, columns == list(range(columns[0], columns[-1] + 1))  # side by side: a slice is faster
     for first, block in blocks:
         rows = first + len(block)
         if rows > len(layout.slot):
             raise ArrowFallback()
         block[~np.isfinite(block)] = np.nan
         for matrix, places, part in layout.scatter(slice(first, rows), block, x_train, x_val):
-            matrix[places[:, None], columns] = part
+            if together:
+                matrix[places, columns[0]:columns[-1] + 1] = part
+            else:
+                matrix[places[:, None], columns] = part
     if rows != len(layout.slot):
         raise ArrowFallback()
 
@@ -322,14 +327,19 @@ def _fit_numeric(column, name, scaling, ranks):
     n = ranks.total(len(values))
     if n == 0:
         raise InputError(f"column {name!r} has no values in the training rows; drop it")
-    values.sort()
-    middle = [_kth(values, k, ranks) for k in sorted({(n - 1) // 2, n // 2})]
+    ks = sorted({(n - 1) // 2, n // 2})
+    if ranks.comm is None:  # the same numbers as the selection over shares: the k-th smallest is one value
+        middle = np.partition(values, ks)[ks]
+    else:
+        values.sort()
+        middle = [_kth(values, k, ranks) for k in ks]
     median = float(np.mean(middle))
     if scaling == "standard":
         center, spread = _mean_std(values, ranks)
     elif scaling == "minmax":
-        low = min(v[0] for v in ranks.gather(values[:1]) if len(v))
-        center, spread = low, max(v[-1] for v in ranks.gather(values[-1:]) if len(v)) - low
+        ends = [e for e in ranks.gather((values.min(), values.max()) if len(values) else None) if e is not None]
+        low = min(e[0] for e in ends)
+        center, spread = low, max(e[1] for e in ends) - low
     else:
         center, spread = 0.0, 1.0
     return Feature(name, "numeric", median, float(center), float(spread) if spread > 0 else 1.0)
