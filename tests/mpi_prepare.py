@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from nbtrain.distributed import Group
-from nbtrain.tabular import tablefile
+from nbtrain.tabular import streaming, tablefile
 from nbtrain.tabular.streaming import prepare_file
 
 
@@ -20,5 +20,6 @@ def arrays(prep):
 if __name__ == "__main__":
     source, target, out = sys.argv[1:4]
     tablefile.CHUNK_ROWS = 7  # many chunks per share
+    streaming.PIECE = 5  # the whole arrays assembled in many pieces
     group = Group()
     np.savez(f"{out}/rank{group.rank}.npz", **arrays(prepare_file(source, target, group=group)[1]))

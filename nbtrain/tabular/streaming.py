@@ -353,6 +353,7 @@ def _mean_std(values, ranks):
     return mean, float(np.sqrt(float(_exact_sum((values - mean) ** 2, ranks) / n)))
 
 
+PIECE = 1 << 18  # values (or rows) handled at a time where a whole column's temporaries would be large
 EXPONENTS = 2200  # float64 binary exponents (from frexp: -1073 to 1024), offset by EXPONENT_BASE
 EXPONENT_BASE = 1100
 
@@ -362,12 +363,15 @@ def _exact_sum(values, ranks):
     into two halves summed per binary exponent (integer sums below 2**53, so float64 adds them exactly, up to
     2**26 values of one exponent per rank)."""
     from fractions import Fraction
-    mantissa, exponent = np.frexp(values)
-    whole = mantissa * 2.0 ** 53
-    high = np.trunc(whole / 2.0 ** 27)
-    bins = exponent + EXPONENT_BASE
-    parts = ranks.total(np.stack([np.bincount(bins, high, EXPONENTS), np.bincount(bins, whole - high * 2.0 ** 27,
-                                                                                  EXPONENTS)]).astype(np.int64))
+    parts = np.zeros((2, EXPONENTS), np.int64)
+    for start in range(0, len(values), PIECE):  # a piece at a time: the temporaries stay small
+        mantissa, exponent = np.frexp(values[start:start + PIECE])
+        whole = mantissa * 2.0 ** 53
+        high = np.trunc(whole / 2.0 ** 27)
+        bins = exponent + EXPONENT_BASE
+        parts[0] += np.bincount(bins, high, EXPONENTS).astype(np.int64)
+        parts[1] += np.bincount(bins, whole - high * 2.0 ** 27, EXPONENTS).astype(np.int64)
+    parts = ranks.total(parts)
     return sum((Fraction(int(h) * 2 ** 27 + int(low)) * Fraction(2) ** (e - EXPONENT_BASE - 53)
                 for e, (h, low) in enumerate(parts.T) if h or low), Fraction(0))
 
@@ -400,9 +404,10 @@ def _middle(low, high):
 
 def _apply(feature, column):
     """A numeric column's fill and scaling, in place, as Feature.transform computes it (float64, then float32)."""
-    values = column.astype(np.float64)
-    values[np.isnan(values)] = feature.fill
-    column[:] = (values - feature.center) / feature.scale
+    for start in range(0, len(column), PIECE):
+        values = column[start:start + PIECE].astype(np.float64)
+        values[np.isnan(values)] = feature.fill
+        column[start:start + PIECE] = (values - feature.center) / feature.scale
 
 
 def _assemble(part, owned, n, group):
@@ -412,9 +417,12 @@ def _assemble(part, owned, n, group):
     whole = np.empty((n, part.shape[1]), np.float32)
     for rank in range(group.size):
         rows = group.comm.bcast(owned if group.rank == rank else None, root=rank)
-        block = part if group.rank == rank else np.empty((len(rows), part.shape[1]), np.float32)
-        group.comm.Bcast(block, root=rank)
-        whole[rows] = block
+        for start in range(0, len(rows), PIECE):
+            piece = rows[start:start + PIECE]
+            block = np.ascontiguousarray(part[start:start + PIECE]) if group.rank == rank else \
+                np.empty((len(piece), part.shape[1]), np.float32)
+            group.comm.Bcast(block, root=rank)
+            whole[piece] = block
     return whole
 
 
