@@ -1,7 +1,7 @@
 """Peak memory of `nbtrain fit` and `nbtrain predict` on a generated table (default 2,000,000 rows x 20 float
 columns and a numeric target, written to a temporary folder and deleted), for one process and for P MPI ranks
-(each rank's own peak), and the seconds to read and prepare the table (streaming.prepare_file with and without pyarrow,
-and with --old read_table then prepare as before, each in a fresh process). Writes a section of bench/RESULTS.md with --write.
+(each rank's own peak), and the seconds to read and prepare the table (streaming.prepare_file, and with --old
+read_table then prepare as before, each in a fresh process). Writes a section of bench/RESULTS.md with --write.
 
     python -m bench.memory [--rows 2000000] [--columns 20] [--ranks 2] [--write bench/RESULTS.md]
 
@@ -25,8 +25,7 @@ import numpy as np
 from bench.common import machine, parser
 
 GENERATE_ROWS = 100_000  # rows written at a time
-READERS = {"stream": "streaming.prepare_file, numbers by pyarrow", "stream-pandas": "streaming.prepare_file, "
-           "numbers by pandas (no pyarrow)", "whole": "read_table + prepare (before this change)"}
+READERS = {"stream": "streaming.prepare_file", "whole": "read_table + prepare (before issue 28)"}
 
 
 def generate(path, rows, columns, seed=0):
@@ -52,11 +51,8 @@ def child(report, argv):
     if argv[0] == "prepare":  # the reading and preparation alone, timed
         source, how = argv[1], argv[2]
         start = time.perf_counter()
-        if how.startswith("stream"):
-            from nbtrain.tabular import tablefile
+        if how == "stream":
             from nbtrain.tabular.streaming import prepare_file
-            if how == "stream-pandas":  # as without the nbtrain[parquet] extra
-                tablefile._arrow_csv = lambda: False
             prepare_file(source, "y")
         else:
             from nbtrain.tabular.preprocessing import prepare

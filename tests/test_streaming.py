@@ -20,14 +20,10 @@ from nbtrain.tabular.streaming import Ranks, _exact_sum, _kth, prepare_file
 FLOAT32 = dict(rel=1e-6, abs=1e-6)  # the matrix holds float32 values: statistics of them, not of float64 ones
 
 
-@pytest.fixture(autouse=True, params=["pyarrow", "pandas"])
-def small_chunks(monkeypatch, request):
-    """Chunks of 7 rows, so that every table here spans many (and a column's type can differ between them); the
-    numbers of a CSV parsed by pyarrow (blocks of 64 bytes) or, as without the extra, by pandas."""
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+    """Chunks of 7 rows, so that every table here spans many (and a column's type can differ between them)."""
     monkeypatch.setattr(tablefile, "CHUNK_ROWS", 7)
-    monkeypatch.setattr(tablefile, "ARROW_BLOCK", 64)
-    if request.param == "pandas":
-        monkeypatch.setattr(tablefile, "_arrow_csv", lambda: False)
 
 
 def shop(rows=103):
@@ -92,8 +88,7 @@ def test_parquet_a_decimal_comma_stdin_and_a_validation_file(tmp_path, monkeypat
          prepare_file(tmp_path / "train.csv", "y", validation=tmp_path / "val.csv")[1])
 
 
-def test_cells_pyarrow_reads_otherwise_are_read_by_pandas(tmp_path):
-    """Spaces after the delimiters (pandas skips them; pyarrow keeps them in the header's names)."""
+def test_spaces_after_the_delimiters(tmp_path):
     text = shop().to_csv(index=False).replace(",", ", ")
     (tmp_path / "spaced.csv").write_text(text)
     same(prepare(read_table(tmp_path / "spaced.csv"), "price"), prepare_file(tmp_path / "spaced.csv", "price")[1])

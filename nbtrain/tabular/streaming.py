@@ -15,7 +15,7 @@ from .options import SCALINGS, TASKS
 from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
                             advice, split_rows)
 from .reading import unknown_column
-from .tablefile import ArrowFallback, TableFile
+from .tablefile import TableFile
 
 NUMERIC_KINDS = "biuf"  # pandas dtype kinds of numeric (and boolean) columns
 
@@ -275,31 +275,17 @@ def _one_hot(column, feature, start, layout, x_train, x_val):
 
 def _fill(table, names, columns, parsed, layout, x_train, x_val):
     """The second pass: the numeric feature columns `names`, parsed chunk by chunk (as float32: `parsed`) into
-    matrix columns `columns` (missing and infinite values as NaN), through pyarrow when it can."""
+    matrix columns `columns` (missing and infinite values as NaN)."""
     if not names:
         return
-    try:
-        _fill_from(table.numbers(names, parsed), columns, layout, x_train, x_val)
-    except ArrowFallback:
-        _fill_from(table.numbers(names, parsed, arrow=False), columns, layout, x_train, x_val)
-
-
-def _fill_from(blocks, columns, layout, x_train, x_val):
-    """Write the (first row, block) pairs of `blocks` into the matrices; ArrowFallback if they do not hold the rows
-    the scan counted (pyarrow reading lines otherwise than pandas)."""
-    rows, together = 0, columns == list(range(columns[0], columns[-1] + 1))  # side by side: a slice is faster
-    for first, block in blocks:
-        rows = first + len(block)
-        if rows > len(layout.slot):
-            raise ArrowFallback()
+    together = columns == list(range(columns[0], columns[-1] + 1))  # side by side: a slice is faster
+    for first, block in table.numbers(names, parsed):
         block[~np.isfinite(block)] = np.nan
-        for matrix, places, part in layout.scatter(slice(first, rows), block, x_train, x_val):
+        for matrix, places, part in layout.scatter(slice(first, first + len(block)), block, x_train, x_val):
             if together:
                 matrix[places, columns[0]:columns[-1] + 1] = part
             else:
                 matrix[places[:, None], columns] = part
-    if rows != len(layout.slot):
-        raise ArrowFallback()
 
 
 def _row_id(column, x_train, x_val, start, labelled, ranks):

@@ -12,7 +12,6 @@ from .reading import (SNIFF_CHARS, _parquet, _read_bytes, check_table, csv_error
                       not_utf8, parquet_module)
 
 CHUNK_ROWS = 1 << 16  # rows parsed at a time: a chunk of 20 float columns is 5 MiB as float32
-ARROW_BLOCK = 1 << 20  # bytes pyarrow parses at a time: its peak grows with it (issue 28's measurements)
 INDEX_COLUMN = "Unnamed: 0"  # an unnamed first column, as R and pandas write a row index: not a feature
 
 
@@ -97,37 +96,14 @@ class TableFile:
         finally:
             stream.close()
 
-    def numbers(self, columns, parsed, arrow=True):
+    def numbers(self, columns, parsed):
         """(first row, float32 block) of numeric `columns`, chunk by chunk, missing values NaN; `parsed` lists those
-        read as numbers (the others hold booleans). A CSV of parsed columns goes through pyarrow's streaming reader
-        with float32 column types and 1 MiB blocks when pyarrow is installed (ArrowFallback when it reads a cell
-        otherwise than pandas would: the caller starts again with arrow=False), else pandas' chunks."""
+        pandas parses as float32 (the others hold booleans). (pyarrow's streaming CSV reader with float32 column
+        types and 1 MiB blocks was slower and peaked higher here: bench/RESULTS.md, issue 28.)"""
         first = 0
-        if not (arrow and not self.parquet and set(columns) <= set(parsed) and _arrow_csv()):
-            for chunk in self.chunks(columns, {c: "float32" for c in parsed}):
-                yield first, np.column_stack([chunk[c].to_numpy(np.float32, na_value=np.nan) for c in columns])
-                first += len(chunk)
-            return
-        import pyarrow as pa
-        from pyarrow import csv
-        from pandas._libs.parsers import STR_NA_VALUES
-        stream = self._stream()
-        options = csv.ConvertOptions(column_types={c: pa.float32() for c in columns}, include_columns=list(columns),
-                                     null_values=sorted(STR_NA_VALUES), decimal_point=self.options["decimal"])
-        try:
-            reader = csv.open_csv(stream, read_options=csv.ReadOptions(block_size=ARROW_BLOCK, encoding="utf-8"),
-                                  parse_options=csv.ParseOptions(delimiter=self.options["sep"]),
-                                  convert_options=options)
-            for batch in reader:
-                block = np.empty((batch.num_rows, len(columns)), np.float32)
-                for j in range(len(columns)):
-                    block[:, j] = batch.column(j).to_numpy(zero_copy_only=False)
-                yield first, block
-                first += batch.num_rows
-        except (pa.ArrowException, UnicodeDecodeError):
-            raise ArrowFallback() from None
-        finally:
-            stream.close()
+        for chunk in self.chunks(columns, {c: "float32" for c in parsed}):
+            yield first, np.column_stack([chunk[c].to_numpy(np.float32, na_value=np.nan) for c in columns])
+            first += len(chunk)
 
     def _stream(self):
         if self.raw is not None:
@@ -144,19 +120,6 @@ class TableFile:
             if batch is None:
                 return
             yield batch.to_pandas()
-
-
-class ArrowFallback(Exception):
-    """pyarrow read a CSV cell otherwise than pandas would (a space before a number, say): read it with pandas."""
-
-
-def _arrow_csv():
-    """Whether pyarrow's CSV reader is there (the optional nbtrain[parquet] extra)."""
-    try:
-        import pyarrow.csv  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class _ByteRange(io.RawIOBase):
