@@ -131,6 +131,19 @@ def test_ranks_reading_their_shares_prepare_as_one_process(tmp_path, size, monke
                 np.testing.assert_array_equal(got[key], value, err_msg=f"{path.name} {target} rank {rank} {key}")
 
 
+@needs_mpi
+def test_a_damaged_line_in_one_share_stops_every_rank_with_one_message(tmp_path):
+    data = table(tmp_path / "data.csv")
+    with open(data, "a") as handle:
+        handle.write("1,2,x,4,5,6\n")  # too many fields, in the last rank's share only
+    result = mpiexec((2, [sys.executable, "-m", "nbtrain", "fit", data, *FIT, "--distributed", "mpi", "--out",
+                          tmp_path / "run"]))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: rank 1: ") and "not a readable CSV table" in errors[0]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
 def have_parquet():
     try:
         import pyarrow  # noqa: F401

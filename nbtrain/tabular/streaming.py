@@ -37,7 +37,11 @@ class Ranks:
     """The MPI group's merges of per-share summaries (one process: each is the value itself)."""
 
     def __init__(self, group):
-        self.comm = None if group is None else group.comm
+        self.group, self.comm = group, None if group is None else group.comm
+
+    def run(self, action):
+        """action() on every rank; an InputError on any stops all with its message (Group.run)."""
+        return action() if self.group is None else self.group.run(action)
 
     def gather(self, value):
         """Every rank's value, in rank order."""
@@ -79,12 +83,13 @@ def scan(table, keep=(), columns=None, dtype=None):
 def scan_table(table, keep, ranks):
     """scan() of this process's share, with the columns that were numeric in some chunks (or shares) and text in
     others scanned again as text, as pandas reads a whole column with one text value in it; text codes are made
-    global (sorted levels of all shares)."""
-    rows, found = scan(table, keep)
+    global (sorted levels of all shares). A reading error on any rank stops every rank (group.run) before they
+    exchange their summaries."""
+    rows, found = ranks.run(lambda: scan(table, keep))
     kinds = {name: set().union(*k) for name, k in zip(found, zip(*ranks.gather([c.kinds for c in found.values()])))}
     mixed = [name for name, k in kinds.items() if "O" in k and not k <= {"O"}]
     if mixed:
-        found.update(scan(table, columns=mixed, dtype={name: str for name in mixed})[1])
+        found.update(ranks.run(lambda: scan(table, columns=mixed, dtype={name: str for name in mixed}))[1])
     for name, column in found.items():
         column.kinds = kinds[name] if name not in mixed else {"O"}
         if not column.numeric:
@@ -138,7 +143,7 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
     file `source`, read in two passes (validation: a second file of labelled rows). Under MPI (`group`) every rank
     reads its share and gets the whole arrays."""
     ranks = Ranks(group)
-    table = _run(group, lambda: TableFile(source, None if group is None else (group.rank, group.size)))
+    table = ranks.run(lambda: TableFile(source, None if group is None else (group.rank, group.size)))
     if task not in TASKS:
         raise InputError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if scaling not in SCALINGS:
@@ -152,7 +157,7 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
         raise InputError(f"the target column {target!r} cannot also be dropped")
     if target not in table.columns:
         raise unknown_column("target column", target, header, "the data")
-    rows, found = _run(group, lambda: scan_table(table, (target,), ranks))
+    rows, found = scan_table(table, (target,), ranks)
     total = ranks.total(rows)
     table.check_header(total)
     notes = []
@@ -175,7 +180,7 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
     x_train = np.zeros((len(layout.owned_train), width), np.float32)
     x_val = np.zeros((len(layout.owned_val), width), np.float32)
     parsed = {c: np.float32 for c in numeric if found[c].kinds <= set("iuf")}  # booleans are converted after
-    _run(group, lambda: _fill(table, numeric, [int(starts[c]) for c in numeric], parsed, layout, x_train, x_val))
+    ranks.run(lambda: _fill(table, numeric, [int(starts[c]) for c in numeric], parsed, layout, x_train, x_val))
     for name, feature in fitted.items():
         _one_hot(found[name], feature, int(starts[name]), layout, x_train, x_val)
     row_ids = [c for c in features if _row_id(found[c], x_train, x_val, starts[c], labelled, ranks)]
@@ -191,13 +196,9 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
         x_val, y_val = _assemble(x_val, layout.owned_val, layout.n_val, group), \
             _assemble(y_val, layout.owned_val, layout.n_val, group)
     else:
-        x_val, y_val, _ = _run(group, lambda: labelled_matrix(pre, TableFile(validation), "the validation data",
+        x_val, y_val, _ = ranks.run(lambda: labelled_matrix(pre, TableFile(validation), "the validation data",
                                                                notes))
     return (total, len(table.columns)), Prepared(pre, x_train, y_train, x_val, y_val, notes + more_notes, warnings)
-
-
-def _run(group, action):
-    return action() if group is None else group.run(action)
 
 
 def _frame(table):
