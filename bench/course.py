@@ -80,8 +80,8 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
 
 
 def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
-    """Seconds per epoch of the compiled epoch alone (cpu.train_epoch called in a loop, no callbacks or logs):
-    the difference to a whole fit's epoch is fit's per-epoch Python."""
+    """Seconds per epoch of the compiled epoch alone (the configuration's train_epoch called in a loop, no callbacks
+    or logs): the difference to a whole fit's epoch is fit's per-epoch Python."""
     from nbtrain.engine import Device
     from nbtrain.engine.bundles import Loop
     (X, y), (Xv, yv) = data
@@ -93,14 +93,14 @@ def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):
     opt, rows = model.optimizer, min(batch_size, len(X))
     logs, objective = np.zeros(2), model._objective(1)
     device = Device("cpu")
-    with device.session(model.plan, model.theta, model.state, max(rows, len(Xv)), 1,
-                        opt.engine_state()) as session:
+    with device.session(model.plan, model._configuration(objective), model.theta, model.state, max(rows, len(Xv)),
+                        1, opt.engine_state()) as session:
         data = session.data(X, y, np.ones(len(X), np.float32), Xv, yv, np.ones(len(Xv), np.float32))
         loop = Loop(rows, True, seed, np.zeros(2, np.int64))
         start = time.perf_counter()
         for epoch in range(epochs):
-            device.engine.train_epoch(session.net, session.weights, session.opt, session.ws, objective, data, loop,
-                                      epoch, logs, None)
+            session.kernels.train_epoch(session.net, session.weights, session.opt, session.ws, objective, data, loop,
+                                        epoch, logs, None)
     return (time.perf_counter() - start) / epochs
 
 

@@ -70,14 +70,33 @@ def as_weights(weights, n, what="sample_weight"):
     return np.ascontiguousarray(array)
 
 
+SEED_MAX = 2**32 - 1  # seeds run from 0 to this, as NumPy's legacy generator and the command line take them
+
+
+def whole_number(value, what, low, high=None):
+    """`value` as an int when it is an integer (not a bool, not 2.5) from `low` to `high`, or a one-line
+    InputError naming `what`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputError(f"{what} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        wanted = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InputError(f"{what} must be {wanted}, got {value}")
+    return int(value)
+
+
 def class_weights(class_weight, Y):
     """Keras's class_weight as one weight per row: each row's class (its one-hot argmax, or its rounded index or
     0/1 label) weighted by class_weight[class], 1 for classes the dict leaves out."""
     if not isinstance(class_weight, dict):
         raise InputError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
     labels = np.argmax(Y, axis=1) if Y.shape[1] > 1 else np.round(Y[:, 0]).astype(np.int64)
+    classes = Y.shape[1] if Y.shape[1] > 1 else max(2, int(labels.max(initial=0)) + 1)
     table = {}
     for key, value in class_weight.items():
+        whole = isinstance(key, (int, float, np.number)) and not isinstance(key, bool) and float(key).is_integer()
+        if not whole or not 0 <= key < classes:  # 1.5, "a", or a class the targets lack
+            raise InputError(f"class_weight names class {key!r}, which is not a class of the targets (class indices "
+                             f"0 to {classes - 1})")
         try:
             table[int(key)] = float(value)
         except (TypeError, ValueError):

@@ -1,5 +1,6 @@
 """Callbacks with Keras's names and semantics, called once per epoch (the epoch itself runs compiled,
 so batch-level hooks are not called); on a long epoch, on_epoch_progress reports the steps done while it runs."""
+import math
 import sys
 import time
 import warnings
@@ -67,6 +68,7 @@ class CallbackList:
                 raise ValueError(f"{type(cb).__name__} defines {', '.join(hooks)}: nbtrain runs each epoch as one "
                                  "compiled call and cannot call batch-level hooks; use on_epoch_end or "
                                  "on_epoch_progress")
+        self.params = params
         self.history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
         self.recorder = None  # the History made here: it records each epoch after the others, even if one raises
         if self.history is None:
@@ -395,6 +397,20 @@ class TensorBoard(Callback):
 def format_number(value):
     """A logged number as Keras prints it: four decimals, or four significant digits in e-notation below 1e-3."""
     return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 or not np.isfinite(value) else f"{value:.4e}"
+
+
+def format_metric(value, digits=4):
+    """A number as the command line shows it, for its scale: `digits` significant digits (0.1462, 13.41, 1234),
+    whole numbers with thousands separators from 10**digits up (33,052 for a MAE in dollars), e-notation below
+    1e-3."""
+    if not np.isfinite(value):
+        return str(value)
+    size = abs(value)
+    if size >= 10 ** digits:
+        return f"{value:,.0f}"
+    if size >= 1e-3 or value == 0:
+        return f"{value:.{max(0, digits - 1 - math.floor(math.log10(size or 1)))}f}"
+    return f"{value:.{digits - 1}e}"
 
 
 def format_logs(logs):

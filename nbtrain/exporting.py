@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 
+
 OPSET = 17  # every operator here exists there; onnxruntime 1.15 and later run it
-ELU_ALPHA, LEAKY_SLOPE, NORMALIZATION_EPSILON = 1.0, 0.2, 1e-7  # the engine's constants (elementwise.py)
+from .engine.plan import ELU_ALPHA, LEAKY_SLOPE, SELU_ALPHA, SELU_SCALE
 
 
 def _onnx():
@@ -40,55 +41,37 @@ class Graph:
         self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], **attributes))
         return out
 
-
-def _activation(graph, name, x):
-    """The ONNX form of one of nbtrain's activations (linear: x itself)."""
-    if name == "linear":
-        return x
-    simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
-    if name in simple:
-        return graph.node(simple[name], [x])
-    if name == "softmax":
-        return graph.node("Softmax", [x], axis=-1)
-    if name == "elu":
-        return graph.node("Elu", [x], alpha=ELU_ALPHA)
-    if name == "leaky_relu":
-        return graph.node("LeakyRelu", [x], alpha=LEAKY_SLOPE)
-    if name == "gelu":  # exact: 0.5 x (1 + erf(x / sqrt 2)); opset 17 has no Gelu operator
-        erf = graph.node("Erf", [graph.node("Mul", [x, graph.constant("rsqrt2", 1 / math.sqrt(2.0))])])
-        half = graph.node("Mul", [x, graph.constant("half", 0.5)])
-        return graph.node("Mul", [half, graph.node("Add", [erf, graph.constant("one", 1.0)])])
-    raise ValueError(f"no ONNX form for activation {name!r}")
+    def activation(self, name, x):
+        """The ONNX form of one of nbtrain's activations after x (linear: x itself)."""
+        if name == "linear":
+            return x
+        simple = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}
+        if name in simple:
+            return self.node(simple[name], [x])
+        if name == "softmax":
+            return self.node("Softmax", [x], axis=-1)
+        if name == "elu":
+            return self.node("Elu", [x], alpha=ELU_ALPHA)
+        if name == "leaky_relu":
+            return self.node("LeakyRelu", [x], alpha=LEAKY_SLOPE)
+        if name == "gelu":  # exact: 0.5 x (1 + erf(x / sqrt 2)); opset 17 has no Gelu operator
+            erf = self.node("Erf", [self.node("Mul", [x, self.constant("rsqrt2", 1 / math.sqrt(2.0))])])
+            half = self.node("Mul", [x, self.constant("half", 0.5)])
+            return self.node("Mul", [half, self.node("Add", [erf, self.constant("one", 1.0)])])
+        if name in ("silu", "swish"):
+            return self.node("Mul", [x, self.node("Sigmoid", [x])])
+        if name == "selu":
+            return self.node("Selu", [x], alpha=SELU_ALPHA, gamma=SELU_SCALE)
+        if name == "mish":  # x tanh(softplus(x)); ONNX's Mish operator needs opset 18
+            return self.node("Mul", [x, self.node("Tanh", [self.node("Softplus", [x])])])
+        raise ValueError(f"no ONNX form for activation {name!r}")
 
 
 def network(model, graph, x):
     """Append the inference-mode nodes of a built Sequential to `graph`, from the float32 (N, n_in) tensor named x;
-    returns the name of its (N, n_out) output."""
+    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx)."""
     for layer in model.layers:
-        kind = type(layer).__name__
-        weights = [w.astype(np.float32) for w in layer.get_weights()]
-        if kind == "Dense":
-            kernel = graph.constant("kernel", weights[0])
-            bias = graph.constant("bias", weights[1] if layer.use_bias else np.zeros(layer.units, np.float32))
-            x = _activation(graph, layer.activation, graph.node("Gemm", [x, kernel, bias], "dense"))
-        elif kind == "Activation":
-            x = _activation(graph, layer.activation, x)
-        elif kind == "BatchNormalization":
-            gamma, beta, mean, variance = (graph.constant(n, w) for n, w in zip(("gamma", "beta", "mean", "var"),
-                                                                                 weights))
-            x = graph.node("BatchNormalization", [x, gamma, beta, mean, variance], "batchnorm",
-                           epsilon=layer.epsilon)
-        elif kind == "Normalization":
-            mean, variance = weights
-            scale = np.maximum(np.sqrt(variance.astype(np.float64)), NORMALIZATION_EPSILON).astype(np.float32)
-            if layer.invert:
-                x = graph.node("Add", [graph.node("Mul", [x, graph.constant("scale", scale)]),
-                                       graph.constant("mean", mean)])
-            else:
-                x = graph.node("Div", [graph.node("Sub", [x, graph.constant("mean", mean)]),
-                                       graph.constant("scale", scale)])
-        elif kind not in ("Dropout", "InputLayer"):
-            raise ValueError(f"no ONNX form for layer {kind}")
+        x = layer.onnx(graph, x)
     return x
 
 

@@ -48,3 +48,40 @@ class StopRequests:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
         return False
+
+
+class Stopped(KeyboardInterrupt):
+    """What a SignalStop raises: SIGINT or SIGTERM ended the running work (`cause` "interrupted" or "terminated")."""
+
+    def __init__(self, cause):
+        super().__init__(cause)
+        self.cause = cause
+
+
+class SignalStop:
+    """A with-block for work stopped by raising (a sweep, whose trials run elsewhere): while `armed`, SIGINT and
+    SIGTERM raise Stopped; once disarmed (saving what finished), the first one is only recorded and a second one
+    raises. `cause` is the first one's ("interrupted", "terminated") or None. As StopRequests: only signals at
+    their default disposition, only in the main thread; the previous handlers come back at the end."""
+
+    def __init__(self):
+        self.cause, self.armed, self.previous = None, True, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+            for signum, default in defaults.items():
+                if signal.getsignal(signum) is default:
+                    self.previous[signum] = signal.signal(signum, self._stop)
+        return self
+
+    def _stop(self, signum, frame):
+        first = self.cause is None
+        self.cause = self.cause or SIGNALS[signum]
+        if self.armed or not first:
+            raise Stopped(SIGNALS[signum])
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False

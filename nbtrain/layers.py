@@ -5,7 +5,8 @@ After the model is built, each layer's `weights` are live views into the model's
 import numpy as np
 
 from . import regularizers
-from .engine.plan import ACTIVATIONS
+from .engine.plan import ACTIVATIONS, NORMALIZATION_EPSILON, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE
+from .errors import missing, unknown
 from .initializers import INITIALIZERS
 
 _name_counts = {}
@@ -24,7 +25,7 @@ def _snake(name):
 def _activation_name(activation):
     name = "linear" if activation is None else activation
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: use one of {', '.join(sorted(ACTIVATIONS))}")
+        raise ValueError(unknown("activation", activation, list(ACTIVATIONS)))
     return name
 
 
@@ -54,6 +55,16 @@ class Layer:
     def output_width(self, n_in):
         return n_in
 
+    def add_ops(self, builder, index, width):
+        """Describe this layer to the engine (plan.Builder): its weights, ops and parameters, for inputs of `width`
+        columns; returns its output width. Layer number `index` in the model."""
+        raise TypeError(f"nbtrain cannot compile a layer of type {type(self).__name__}")
+
+    def onnx(self, graph, x):
+        """Append this layer's inference-mode ONNX nodes to `graph` (exporting.Graph) after the tensor named x;
+        returns its output's name."""
+        raise ValueError(f"no ONNX form for layer {type(self).__name__}")
+
     def get_weights(self):
         return [w.copy() for w in self.weights]
 
@@ -82,6 +93,11 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}>"
 
+    def __call__(self, *args, **kwargs):
+        """Keras's functional API calls a layer on a tensor; nbtrain has Sequential alone, so it says so."""
+        raise TypeError(f"nbtrain has no functional API: a layer is not called on a tensor; list the layers in "
+                        f"Sequential([layers.Input(shape=(n,)), layers.{type(self).__name__}(...), ...])")
+
 
 class InputLayer(Layer):
     """Declares the input width; computes nothing (keras.Input / keras.layers.InputLayer)."""
@@ -90,6 +106,12 @@ class InputLayer(Layer):
         super().__init__(name=name, input_shape=shape if shape is not None else input_shape)
         if self.input_shape is None:
             raise ValueError("InputLayer needs shape=[n_features]")
+
+    def add_ops(self, builder, index, width):
+        return width
+
+    def onnx(self, graph, x):
+        return x
 
 
 def Input(shape, name=None):
@@ -125,6 +147,19 @@ class Dense(Layer):
     def output_width(self, n_in):
         return self.units
 
+    def add_ops(self, builder, index, width):
+        offsets = builder.add_variables(index, self.variable_specs(width))
+        penalties = {} if self.penalties() is None else {"T_R": builder.params(self.penalties())}
+        builder.op(OP_DENSE, width, self.units, T_P=offsets[0], T_P2=offsets[1] if self.use_bias else -1, **penalties)
+        builder.activation(self.units, self.activation)
+        return self.units
+
+    def onnx(self, graph, x):
+        kernel, *bias = self.get_weights()
+        kernel = graph.constant("kernel", kernel)
+        bias = graph.constant("bias", bias[0] if bias else np.zeros(self.units, np.float32))
+        return graph.activation(self.activation, graph.node("Gemm", [x, kernel, bias], "dense"))
+
     def get_config(self):
         config = {**super().get_config(), "units": self.units, "activation": self.activation,
                   "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
@@ -149,6 +184,13 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = _activation_name(activation)
 
+    def add_ops(self, builder, index, width):
+        builder.activation(width, self.activation)
+        return width
+
+    def onnx(self, graph, x):
+        return graph.activation(self.activation, x)
+
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
 
@@ -162,6 +204,14 @@ class Dropout(Layer):
         if not 0 <= rate < 1:
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
+
+    def add_ops(self, builder, index, width):
+        if self.rate > 0:
+            builder.op(OP_DROPOUT, width, width, T_X=builder.take("aux", width), T_FP=builder.params([self.rate]))
+        return width
+
+    def onnx(self, graph, x):
+        return x  # identity at inference
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate}
@@ -181,6 +231,16 @@ class BatchNormalization(Layer):
     def variable_specs(self, n_in):
         return [("gamma", (n_in,), True, "ones"), ("beta", (n_in,), True, "zeros"),
                 ("moving_mean", (n_in,), False, "zeros"), ("moving_variance", (n_in,), False, "ones")]
+
+    def add_ops(self, builder, index, width):
+        gamma, beta, mean, _ = builder.add_variables(index, self.variable_specs(width))
+        builder.op(OP_BATCHNORM, width, width, T_P=gamma, T_P2=beta, T_S=mean, T_X=builder.take("aux", width),
+                   T_F=builder.take("feat", 2 * width), T_FP=builder.params([self.momentum, self.epsilon]))
+        return width
+
+    def onnx(self, graph, x):
+        inputs = [graph.constant(n, w) for n, w in zip(("gamma", "beta", "mean", "var"), self.get_weights())]
+        return graph.node("BatchNormalization", [x, *inputs], "batchnorm", epsilon=self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
@@ -231,6 +291,18 @@ class Normalization(Layer):
         return [("mean", (n_in,), False, self._statistic(0, 0.0)),
                 ("variance", (n_in,), False, self._statistic(1, 1.0))]
 
+    def add_ops(self, builder, index, width):
+        mean, _ = builder.add_variables(index, self.variable_specs(width))
+        builder.op(OP_NORMALIZE, width, width, T_S=mean, T_FP=builder.params([float(self.invert)]))
+        return width
+
+    def onnx(self, graph, x):
+        mean, variance = self.get_weights()
+        scale = graph.constant("scale", np.maximum(np.sqrt(variance.astype(np.float64)), NORMALIZATION_EPSILON))
+        if self.invert:
+            return graph.node("Add", [graph.node("Mul", [x, scale]), graph.constant("mean", mean)])
+        return graph.node("Div", [graph.node("Sub", [x, graph.constant("mean", mean)]), scale])
+
     def get_config(self):
         config = {**super().get_config(), "axis": self.axis, "invert": self.invert}
         if self.given is not None:
@@ -247,3 +319,9 @@ def deserialize(entry):
     if cls is None:
         raise ValueError(f"unknown layer class {entry.get('class_name')!r}")
     return cls.from_config(entry["config"])
+
+
+def __getattr__(name):
+    """A Keras layer nbtrain lacks (LayerNormalization, Conv1D, Embedding, ...): one line naming the layers it has,
+    those of dense networks for tabular data."""
+    raise missing(__name__, "layer", name, [*LAYERS, "Input"])

@@ -8,6 +8,7 @@ from .engine.plan import (
     LOSS_BCE, LOSS_CCE, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, METRIC_AUC, METRIC_BINARY_ACCURACY,
     METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL, METRIC_SPARSE_CATEGORICAL_ACCURACY,
 )
+from .errors import missing
 from .objectives import Objective, lookup
 
 
@@ -21,6 +22,16 @@ class MeanAbsoluteError(Metric):
 
 class MeanSquaredError(Metric):
     code, default_name = LOSS_MSE, "mean_squared_error"
+
+
+class RootMeanSquaredError(Metric):
+    """The square root of the (weighted) mean squared error over the whole epoch or validation set, as Keras's: the
+    engine's squared-error sums, rooted here."""
+
+    code, default_name = LOSS_MSE, "root_mean_squared_error"
+
+    def value(self, sums, weight, k):
+        return float(np.sqrt(super().value(sums, weight, k)))
 
 
 class Huber(Metric):
@@ -126,13 +137,14 @@ class Accuracy(Metric):
         return cls(name=self.name)
 
 
-CLASSES = {cls.__name__: cls for cls in (MeanAbsoluteError, MeanSquaredError, Huber, BinaryCrossentropy,
-                                         BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
-                                         CategoricalCrossentropy, SparseCategoricalCrossentropy, Accuracy, Precision,
-                                         Recall, AUC)}
+CLASSES = {cls.__name__: cls for cls in (MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError, Huber,
+                                         BinaryCrossentropy, BinaryAccuracy, CategoricalAccuracy,
+                                         SparseCategoricalAccuracy, CategoricalCrossentropy,
+                                         SparseCategoricalCrossentropy, Accuracy, Precision, Recall, AUC)}
 ALIASES = {
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "rmse": RootMeanSquaredError, "root_mean_squared_error": RootMeanSquaredError,
     "huber": Huber, "binary_crossentropy": BinaryCrossentropy,
     "binary_accuracy": BinaryAccuracy, "accuracy": Accuracy, "acc": Accuracy,
     "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -146,3 +158,8 @@ def get(identifier):
     """A Metric from an instance, a config, or a Keras name; a name given as a string is kept as the
     history key, as Keras does (metrics=["mae"] logs "mae" and "val_mae")."""
     return lookup(identifier, Metric, CLASSES, ALIASES, "metric", keep_name=True)
+
+
+def __getattr__(name):
+    """A Keras metric class nbtrain lacks: one line naming those it has."""
+    raise missing(__name__, "metric", name, list(CLASSES))

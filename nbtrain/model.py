@@ -1,5 +1,6 @@
 """Sequential: the Keras-shaped model. It builds a Plan from its layers, owns the flat weight vectors,
 and drives the engine one compiled epoch at a time, running callbacks in between."""
+import hashlib
 import os
 import signal
 import threading
@@ -13,10 +14,11 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import utils
-from .arrays import as_matrix, as_pair, as_weights, class_weights
+from .arrays import SEED_MAX, as_matrix, as_pair, as_weights, class_weights, whole_number
 from .engine import Device, resolve
 from .engine.bundles import DONE, STOP, Loop, Objective
-from .engine.plan import LOSS_BCE, SPARSE_CODES, compile_plan, slots
+from .engine.config import configure
+from .engine.plan import LOSS_BCE, OPT_SGD, SPARSE_CODES, compile_plan, slots
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
 from .interrupts import StopRequests
@@ -48,6 +50,9 @@ class Sequential:
         self.device = "cpu"
         self._target = None  # the resolved device's engine, made on first use (imports Numba)
         self._live = None  # the engine session while a fit keeps the weights on a device
+        self._configured = None  # (plan, engine configuration) of the last fit or evaluate
+        self._drawn = None  # (seed or None for the global generator, fingerprint) of weights still as drawn
+        self._read = False  # whether the weights were read (weights, predict, evaluate, save, export) since drawn
         for layer in layers or []:
             self.add(layer)
 
@@ -79,6 +84,7 @@ class Sequential:
     def build(self, input_shape=None, seed=None):
         """Lay out the weights for inputs of width input_shape[-1] and initialize them as Keras does
         (Glorot-uniform kernels, zero biases; weights drawn from `seed` or the global generator)."""
+        self._refuse_call()
         if input_shape is None:
             if self.input_shape is None:
                 raise ValueError("the model's input width is unknown: give the first layer input_shape=[n] "
@@ -91,19 +97,64 @@ class Sequential:
         if not self.layers:
             raise ValueError("the model has no layers")
         plan = compile_plan(self.layers, n_in)
-        rng = utils.generator() if seed is None else np.random.default_rng(seed)
         self.theta = np.zeros(plan.n_params, np.float32)
         self.state = np.zeros(plan.n_state, np.float32)
         views = {i: [] for i in range(len(self.layers))}
         for var in plan.variables:
             buffer = self.theta if var.trainable else self.state
-            view = buffer[var.offset:var.offset + var.size].reshape(var.shape)
-            initialize = var.initializer if callable(var.initializer) else INITIALIZERS[var.initializer]
-            view[...] = initialize(var.shape, rng)
-            views[var.layer].append(view)
+            views[var.layer].append(buffer[var.offset:var.offset + var.size].reshape(var.shape))
         for index, layer in enumerate(self.layers):
             layer.weights = views[index]
         self.plan = plan
+        self._initialize(seed)
+
+    def _initialize(self, seed, trainable_only=False):
+        """Draw the weights from their initializers, with `seed` or the global generator (trainable_only: redraw
+        the trainable ones, keeping the non-trainable statistics, which no generator draws). Remembers how the
+        weights were drawn, so that fit(seed=...) can tell whether they are still as drawn."""
+        rng = utils.generator() if seed is None else np.random.default_rng(seed)
+        for var in self.plan.variables:
+            initialize = var.initializer if callable(var.initializer) else INITIALIZERS[var.initializer]
+            values = initialize(var.shape, rng)
+            if var.trainable or not trainable_only:
+                buffer = self.theta if var.trainable else self.state
+                buffer[var.offset:var.offset + var.size] = np.asarray(values).reshape(-1)
+        self._drawn, self._read = (seed, self._fingerprint()), False
+
+    def _fingerprint(self):
+        """A digest of the trainable weights: whether they were changed (trained, set, edited in place) since."""
+        return hashlib.blake2b(self.theta.tobytes(), digest_size=16).digest()
+
+    def _seed_weights(self, X, seed):
+        """fit(seed=s) seeds the initial weights, as if the model were built by this fit, whenever it can: an
+        unbuilt model is built from s, and weights that the global generator drew (summary() builds a model whose
+        input width is declared) and that nothing read or changed since are redrawn from s. Weights drawn by
+        build(seed=...) stay. Weights read since they were drawn (what the user saw is what training starts from),
+        or trained or set, stay with a SeedWarning."""
+        if not self.built:
+            self._ensure_built(X, seed)
+            return
+        self._ensure_built(X)
+        drawn = self._drawn
+        if drawn is not None and drawn[1] == self._fingerprint():
+            if drawn[0] is not None:
+                return
+            if not self._read:
+                self._initialize(seed, trainable_only=True)
+                return
+            why = ("they were drawn from the global generator before fit and read since (weights, get_weights, "
+                   "predict, evaluate, save or export), so they stay as drawn")
+        else:
+            why = "they were trained or set since they were drawn"
+        warnings.warn(f"fit(seed={seed}) cannot seed this model's weights: {why}; the seed applies to the shuffles "
+                      "and dropout masks only (call utils.set_random_seed before building, or build(seed=...), for "
+                      "seeded weights)", SeedWarning, stacklevel=3)
+
+    def _refuse_call(self):
+        """A subclass that defines call() (Keras's model subclassing) would silently train the layer stack instead."""
+        if callable(getattr(type(self), "call", None)):
+            raise TypeError(f"{type(self).__name__} defines call(): nbtrain has no model subclassing and would "
+                            "train the stack of its layers, not call(); list the layers in Sequential([...])")
 
     def _ensure_built(self, X, seed=None):
         if not self.built:
@@ -121,6 +172,7 @@ class Sequential:
     def weights(self):
         """Live views of every weight array, in Keras order."""
         self._build_if_declared()
+        self._read = True
         return [w for layer in self.layers for w in layer.weights]
 
     def get_weights(self):
@@ -144,6 +196,7 @@ class Sequential:
             n = len(layer.weights)
             layer.set_weights(weights[:n])
             weights = weights[n:]
+        self._drawn = None
         if self._live:
             self._live.push()
 
@@ -170,6 +223,7 @@ class Sequential:
     def compile(self, optimizer="adam", loss=None, metrics=None, device="auto"):
         """Choose the optimizer, the loss and the metrics to report (Keras names or objects), and the
         device: "cpu", "cuda", or "auto" (CUDA when a usable GPU and the gpu extra are present)."""
+        self._refuse_call()
         self._target = Device(resolve(device))
         self.device = self._target.name
         self.optimizer = optimizers_module.get(optimizer)
@@ -233,8 +287,23 @@ class Sequential:
     def _log_names(self):
         return ["loss"] + [m.name for m in self.metrics]
 
-    def _session(self, capacity, n_targets, optimizer=None):
-        return self._engine_target().session(self.plan, self.theta, self.state, capacity, n_targets, optimizer)
+    def _session(self, capacity, n_targets, objective=None, optimizer=None):
+        return self._engine_target().session(self.plan, self._configuration(objective), self.theta, self.state,
+                                             capacity, n_targets, optimizer)
+
+    def _configuration(self, objective):
+        """The engine configuration of this plan with the objective's loss and metrics and the optimizer's kinds, so
+        fit, evaluate and predict of a model share one compiled engine; predict (objective None) reuses the last
+        fit's or evaluate's while the plan is the same."""
+        if objective is None and self._configured is not None and self._configured[0] is self.plan:
+            return self._configured[1]
+        opt = self.optimizer
+        kinds = (opt.code, int(opt.schedule()[0])) if opt is not None else (OPT_SGD, 0)
+        config = configure(self.plan, None if objective is None else objective.loss_code,
+                           () if objective is None else objective.metric_codes, *kinds)
+        if objective is not None:
+            self._configured = (self.plan, config)
+        return config
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -253,15 +322,16 @@ class Sequential:
         self._check_compiled()
         X, Y, W, Xv, Yv, Wv = self._training_data(x, y, sample_weight, class_weight, validation_split,
                                                    validation_data)
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
+        batch_size = 32 if batch_size is None else whole_number(batch_size, "batch_size", 1)
         group = self._process_group(distribute)
-        if seed is None:
+        if seed is None:  # built (from the global generator) before the seed is drawn, as when built before fit
+            self._ensure_built(X)
             seed = utils.draw_seed()
+        else:
+            seed = whole_number(seed, "seed", 0, SEED_MAX)
+            self._seed_weights(X, seed)
         if group:
             seed = group.broadcast(seed)
-        self._ensure_built(X, seed)
         self._check_targets(Y, "y")
         if Xv is not None:
             self._ensure_built(Xv)
@@ -278,12 +348,13 @@ class Sequential:
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         self.stop_training = False
         self.stop_reason = self.stop_cause = None
-        with self._session(capacity, Y.shape[1], opt.engine_state()) as session:
+        objective = self._objective(Y.shape[1])
+        with self._session(capacity, Y.shape[1], objective, opt.engine_state()) as session:
             self._live = None if session.device.on_host else session
             try:
                 loop = Loop(train_rows, bool(shuffle), seed, np.zeros(2, np.int64))
-                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), loop, cbs, initial_epoch, epochs,
-                                    steps, group)
+                logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), objective, loop, cbs, initial_epoch,
+                                    epochs, steps, group)
             finally:
                 self._live = None
         cbs.on_train_end(logs)
@@ -293,14 +364,14 @@ class Sequential:
             raise DistributedError("the ranks' weights differ after a distributed fit; please report this")
         return cbs.history
 
-    def _epochs(self, session, data, loop, cbs, initial_epoch, epochs, steps, group):
+    def _epochs(self, session, data, objective, loop, cbs, initial_epoch, epochs, steps, group):
         """The training loop: one compiled epoch at a time, callbacks in between; returns the last epoch's logs.
         A non-finite loss, Ctrl-C or SIGTERM ends it cleanly (stop_cause says which); a signal takes effect at the
         end of the current step, and an epoch it cuts short is not recorded."""
         names = self._log_names()
         keys = names + (["val_" + k for k in names] if data.Xv.shape[0] else [])
         k = data.Y.shape[1]
-        objective, opt, comm = self._objective(k), self.optimizer, group.handle if group else None
+        opt, comm = self.optimizer, group.handle if group else None
         width = int(objective.metric_slots[-1])
         buffer = np.zeros(2 * width, np.float64)
         control = loop.control
@@ -313,10 +384,10 @@ class Sequential:
                     if control[STOP] and comm is None:  # a signal between epochs (under MPI the ranks agree in the
                         break                           # epoch's first step)
                     cbs.on_epoch_begin(epoch)
-                    session.opt.hp[0] = opt.hyperparameters()[0]  # a callback may have set the learning rate
+                    session.set_hyperparameters(opt.hyperparameters())  # a callback may have changed them
                     args = (session.net, session.weights, session.opt, session.ws, objective, data, loop,
                             opt.iterations, buffer, comm)
-                    done = self._run_epoch(session.device.engine.train_epoch, args, beside, cbs, epoch)
+                    done = self._run_epoch(session.kernels.train_epoch, args, loop.control, beside, cbs, epoch)
                     opt.iterations += done
                     if control[STOP] and done < steps:
                         break
@@ -335,18 +406,22 @@ class Sequential:
             except KeyboardInterrupt:
                 loop.control[STOP] = signal.SIGINT
             if requests.cause:
-                self._stop(requests.cause, f"{requests.cause} after {len(cbs.history.epoch)} epochs")
-                print(f"\nTraining {self.stop_reason}; keeping the history and weights so far.")
+                ended = len(cbs.history.epoch)
+                self._stop(requests.cause, f"{requests.cause} after {ended} epochs" if ended else
+                           f"{requests.cause} before the first epoch ended")
+                if cbs.params.get("verbose"):  # verbose=0 is silent, as in Keras; nbtrain fit says what it keeps
+                    print(f"\nTraining {self.stop_reason}; keeping the history and weights so far." if ended else
+                          f"\nTraining {self.stop_reason}: no epoch's history or weights to keep.")
         return logs
 
     @staticmethod
-    def _run_epoch(train_epoch, args, beside, cbs, epoch):
+    def _run_epoch(train_epoch, args, control, beside, cbs, epoch):
         """One compiled epoch: inline, or (for a long epoch, whose kernels release the GIL) in a thread beside this
         one, which then reports the steps done (Loop.control) to the callbacks and runs signal handlers at once.
         Returns the steps taken."""
         if not beside:
             return train_epoch(*args)
-        control, outcome = args[6].control, {}
+        outcome = {}
 
         def run():
             try:
@@ -423,12 +498,13 @@ class Sequential:
         X, Y = as_pair(x, y)
         W = as_weights(sample_weight, X.shape[0])
         self._ensure_built(X)
+        self._read = True
         self._check_targets(Y, "y")
         objective = self._objective(Y.shape[1])
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
-        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1]) as session:
-            session.device.engine.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
+        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1], objective) as session:
+            session.kernels.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
         if verbose == "auto" or int(verbose):
@@ -440,13 +516,16 @@ class Sequential:
         return result["loss"] if not self.metrics else list(result.values())
 
     def predict(self, x, batch_size=None, verbose=0):
-        """Inference-mode outputs, shape (rows, units of the last layer), float32."""
+        """Inference-mode outputs, shape (rows, units of the last layer), float32 (in a callback during a fit on a
+        device, of the weights so far)."""
+        self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
+        self._read = True
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
         with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
             result = session.put(out)
-            session.device.engine.predict(session.net, session.weights, session.ws, session.put(X), result)
+            session.kernels.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)
         return out
 
@@ -507,6 +586,7 @@ class Sequential:
             raise ValueError("build or fit the model before saving it")
         opt = self.optimizer
         state = {"slots": opt.slots, "iterations": opt.iterations} if opt is not None and opt.slots is not None else None
+        _make_parent(path)
         write_model(path, SavedModel(self.get_config(), self.plan.n_in, self.compile_config(), self.get_weights(),
                                      state, self.history.history if self.history is not None else {}, metadata))
 
@@ -521,6 +601,8 @@ class Sequential:
         if not self.built:
             raise ValueError("build or fit the model before exporting it")
         self._pull()
+        self._read = True
+        _make_parent(filepath)
         exporting.write(exporting.sequential_proto(self), filepath)
 
     def save_weights(self, filepath):
@@ -529,36 +611,55 @@ class Sequential:
         self._build_if_declared()
         if not self.built:
             raise ValueError("build or fit the model before saving its weights")
+        _make_parent(filepath)
         write_model(filepath, SavedModel(self.get_config(), self.plan.n_in, None, self.get_weights(), None, {}))
 
     def load_weights(self, filepath):
         """Set the weights from a file written by save_weights or save, whose arrays must have this model's
-        shapes (an unbuilt model is built for the file's input width)."""
-        saved = read_model(filepath)
-        if not self.built:
-            self._build_if_declared()
-        if not self.built:
-            self.build((None, saved.input_width))
-        shapes = [w.shape for w in self.weights]
-        if shapes != [w.shape for w in saved.weights]:
-            raise ModelFileError(f"{filepath} holds weights of shapes {_shapes([w.shape for w in saved.weights])}, "
-                                 f"not this model's {_shapes(shapes)}")
-        self.set_weights(saved.weights)
+        shapes (an unbuilt model is built for the file's input width); the file's array headers are checked
+        against them before any array is read."""
+        def layout(architecture, width):
+            if not self.built:
+                self._build_if_declared()
+            if not self.built:
+                self.build((None, width))
+            return [w.shape for w in self.weights], self.plan.n_params
+        self.set_weights(read_model(filepath, layout).weights)
 
 
 def _own_format(path):
-    """Refuse the names of Keras's formats, which another program would try to read as such."""
-    name = os.path.basename(os.fspath(path))
+    """Refuse a folder (model.save("folder/")) and the names of Keras's formats, which another program would try to
+    read as such."""
+    path = os.fspath(path)
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise ValueError(f"{path} is a folder: name the model file in it, such as "
+                         f"{os.path.join(path, 'model.nbt')}")
+    name = os.path.basename(path)
     for suffix in (".weights.h5", ".keras", ".h5", ".hdf5"):
         if name.lower().endswith(suffix):
             stem = name[:-len(suffix)] + (".weights" if suffix == ".weights.h5" else "")
             raise ValueError(f"nbtrain writes its own format, not Keras's {suffix}: name the file {stem}.nbt")
 
 
-def _shapes(shapes, shown=6):
-    """A list of shapes for a one-line message: the first few, then how many more."""
-    text = ", ".join(str(tuple(shape)) for shape in shapes[:shown])
-    return f"[{text}{f', ... {len(shapes) - shown} more' if len(shapes) > shown else ''}]"
+def _make_parent(path):
+    """Make a file's missing parent folders, as Keras's save and ModelCheckpoint do (a file in the way is left for
+    the writer's error, which names the user's path)."""
+    parent = os.path.dirname(os.fspath(path))
+    if parent and not os.path.exists(parent):
+        os.makedirs(parent, exist_ok=True)
+
+
+def missing_attribute(module, name):
+    """The AttributeError of a module's __getattr__ (nbtrain, nbtrain.models): keras.Model, the functional API and
+    model subclassing, named as such with what nbtrain has instead."""
+    if name in ("Model", "Functional"):
+        return AttributeError(f"nbtrain has no keras.{name} (the functional API or model subclassing): build the "
+                              "network as Sequential([layers.Input(shape=(n,)), layers.Dense(...), ...])")
+    return AttributeError(f"module {module!r} has no attribute {name!r}")
+
+
+class SeedWarning(UserWarning):
+    """fit(seed=...) on a model whose weights were trained or set: the seed cannot apply to them."""
 
 
 class PreprocessingWarning(UserWarning):
@@ -578,17 +679,19 @@ def load_model(path, device="auto"):
     return model
 
 
+def _layout(architecture, width):
+    """(weight shapes, optimizer slot length) of a saved architecture, which read_model checks the file's array
+    headers against before it reads them (nothing is allocated here)."""
+    plan = compile_plan(Sequential.from_config(architecture).layers, width)
+    return [v.shape for v in plan.variables], plan.n_params
+
+
 def load_network(path, device="auto"):
     """load_model without the warning: the network alone, for callers that apply a table model's preprocessing
     themselves (the command line, the sweep's best model)."""
-    saved = read_model(path)
+    saved = read_model(path, _layout)
     try:
         model = Sequential.from_config(saved.model)
-        # the architecture's weight shapes against the arrays the file holds, before anything is allocated
-        shapes = [v.shape for v in compile_plan(model.layers, saved.input_width).variables]
-        if shapes != [w.shape for w in saved.weights]:
-            raise ValueError(f"the architecture needs weights of shapes {_shapes(shapes)} but the file holds "
-                             f"{_shapes([w.shape for w in saved.weights])}")
         model.build((None, saved.input_width))
         model.set_weights(saved.weights)
         if saved.compile:

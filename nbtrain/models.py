@@ -1,4 +1,9 @@
 """keras.models' names: Sequential and load_model, where code written for Keras looks for them."""
-from .model import Sequential, load_model
+from .model import Sequential, load_model, missing_attribute
 
 __all__ = ["Sequential", "load_model"]
+
+
+def __getattr__(name):
+    """keras.Model and the like: one line saying what nbtrain has instead."""
+    raise missing_attribute(__name__, name)

@@ -2,6 +2,7 @@
 (the history key) and the direction in which it improves; and the lookup of an objective by instance, config or
 Keras name, which nbtrain.losses and nbtrain.metrics share."""
 from .engine.plan import columns
+from .errors import unknown
 
 
 class Objective:
@@ -45,4 +46,4 @@ def lookup(identifier, base, classes, aliases, what, keep_name=False):
     if isinstance(identifier, str) and identifier.lower() in aliases:
         cls = aliases[identifier.lower()]
         return cls(name=identifier) if keep_name else cls()
-    raise ValueError(f"unknown {what} {identifier!r}: use one of {', '.join(sorted(aliases))}")
+    raise ValueError(unknown(what, identifier, list(aliases)))

@@ -5,6 +5,7 @@ import numpy as np
 
 from . import schedules
 from .engine.plan import HYPERPARAMETERS, OPT_ADAM, OPT_RMSPROP, OPT_SGD
+from .errors import missing, unknown
 
 
 class Optimizer:
@@ -150,4 +151,9 @@ def get(identifier):
     by_name = {name.lower(): cls for name, cls in CLASSES.items()}
     if isinstance(identifier, str) and identifier.lower() in by_name:
         return by_name[identifier.lower()]()
-    raise ValueError(f"unknown optimizer {identifier!r}: use one of {', '.join(sorted(by_name))} or an instance")
+    raise ValueError(unknown("optimizer", identifier, list(by_name)) + " (or an optimizers instance)")
+
+
+def __getattr__(name):
+    """A Keras optimizer class nbtrain lacks: one line naming those it has."""
+    raise missing(__name__, "optimizer", name, list(CLASSES))

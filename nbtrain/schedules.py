@@ -15,7 +15,8 @@ class LearningRateSchedule:
 
     def __call__(self, step):
         from .engine.elementwise import learning_rate
-        return float(learning_rate(self.encode(), 0.0, int(step)))
+        schedule = self.encode()
+        return float(learning_rate(int(schedule[0]), schedule, 0.0, int(step)))
 
     def get_config(self):
         return {"class_name": type(self).__name__, "config": self._config()}

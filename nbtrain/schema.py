@@ -1,6 +1,11 @@
 """Checking plain data read from a file (JSON from a model file) by type and range before it is used: a schema is
-built from the checkers below, and check() raises a ValueError naming the field and what was wrong with it."""
+built from the checkers below, and check() raises a ValueError naming the field and what was wrong with it. Before
+a file is parsed at all, its text is measured (`measure`): how deep its brackets nest and how many items it holds,
+since Python's JSON and TOML parsers recurse once per level and hold every item as an object."""
 import math
+import re
+
+import numpy as np
 
 
 class SchemaError(ValueError):
@@ -113,3 +118,26 @@ def record(fields, required=None):
         for key, item in value.items():
             fields[key](item, f"{where}.{key}")
     return checker
+
+
+# Strings (and TOML's comments) are left out when brackets and items are counted: what they hold is not structure.
+JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+TOML_STRINGS = re.compile(rb'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|\'[^\'\n]*\'|#[^\n]*',
+                          re.S)
+
+
+def measure(data, strings=JSON_STRINGS):
+    """(depth, items) of the JSON or TOML text `data` (bytes) without parsing it: the deepest nesting of [ and {,
+    and the number of commas plus one (an upper bound on the values a parser would make), both outside strings.
+    A deeper or larger text can then be refused before a recursive parser runs out of stack or memory."""
+    bare = strings.sub(b"", data)
+    steps = np.frombuffer(bare.translate(STEPS, NOT_BRACKETS), np.int8)  # +1 for [ and {, -1 for ] and }
+    depth = level = 0
+    for start in range(0, len(steps), 1 << 20):  # a running sum a block at a time: little memory at any length
+        levels = np.cumsum(steps[start:start + (1 << 20)], dtype=np.int64) + level
+        depth, level = max(depth, int(levels.max())), int(levels[-1])
+    return depth, bare.count(b",") + 1
+
+
+NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")

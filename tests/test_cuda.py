@@ -188,14 +188,15 @@ def test_optimizer_steps_match_cpu(rng, opt):
     slots = [np.abs(f32(rng, 40)) * 0.1, f32(rng, 40) * 0.01]
     hp = opt.hyperparameters()
     host = [theta.copy(), slots[0].copy(), slots[1].copy()]
-    cpu.optimizer_update(Optimizer(opt.code, hp, host[1], host[2], opt.schedule()), 3, host[0], grad)
+    kinds = (opt.code, int(opt.schedule()[0]))
+    cpu.optimizer_update(*kinds, Optimizer(opt.code, hp, host[1], host[2], opt.schedule()), 3, host[0], grad)
     d_theta, d_grad, d_s1, d_s2 = on_gpu(theta, grad, *slots)
     halted = cuda.to_device(np.zeros(1, np.int64))
     device_opt = Optimizer(opt.code, hp, d_s1, d_s2, opt.schedule())
-    gpu.optimizer_update(device_opt, 3, d_theta, d_grad, halted)
+    gpu.optimizer_update(*kinds, device_opt, 3, d_theta, d_grad, halted)
     for expected, got in zip(host, (d_theta, d_s1, d_s2)):
         np.testing.assert_allclose(got.copy_to_host(), expected, rtol=RTOL, atol=1e-7)
-    gpu.optimizer_update(device_opt, 3, d_theta, d_grad, cuda.to_device(np.ones(1, np.int64)))
+    gpu.optimizer_update(*kinds, device_opt, 3, d_theta, d_grad, cuda.to_device(np.ones(1, np.int64)))
     np.testing.assert_array_equal(d_theta.copy_to_host(), host[0])  # halted: no update
 
 
@@ -291,7 +292,8 @@ ONLY_ON = {
 SIGNATURES_DIFFER = {
     # CUDA cannot read a batch's loss without a device-to-host copy per step, so a non-finite loss sets a
     # device flag that the optimizer kernels read and skip on; the CPU checks the loss and returns instead
-    "optimizer_update": {"cuda": "(opt, t, theta, grad, halted)", "cpu": "(opt, t, theta, grad)"},
+    "optimizer_update": {"cuda": "(code, schedule, opt, t, theta, grad, halted)",
+                         "cpu": "(code, schedule, opt, t, theta, grad)"},
 }
 
 
@@ -326,8 +328,15 @@ def test_cpu_and_cuda_have_the_same_functions_and_signatures_apart_from_the_list
 
 
 def test_both_targets_run_the_same_walker_code():
+    """A configuration's walkers on each target are copies of walkers.py's code, named after the configuration."""
     from nbtrain.engine import walkers
+    from nbtrain.engine.config import configure
+    model = Sequential([layers.Dense(3, activation="relu", input_shape=[5]), layers.Dense(1)])
+    model.build(seed=0)
+    config = configure(model.plan, LOSS_MSE)
     for name in walkers.WALKERS:
         source = getattr(walkers, name).__code__
-        assert cpu.__dict__[name].py_func.__code__ is source, f"cpu.{name} is not walkers.{name}"
-        assert gpu.__dict__[name].__code__ is source, f"cuda.{name} is not walkers.{name}"
+        on_cpu, on_gpu = getattr(cpu.kernels(config), name), getattr(gpu.kernels(config), name)
+        assert on_cpu.py_func.__code__ is source, f"cpu.{name} is not walkers.{name}"
+        assert on_gpu.__code__ is source, f"cuda.{name} is not walkers.{name}"
+        assert on_cpu.py_func.__qualname__ == on_gpu.__qualname__ == f"{name}__{config.key}"

@@ -14,7 +14,8 @@ def run_onnx(path, x):
 
 
 @pytest.mark.parametrize("activations", [("relu", "tanh", "sigmoid"), ("gelu", "elu", "softmax"),
-                                         ("leaky_relu", "softplus", "linear")])
+                                         ("leaky_relu", "softplus", "linear"), ("silu", "selu", "mish"),
+                                         ("swish", "mish", "selu")])
 def test_exported_graph_gives_predict_outputs(tmp_path, activations):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 5)).astype(np.float32) * 3 + 1

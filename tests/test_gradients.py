@@ -5,8 +5,10 @@ import pytest
 from nbtrain import Sequential, layers, regularizers
 from nbtrain.engine import cpu
 from nbtrain.engine.bundles import Objective, Pass, Weights
+from nbtrain.engine.config import configure
 from nbtrain.engine.plan import (
-    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX, ACT_SOFTPLUS, ACT_TANH,
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_MISH, ACT_RELU, ACT_SELU, ACT_SIGMOID, ACT_SILU, ACT_SOFTMAX,
+    ACT_SOFTPLUS, ACT_TANH,
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_CATEGORICAL_ACCURACY, METRIC_SPARSE_CATEGORICAL_ACCURACY, columns, net, workspace,
 )
@@ -80,6 +82,8 @@ ACTIVATION_REFERENCES = {  # Keras's formulas and defaults
     ACT_LINEAR: lambda x: x, ACT_RELU: lambda x: np.maximum(x, 0), ACT_SIGMOID: lambda x: 1 / (1 + np.exp(-x)),
     ACT_SOFTMAX: softmax, ACT_TANH: np.tanh, ACT_ELU: lambda x: np.where(x > 0, x, np.expm1(x)), ACT_GELU: gelu,
     ACT_LEAKY_RELU: lambda x: np.where(x > 0, x, 0.2 * x), ACT_SOFTPLUS: lambda x: np.log1p(np.exp(x)),
+    ACT_SILU: lambda x: x / (1 + np.exp(-x)), ACT_MISH: lambda x: x * np.tanh(np.log1p(np.exp(x))),
+    ACT_SELU: lambda x: 1.05070098 * np.where(x > 0, x, 1.67326324 * np.expm1(x)),
 }
 
 
@@ -366,7 +370,7 @@ def test_whole_network(loss_code):
 
     def loss(g=None):
         total = np.zeros(1)
-        cpu.train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y, w,
+        cpu.kernels(configure(plan, loss_code)).train_step(net(plan), Weights(theta, state), ws if g is None else ws._replace(grad=g), objective, x, y, w,
                        Pass(True, 5, 3, 0, x.shape[0], None), total)
         return total[0] / (x.shape[0] * columns(loss_code, y.shape[1]))
 

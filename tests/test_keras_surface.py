@@ -32,7 +32,7 @@ def test_penalties_are_added_to_the_loss_as_keras_reports_it():
     plain.compile(loss="mse")
     plain.set_weights(start)
     assert data_loss == pytest.approx(plain.evaluate(X, y, verbose=0) + penalty, rel=1e-5)
-    history = model.fit(X, y, batch_size=64, epochs=1, verbose=0, seed=0)  # one batch: the loss before its update
+    history = model.fit(X, y, batch_size=64, epochs=1, verbose=0)  # one batch: the loss before its update
     assert history.history["loss"][0] == pytest.approx(data_loss, rel=1e-5)
     assert regularizers.l2(0.1)(kernel) == pytest.approx(0.1 * float((kernel.astype(float) ** 2).sum()), rel=1e-6)
 
@@ -55,7 +55,8 @@ def one_step(optimizer, theta, grad, steps=1):
     theta = theta.astype(np.float32).copy()
     for t in range(1, steps + 1):
         code, hp, slots, schedule = optimizer.engine_state()
-        cpu.optimizer_update(Optimizer(code, hp, slots[0], slots[1], schedule), t, theta, grad.astype(np.float32))
+        cpu.optimizer_update(code, int(schedule[0]), Optimizer(code, hp, slots[0], slots[1], schedule), t, theta,
+                             grad.astype(np.float32))
     return theta
 
 
@@ -111,7 +112,7 @@ def test_a_schedule_moves_the_learning_rate_every_step():
     model = Sequential([layers.Dense(1, input_shape=[4])])
     model.compile(optimizer=optimizers.SGD(learning_rate=schedule), loss="mse")
     w, b = (a.astype(np.float64) for a in model.get_weights())
-    model.fit(X, y, batch_size=1, epochs=1, shuffle=False, verbose=0, seed=0)
+    model.fit(X, y, batch_size=1, epochs=1, shuffle=False, verbose=0)  # from the weights read above
     for t in range(8):
         e = X[t] @ w[:, 0] + b[0] - y[t]
         w[:, 0] -= schedule(t) * 2 * e * X[t]
@@ -180,7 +181,7 @@ def test_learning_rate_scheduler_in_a_fit_and_history_records_it():
     history = model.fit(X, y, epochs=4, verbose=0, seed=0, callbacks=[halve])
     np.testing.assert_allclose(history.history["learning_rate"], [0.1, 0.05, 0.025, 0.0125])
     one_arg = callbacks.LearningRateScheduler(lambda epoch: 0.01 * (epoch + 1))
-    history = model.fit(X, y, epochs=2, verbose=0, seed=0, callbacks=[one_arg])
+    history = model.fit(X, y, epochs=2, verbose=0, callbacks=[one_arg])  # training goes on
     np.testing.assert_allclose(history.history["learning_rate"], [0.01, 0.02])
 
 
@@ -222,7 +223,7 @@ def test_csv_logger_writes_keras_columns(tmp_path):
     model.fit(X, y, validation_split=0.25, epochs=2, verbose=0, seed=0, callbacks=[callbacks.CSVLogger(path)])
     lines = path.read_text().splitlines()
     assert lines[0] == "epoch,loss,mae,val_loss,val_mae" and [line.split(",")[0] for line in lines[1:]] == ["0", "1"]
-    model.fit(X, y, epochs=1, verbose=0, seed=0, callbacks=[callbacks.CSVLogger(path, append=True)])
+    model.fit(X, y, epochs=1, verbose=0, callbacks=[callbacks.CSVLogger(path, append=True)])
     assert len(path.read_text().splitlines()) == 4
 
 

@@ -5,7 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nbtrain"
-BOTTOM = {"nbtrain.errors", "nbtrain.utils", "nbtrain.files", "nbtrain.version"}
+BOTTOM = {"nbtrain.errors", "nbtrain.utils", "nbtrain.files", "nbtrain.version", "nbtrain.text"}
 FLOORS = ["bottom", "engine", "api", "tabular", "sweeps", "cli"]
 
 

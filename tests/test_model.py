@@ -218,7 +218,7 @@ def test_verbose_lines(regression_data, capsys):
     assert out[0] == "Epoch 1/2" and out[2] == "Epoch 2/2"
     assert re.fullmatch(r"4/4 ━{20} \S+ \S+/step - loss: [\d.]+ - mse: [\d.]+ - val_loss: [\d.]+ - val_mse: [\d.]+",
                         out[1])
-    model.fit(X, y, batch_size=50, epochs=1, verbose=2, seed=0)  # Keras 3: the epoch line, then a compact one
+    model.fit(X, y, batch_size=50, epochs=1, verbose=2)  # Keras 3: the epoch line, then a compact one
     assert re.fullmatch(r"Epoch 1/1\n4/4 - \S+ - \S+/step - loss: [\d.]+ - mse: [\d.]+\n", capsys.readouterr().out)
     model.fit(X, y, epochs=1, verbose=0)
     assert capsys.readouterr().out == ""

@@ -153,7 +153,7 @@ def test_weighted_validation_data_and_split(blobs):
     (lambda m, X, y: m.fit(X, y, sample_weight=np.ones(len(y)), class_weight={0: 2}, verbose=0), "not both"),
     (lambda m, X, y: m.fit(X, y, class_weight=[1, 2, 3], verbose=0), "must be a dict"),
     (lambda m, X, y: m.evaluate(X, y, sample_weight=np.zeros(len(y)), verbose=0), "zero for every row"),
-    (lambda m, X, y: m.fit(X, y, batch_size=0, verbose=0), "batch_size must be positive"),
+    (lambda m, X, y: m.fit(X, y, batch_size=0, verbose=0), "batch_size must be at least 1"),
 ])
 def test_bad_targets_and_weights_are_one_line_errors(blobs, call, match):
     X, labels = blobs

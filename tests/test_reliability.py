@@ -195,7 +195,7 @@ def test_the_saved_model_is_the_best_epoch_even_within_min_delta(table, tmp_path
     result = run("fit", table, "-t", "y", "--layers", "8", "--epochs", "3", "--patience", "5", "--min-delta", "0.001",
                  "--out", out)
     assert result.exit_code == 0, result.output
-    assert "keeps the weights of epoch 3" in result.stdout
+    assert "restoring the weights of epoch 3" in result.stdout
     assert load_network(out / "model.nbt").metadata["training"]["best_epoch"] == 3
 
 
@@ -289,7 +289,7 @@ def test_sigterm_mid_fit_saves_the_run_and_exits_143(table, tmp_path):
     fit.send_signal(signal.SIGTERM)
     stdout, stderr = fit.communicate(timeout=120)
     assert fit.returncode == 143, stderr
-    assert "Training ended: terminated after" in stdout and "Saved model.nbt, history.csv" in stdout
+    assert "Training terminated after" in stdout and "Saved model.nbt, history.csv" in stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing beside it: no staging folder, no lock
     epochs = load_network(out / "model.nbt").metadata["training"]["epochs_run"]
     assert 1 <= epochs < 100000 and len(pd.read_csv(out / "history.csv")) == epochs

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 import nbtrain
 from nbtrain.model import load_network
-from nbtrain.callbacks import format_number
+from nbtrain.callbacks import format_metric
 from nbtrain.cli import app
 from nbtrain.monitor import Monitor
 from nbtrain.sweeps.board import Board
@@ -79,7 +79,7 @@ def test_local_sweep_end_to_end(ion_sweep, data_dir):
     assert {"val_binary_accuracy", "layers", "units", "lr", "batch_size", "dropout", "seed"} <= set(board.columns)
     assert (out / "sweep.png").stat().st_size > 0
     best = board.iloc[0]
-    assert f"Best: trial {best['trial']}, val_loss {format_number(best['val_loss'])}" in result.stdout
+    assert f"Best: trial {best['trial']}, val_loss {format_metric(best['val_loss'])}" in result.stdout
     # the saved model is the best trial's, at its best epoch: it scores the leaderboard's val_loss on the
     # validation rows, which the sweep split off with the preprocessing fitted on the training rows only
     model = load_network(out / "best" / "model.nbt")
@@ -208,7 +208,7 @@ def test_a_metric_to_maximize_ranks_highest_first(data_dir, space_file):
 
 def test_ctrl_c_stops_the_sweep_and_keeps_what_finished(tmp_path):
     """A real SIGINT to the process group, as a terminal sends it: the workers ignore it, the sweep stops
-    submitting, terminates them, and still writes the leaderboard and the best model."""
+    submitting, terminates them, still writes the leaderboard and the best model, and exits 130."""
     space = tmp_path / "space.toml"
     space.write_text("layers = 1\nunits = 8\nbatch_size = 32\nlr = [0.001, 0.002]\n")
     out = tmp_path / "run"
@@ -224,7 +224,7 @@ def test_ctrl_c_stops_the_sweep_and_keeps_what_finished(tmp_path):
             os.killpg(sweep.pid, signal.SIGINT)
             break
     rest, errors = sweep.communicate(timeout=60)
-    assert sweep.returncode == 0, errors
+    assert sweep.returncode == 130, errors  # as fit exits after Ctrl-C
     assert "Sweep interrupted after" in rest and "Traceback" not in errors
     board = pd.read_csv(out / "leaderboard.csv")
     assert 1 <= (board["status"] == "done").sum() < 50 and len(board) < 50
@@ -274,7 +274,7 @@ def test_workers_use_one_blas_thread():
     """The pool initializer holds every BLAS library (NumPy's and the SciPy one Numba's np.dot calls) to one
     thread, so 2 workers on 2 cores do not run 4 BLAS threads."""
     from threadpoolctl import threadpool_info
-    with multiprocessing.get_context("spawn").Pool(1, _start_worker, (None, None)) as pool:
+    with multiprocessing.get_context("spawn").Pool(1, _start_worker, (None, None, os.getpid())) as pool:
         blas = [lib for lib in pool.apply(threadpool_info) if lib["user_api"] == "blas"]
     assert any("scipy_openblas-" in lib["filepath"] for lib in blas)  # SciPy's, which the kernels call
     assert len(blas) >= 2 and all(lib["num_threads"] == 1 for lib in blas)

@@ -3,6 +3,7 @@ ends (one line on stderr, exit code 2, no traceback), and console output. The co
 per family (fit, use, sweep); pandas, Numba and matplotlib are imported inside them so that --help starts fast."""
 import contextlib
 import math
+import warnings
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from typer.core import TyperCommand
 
 from ..distributed import launched_rank
 from ..errors import DeviceError, DistributedError, InputError, ModelFileError
+from ..text import printable
 from ..version import __version__
 
 app = typer.Typer(
@@ -78,7 +80,7 @@ def fail(message):
     """One line on stderr and exit code 2: how every error a user can cause ends (under mpiexec every rank
     exits, and rank 0 alone prints)."""
     if launched_rank() == 0:
-        typer.echo(f"Error: {' '.join(str(message).split())}", err=True)
+        typer.echo(f"Error: {printable(' '.join(str(message).split()))}", err=True)
     raise typer.Exit(2)
 
 
@@ -99,8 +101,21 @@ def make_console(stderr=False, muted=False):
 
 
 def say(console, text):
-    """A plain line (no rich markup, never wrapped mid-word into a table-like layout)."""
-    console.print(text, markup=False, soft_wrap=True)
+    """A plain line (no rich markup, no control characters from data, never wrapped mid-word into a table-like
+    layout)."""
+    console.print(printable(text, keep="\n"), markup=False, soft_wrap=True)
+
+
+def cell(value):
+    """Text from data or a model file for a rich table (a cell, a title): shown as it is, never read as markup."""
+    from rich.text import Text
+    return Text(printable(value))
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A Python warning under a command (a column of numbers read as text, ...) as one line on stderr."""
+    if launched_rank() == 0:
+        typer.echo(f"Warning: {printable(' '.join(str(message).split()))}", err=True)
 
 
 def _version(value: bool):
@@ -113,3 +128,4 @@ def _version(value: bool):
 def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                help="Print the version and exit.")] = False):
     """Train and use neural networks on tabular data from the command line."""
+    warnings.showwarning = _warning_line

@@ -1,17 +1,30 @@
 """`nbtrain fit`: options in, tabular.fit_table to do the work, and what happened shown to the user."""
+import contextlib
 import functools
 from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..callbacks import format_number
+from ..callbacks import format_metric
 from ..tabular.options import DEVICES, OPTIMIZERS, REGRESSION_LOSSES, FitOptions
 from . import options as opt
 from .app import command, fail, make_console, say, user_errors
-from .display import progress
+from .display import ending, progress
 from .ranks import abort_job_on_crash, process_group
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # the shell's 128 + SIGINT, 128 + SIGTERM
+
+
+@contextlib.contextmanager
+def stopped_at_once(what, muted=False):
+    """A signal that ends the work where it cannot stop cleanly (a second Ctrl-C while saving what a first one
+    kept, or one while the data is read): one line saying nothing was saved, exit 130 (143 for SIGTERM)."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        cause = getattr(exc, "cause", "interrupted")
+        say(make_console(stderr=True, muted=muted), f"{what} {cause} at once: nothing of this run was saved")
+        raise typer.Exit(EXIT_CODES[cause]) from None
 
 FIT_HELP = (
     "Train a model on a CSV (or Parquet) table and save it with its preprocessing.\n\n"
@@ -20,17 +33,20 @@ FIT_HELP = (
     "Numeric columns are imputed (median) and scaled, text columns "
     "imputed (most frequent) and one-hot encoded, all with training-split statistics. A regression target is "
     "standardized for training; predictions and mae are in its own units.\n\n"
-    "The run folder gets model.nbt (with the best epoch's weights), history.csv and, with matplotlib "
-    "installed, learning_curves.png.")
-FIT_EXAMPLES = """[bold]Examples[/bold]
+    "--test-split holds out rows that nothing sees until the end, for an honest test score beside the training "
+    "and validation ones.\n\n"
+    "The run folder gets model.nbt (with the best epoch's weights), history.csv (one row per epoch, counted from 1 "
+    "as the epoch lines are) and, with matplotlib installed (pip install 'nbtrain\\[plot]'), "
+    "learning_curves.png.")
+FIT_EXAMPLES = """[bold]Examples[/bold] (on the bundled tables in data/)
 
-  nbtrain fit red-wine.csv --target quality
+  nbtrain fit data/houses.csv --target price_k --drop house_id --out runs/houses
 
-  nbtrain fit ion.csv -t Class --layers 16,16 --dropout 0.3 --out runs/ion
+  nbtrain fit data/churn.csv -t churned --layers 16,16 --dropout 0.3 --test-split 0.2 --out runs/churn
 
-  nbtrain fit red-wine.csv -t quality --task multiclass --class-weight balanced
+  nbtrain fit data/birds.csv -t species --drop bird_id --class-weight balanced --out runs/birds
 
-  cat houses.csv | nbtrain fit - -t price --drop id --loss huber --epochs 200 --quiet
+  cat data/houses.csv | nbtrain fit - -t price_k --drop house_id --loss huber --epochs 200 --quiet
 """
 
 
@@ -58,6 +74,7 @@ def fit(
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
+    test_split: opt.TestSplit = FitOptions.test_split,
     layers: Annotated[str, typer.Option(metavar="WIDTHS", help="Widths of the ReLU hidden layers.")]
     = ",".join(map(str, FitOptions.layers)),
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout rate after each hidden layer.")]
@@ -88,7 +105,8 @@ def fit(
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
     options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, scale=scale,
                          drop=tuple(drop or ()),
-                         val=val, val_split=val_split, layers=_hidden_layers(layers), dropout=dropout,
+                         val=val, val_split=val_split, test_split=test_split, layers=_hidden_layers(layers),
+                         dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed)
     from ..tabular.fit import fit_table
@@ -97,14 +115,16 @@ def fit(
     muted = bool(group and group.rank)
     console = make_console(muted=muted)
     describe = functools.partial(_describe, console, make_console(stderr=True, muted=muted), group, quiet)
-    with user_errors(), abort_job_on_crash(group), progress(console, quiet or muted) as display:
+    with stopped_at_once("Training", muted), user_errors(), abort_job_on_crash(group), \
+            progress(console, quiet or muted) as display:
         result = fit_table(options, out, group, display, describe, overwrite)
     outcome, run_dir, cause = result.outcome, result.run_dir, result.model.stop_cause
     if run_dir is None and cause in EXIT_CODES:
         say(make_console(stderr=True, muted=muted), f"Training {cause} before the first epoch ended: nothing was saved")
         raise typer.Exit(EXIT_CODES[cause])
-    say(console, f"Training ended: {outcome.status}; the model keeps the weights of epoch {outcome.best}")
-    console.print(_result_table(outcome, len(result.prep.x)))
+    monitor = "val_loss" if len(result.prep.x_val) else "loss"
+    say(console, ending(outcome, monitor, result.options.patience, result.options.min_delta))
+    console.print(_result_table(outcome, len(result.prep.x), result.test))
     say(console, f"Saved {', '.join(result.saved)} to {run_dir}")
     if "learning_curves.png" not in result.saved:
         say(console, "No learning_curves.png: install matplotlib for it (pip install 'nbtrain[plot]')")
@@ -114,7 +134,7 @@ def fit(
         raise typer.Exit(EXIT_CODES[cause])
 
 
-def _describe(console, errors, group, quiet, shape, prep, model, options):
+def _describe(console, errors, group, quiet, shape, prep, model, options, test_rows=0):
     """What is about to happen: task, classes, encoded width, split sizes, the model and its training; warnings
     (on `errors`, also when quiet)."""
     for warning in prep.warnings:
@@ -135,7 +155,8 @@ def _describe(console, errors, group, quiet, shape, prep, model, options):
     line(f"Features: {len(kinds)} columns ({kinds.count('numeric')} numeric, {kinds.count('categorical')} "
          f"categorical) -> {prep.x.shape[1]} inputs; scaling {pre.scaling}"
          + (f"; dropped {', '.join(map(repr, pre.dropped))}" if pre.dropped else ""))
-    line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows (seed {options.seed})")
+    tested = f", {test_rows} test rows" if test_rows else ""
+    line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows{tested} (seed {options.seed})")
     extras = (f", dropout {options.dropout}" if options.dropout else "") + (", batchnorm" if options.batchnorm else "")
     head = model.layers[-1]
     line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> {head.units} "
@@ -149,9 +170,11 @@ def _describe(console, errors, group, quiet, shape, prep, model, options):
         line(f"Note: {note}")
 
 
-def _result_table(outcome, train_rows):
-    """The best epoch's metrics, training and validation, with the time taken and the training throughput."""
+def _result_table(outcome, train_rows, test=None):
+    """The best epoch's metrics, training and validation (and the held-out test rows' scores, `test`), with the
+    time taken and the training throughput."""
     from rich.table import Table
+    from ..tabular.holdout import beside_history
     history, best, seconds = outcome.history, outcome.best, outcome.seconds
     names = [k for k in history if not k.startswith("val_")]
     epochs_run = len(history["loss"])
@@ -160,7 +183,13 @@ def _result_table(outcome, train_rows):
     table.add_column("metric")
     table.add_column("training", justify="right")
     table.add_column("validation", justify="right")
+    placed, extra = beside_history(test.metrics, names) if test is not None else ({}, {})
+    if test is not None:
+        table.add_column("test", justify="right")
     for name in names:
         val = history.get("val_" + name)
-        table.add_row(name, format_number(history[name][best - 1]), format_number(val[best - 1]) if val else "-")
+        table.add_row(name, format_metric(history[name][best - 1]), format_metric(val[best - 1]) if val else "-",
+                      *([format_metric(placed[name])] if name in placed else ["-"] if test is not None else []))
+    for name, value in extra.items():
+        table.add_row(name, "-", "-", format_metric(value))
     return table

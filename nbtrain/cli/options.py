@@ -10,7 +10,8 @@ from ..tabular.options import CLASS_WEIGHTS, SCALINGS, SEED_MAX, TASKS
 
 Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with a header row ('-' reads standard input), "
                                                           "or Parquet.")]
-ModelFile = Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit.")]
+ModelFile = Annotated[Path, typer.Argument(metavar="MODEL", help="A model file written by nbtrain fit, or its run "
+                                                                             "folder (a sweep's: its best model).")]
 Target = Annotated[str, typer.Option("--target", "-t", metavar="COLUMN", help="The column to predict.")]
 Task = Annotated[Literal[TASKS], typer.Option(help="auto: binary for two distinct target values, multiclass for "
                                                    "text with more, regression for numbers with more (an integer "
@@ -23,13 +24,16 @@ Drop = Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="A col
                                                                          "(repeatable).")]
 Val = Annotated[Optional[str], typer.Option(metavar="DATA2", help="A validation file (instead of --val-split).")]
 ValSplit = Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of rows held out for validation.")]
+TestSplit = Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of rows held out for an honest test "
+                                                                 "score, seen by nothing until the end.")]
 Epochs = Annotated[int, typer.Option(min=1, help="Most epochs to train (per trial, in a sweep).")]
 Patience = Annotated[int, typer.Option(min=0, help="Epochs without improvement of val_loss before stopping "
                                                    "(0: train all epochs). The best weights are kept.")]
 MinDelta = Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result (and warnings).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that exists already, "
-                                                             "replacing its files (without it, that is an error).")]
+                                                             "replacing its files (without it, that is an error); "
+                                                             "refused if it holds anything nbtrain did not write.")]
 
 
 def seed_option(help):

@@ -6,7 +6,8 @@ import typer
 
 from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
 from . import options as opt
-from .app import command, user_errors
+from .app import command, fail, user_errors
+from .fit import EXIT_CODES, stopped_at_once
 
 
 SWEEP_HELP = (
@@ -18,15 +19,15 @@ SWEEP_HELP = (
     "ASHA early termination (--backend ray; pip install 'nbtrain\\[ray]'). The same command gives the same trials "
     "and the same leaderboard.\n\n"
     "The run folder gets leaderboard.csv, sweep.png (the metric against each hyperparameter, with matplotlib) "
-    "and best/ with the best trial's model.nbt, usable by nbtrain predict. Ctrl-C stops the sweep and saves "
-    "what finished.")
-SWEEP_EXAMPLES = """[bold]Examples[/bold]
+    "and best/ with the best trial's model.nbt, usable by nbtrain predict. Ctrl-C or SIGTERM stops the sweep, "
+    "saves what finished and exits 130 or 143; a sweep whose every trial failed exits 2.")
+SWEEP_EXAMPLES = """[bold]Examples[/bold] (on the bundled tables in data/)
 
-  nbtrain sweep ion.csv --target Class --trials 32
+  nbtrain sweep data/churn.csv --target churned --trials 32
 
-  nbtrain sweep red-wine.csv -t quality --trials 8 --space space.toml --metric val_mae --out runs/wine-sweep
+  nbtrain sweep data/houses.csv -t price_k --drop house_id --trials 8 --metric val_mae --out runs/houses-sweep
 
-  nbtrain sweep red-wine.csv -t quality --backend ray --address auto --search tpe --trials 200
+  nbtrain sweep data/birds.csv -t species --drop bird_id --backend ray --search tpe --trials 200
 """
 
 
@@ -71,5 +72,11 @@ def sweep_command(
                      drop=tuple(drop or ()), val=val, val_split=val_split, epochs=epochs, patience=patience,
                      min_delta=min_delta, seed=seed, device="cpu")
     options = SweepOptions(fit, trials, space, backend, address, workers, metric, search)
-    with user_errors():
-        run_sweep(options, out, verbose=1 if quiet else 2, overwrite=overwrite, stamped=True)
+    with stopped_at_once("Sweep"), user_errors():
+        outcome = run_sweep(options, out, verbose=1 if quiet else 2, overwrite=overwrite, stamped=True)
+    board = outcome.leaderboard
+    if outcome.cause is None and len(board) and (board["status"] == "failed").all():
+        reasons = board.groupby("reason", sort=False)["trial"].apply(lambda ids: ", ".join(map(str, ids)))
+        fail(f"every trial failed ({'; '.join(f'trial {ids}: {reason}' for reason, ids in reasons.items())})")
+    if outcome.cause is not None:
+        raise typer.Exit(EXIT_CODES[outcome.cause])

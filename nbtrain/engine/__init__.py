@@ -82,7 +82,8 @@ class Device:
         if not self.on_host:
             array.copy_to_device(host)
 
-    def session(self, plan, theta, state, capacity, n_targets, optimizer=None):
-        """A Session for a model with this plan and these host weights (see Session)."""
+    def session(self, plan, config, theta, state, capacity, n_targets, optimizer=None):
+        """A Session for a model with this plan, configuration (config.configure) and these host weights (see
+        Session)."""
         from .session import Session
-        return Session(self, plan, theta, state, capacity, n_targets, optimizer)
+        return Session(self, plan, config, theta, state, capacity, n_targets, optimizer)

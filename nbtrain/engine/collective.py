@@ -12,6 +12,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from . import cache  # noqa: F401  (first: the kernels below cache in the per-user folder)
+
 RANK, SIZE, ALLREDUCE, COMM_WORLD, FLOAT, DOUBLE, SUM, HANDLE_BYTES = range(8)  # the slots of an MPI comm array
 
 

@@ -7,6 +7,7 @@ The walks over the op table are walkers.py's, compiled here with these kernels; 
 Python calls (train_epoch, evaluate, predict) take the bundles of bundles.py.
 """
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
@@ -16,6 +17,8 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
 
+from . import cache  # noqa: F401  (first: the kernels below cache in the per-user folder)
+
 from . import walkers
 from .bundles import DONE, STOP, Pass
 from .collective import allreduce_sum, share
@@ -23,10 +26,13 @@ from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, like, loss_grad,
     count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
-from .plan import ACT_SOFTMAX, COUNTING_CODES, OPT_ADAM, OPT_RMSPROP, ROW_CODES
+from .plan import ACT_SOFTMAX, METRIC_AUC, METRIC_PRECISION, METRIC_RECALL, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
+# Kernels that take a code: inlined into the walkers of a configuration, where the code is a constant, so Numba
+# prunes the other codes' branches (and the element math of elementwise.py, inlined too) before typing.
+BY_CODE = dict(KERNEL, inline="always")
 
 
 @intrinsic
@@ -96,7 +102,7 @@ def dense_backward(x, w, dy, dw, db, dx):
 
 
 # ---------------------------------------------------------------- activations (derivatives from outputs)
-@njit(**KERNEL)
+@njit(**BY_CODE)
 def activation_forward(act, x, y):
     """x (n, w) -> y (n, w) = act(x), element by element (softmax: row by row)."""
     if act == ACT_SOFTMAX:
@@ -108,7 +114,7 @@ def activation_forward(act, x, y):
             y[i, j] = activation_value(act, x[i, j])
 
 
-@njit(**KERNEL)
+@njit(**BY_CODE)
 def activation_backward(act, x, y, dy, dx):
     """x, y, dy (n, w) -> dx (n, w) = dy times the activation's slope at the stored input x and output y (softmax:
     its Jacobian, row by row)."""
@@ -235,7 +241,7 @@ def normalize_backward(variance, invert, dy, dx):
 
 
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
-@njit(**KERNEL)
+@njit(**BY_CODE)
 def loss_backward(code, param, p, y, w, scale, dp):
     """dp (n, k) = scale * w[i] * d loss / d p for p (n, k), y (n, k) or (n, 1) (sparse codes), w (n,); scale =
     1 / (rows in the global batch * columns(code, k)) makes the loss Keras's weighted sum over the batch size."""
@@ -248,11 +254,11 @@ def loss_backward(code, param, p, y, w, scale, dp):
                 dp[i, j] = s * loss_grad(code, param, p[i, j], y[i, j])
 
 
-@njit(**KERNEL)
+@njit(**BY_CODE)
 def metric_sum(code, param, p, y, w, total, slot):
     """total[slot] += the sum over rows i of w[i] times the loss or metric of row i's elements (or of the row, for
     per-row codes), accumulated in float64; a counting metric adds its counts to its slots from `slot` on."""
-    if code in COUNTING_CODES:
+    if code == METRIC_PRECISION or code == METRIC_RECALL or code == METRIC_AUC:  # counting metrics
         for i in range(p.shape[0]):
             for j in range(p.shape[1]):
                 at, first, second = count_slot(code, param, p[i, j], y[i, j])
@@ -311,15 +317,16 @@ def _rmsprop(theta, grad, velocity, second, decay, lr, rho, momentum, epsilon, c
                                                         lr, rho, momentum, eps, centered)
 
 
-@njit(**KERNEL)
-def optimizer_update(opt, t, theta, grad):
-    """Step t (1-based) of the optimizer bundle `opt` on theta: the learning rate from opt.schedule at t - 1 earlier
-    steps (or hp[0]), hp = [lr, weight_decay, the optimizer's own hyperparameters in Keras order]."""
+@njit(**BY_CODE)
+def optimizer_update(code, schedule, opt, t, theta, grad):
+    """Step t (1-based) of optimizer `code` (opt.code's kind) on theta with the bundle `opt`: the learning rate from
+    the schedule of kind `schedule` (opt.schedule's) at t - 1 earlier steps (or hp[0]), hp = [lr, weight_decay, the
+    optimizer's own hyperparameters in Keras order]."""
     hp = opt.hp
-    lr = learning_rate(opt.schedule, hp[0], t - 1)
-    if opt.code == OPT_ADAM:
+    lr = learning_rate(schedule, opt.schedule, hp[0], t - 1)
+    if code == OPT_ADAM:
         _adam(theta, grad, opt.slot1, opt.slot2, hp[1] * lr, t, lr, hp[2], hp[3], hp[4])
-    elif opt.code == OPT_RMSPROP:
+    elif code == OPT_RMSPROP:
         _rmsprop(theta, grad, opt.slot1, opt.slot2, hp[1] * lr, lr, hp[2], hp[3], hp[4], hp[5] != 0.0)
     else:
         _sgd(theta, grad, opt.slot1, hp[1] * lr, lr, hp[2], hp[3] != 0.0)
@@ -334,13 +341,9 @@ def store(out, a, rows_out):
             out[a + i, j] = rows_out[i, j]
 
 
-_walks = walkers.bind(globals())
-forward, backward, loss_head, output, add_penalties, train_step, add_metrics, evaluate_rows, predict = (
-    njit(**KERNEL)(_walks[name]) for name in walkers.WALKERS)
-
-
 # ---------------------------------------------------------------- entry points (called from Python with bundles)
-@njit(**KERNEL)
+# Written once, compiled per configuration by kernels(): they read its constants (e.g. OPTIMIZER and SCHEDULE) and
+# call its copies of the walkers (train_step, evaluate_rows, add_metrics and output are not this module's names).
 def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y) weighted by W: logs = [loss, *metrics] as weighted
     sums (the API divides them). Each rank of comm scores its share of the rows; the sums are reduced."""
@@ -350,7 +353,6 @@ def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
     allreduce_sum(logs, comm)
 
 
-@njit(**KERNEL)
 def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm):
     """One epoch: shuffle, then for every batch forward, loss, backward and update; then validation.
 
@@ -397,7 +399,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
             return s
         allreduce_sum(ws.grad, comm)
         add_metrics(objective, output(net, ws, hi - lo), yb, wb, logs, np.int64(0))
-        optimizer_update(opt, step + 1, weights.theta, ws.grad)
+        optimizer_update(OPTIMIZER, SCHEDULE, opt, step + 1, weights.theta, ws.grad)
         loop.control[DONE] = s + 1
         if batch_loss[1] > 0.0 and s + 1 < steps:  # asked to stop (on any rank), before the epoch's end
             allreduce_sum(logs[:width], comm)
@@ -409,3 +411,20 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     else:
         logs[width:] = np.nan
     return steps
+
+
+# ---------------------------------------------------------------- one configuration's compiled engine
+ENTRY_POINTS = ("train_epoch", "evaluate")  # this module's functions that call the walkers
+_compiled = {}
+
+
+def kernels(config):
+    """The walkers and entry points (train_epoch, evaluate, predict, ...) of one configuration (config.Config),
+    compiled with its constants on first use and cached on disk per configuration; the same object for the same
+    configuration within a process."""
+    if config.key not in _compiled:
+        ns, copies = walkers.specialize(globals(), config, walkers.WALKERS + ENTRY_POINTS)
+        for name, function in copies.items():
+            ns[name] = njit(**(BY_CODE if name in walkers.INLINE else KERNEL))(function)
+        _compiled[config.key] = SimpleNamespace(**{name: ns[name] for name in copies})
+    return _compiled[config.key]

@@ -8,9 +8,12 @@ Numba compiles for the GPU, so both targets compute the same numbers. CUDA kerne
 Import this module only when CUDA is asked for: importing numba.cuda costs about 0.2 s.
 """
 import math
+from types import SimpleNamespace
 
 import numpy as np
 from numba import config, cuda
+
+from . import cache  # noqa: F401  (first: the kernels below cache in the per-user folder)
 
 from . import walkers
 from .bundles import DONE, STOP, Pass
@@ -442,18 +445,18 @@ def _rmsprop(theta, grad, velocity, second, decay, lr, rho, momentum, eps, cente
                                                         lr, rho, momentum, eps, centered)
 
 
-def optimizer_update(opt, t, theta, grad, halted):
-    """Step t (1-based) of the optimizer bundle `opt` on theta, skipped on the device once `halted` is set; the
-    learning rate is computed on the host by the CPU's function."""
+def optimizer_update(code, schedule, opt, t, theta, grad, halted):
+    """Step t (1-based) of optimizer `code` on theta with the bundle `opt`, skipped on the device once `halted` is
+    set; the learning rate (schedule of kind `schedule`) is computed on the host by the CPU's function."""
     if not theta.size:
         return
     hp, f = opt.hp, np.float32
-    lr = learning_rate(opt.schedule, hp[0], t - 1)
+    lr = learning_rate(schedule, opt.schedule, hp[0], t - 1)
     decay, grid = f(hp[1] * lr), _grid(theta.size)
-    if opt.code == OPT_ADAM:
+    if code == OPT_ADAM:
         _adam[grid](theta, grad, opt.slot1, opt.slot2, decay, f(adam_alpha(lr, hp[2], hp[3], t)), f(1.0 - hp[2]),
                     f(1.0 - hp[3]), f(hp[4]), halted)
-    elif opt.code == OPT_RMSPROP:
+    elif code == OPT_RMSPROP:
         _rmsprop[grid](theta, grad, opt.slot1, opt.slot2, decay, f(lr), f(hp[2]), f(hp[3]), f(hp[4]), bool(hp[5]),
                        halted)
     else:
@@ -485,12 +488,9 @@ def _gather(X, Y, W, order, start, xb, yb, wb):
             wb[r] = W[src]
 
 
-# ---------------------------------------------------------------- the network: walkers.py's walks, as host code
-_walks = walkers.bind(globals())
-forward, backward, loss_head, output, add_penalties, train_step, add_metrics, evaluate_rows, predict = (
-    _walks[name] for name in walkers.WALKERS)
-
-
+# ---------------------------------------------------------------- entry points: walkers.py's walks, as host code
+# Written once, bound per configuration by kernels(): they read its constants (e.g. OPTIMIZER and SCHEDULE) and
+# call its copies of the walkers (train_step, evaluate_rows, add_metrics and output are not this module's names).
 def evaluate(net, weights, ws, objective, X, Y, W, logs, comm):
     """Inference-mode loss and metrics over all rows of (X, Y) weighted by W: logs = [loss, *metrics] as weighted
     sums."""
@@ -528,7 +528,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, 0, nb, None), total)
         _halt_if_not_finite[1, 1](total, 0, halted, s)
         add_metrics(objective, output(net, ws, nb), yb, wb, total, 0)
-        optimizer_update(opt, step + 1, weights.theta, ws.grad, halted)
+        optimizer_update(OPTIMIZER, SCHEDULE, opt, step + 1, weights.theta, ws.grad, halted)
         loop.control[DONE] = s + 1
         if loop.control[STOP] and s + 1 < steps:
             stopped_at = s + 1
@@ -553,3 +553,18 @@ def _one_process(comm):
 def upload(array):
     """A device copy of a host array (copied once per fit)."""
     return cuda.to_device(np.ascontiguousarray(array))
+
+
+# ---------------------------------------------------------------- one configuration's engine
+ENTRY_POINTS = ("train_epoch", "evaluate")  # this module's functions that call the walkers
+_bound = {}
+
+
+def kernels(config):
+    """The walkers and entry points (train_epoch, evaluate, predict, ...) of one configuration (config.Config), as
+    host code that launches this module's kernels; the same object for the same configuration within a process."""
+    if config.key not in _bound:
+        ns, copies = walkers.specialize(globals(), config, walkers.WALKERS + ENTRY_POINTS)
+        ns.update(copies)
+        _bound[config.key] = SimpleNamespace(**copies)
+    return _bound[config.key]

@@ -11,15 +11,21 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
+from . import cache  # noqa: F401  (first: the kernels below cache in the per-user folder)
+
 from . import plan
 from .plan import (
-    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_RELU, ACT_SIGMOID, ACT_SOFTPLUS, ACT_TANH, LOSS_BCE, LOSS_CCE,
-    LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE_LOGITS, METRIC_AUC, METRIC_BINARY_ACCURACY,
+    ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_MISH, ACT_RELU, ACT_SELU, ACT_SIGMOID, ACT_SILU, ACT_SOFTPLUS, ACT_TANH,
+    ELU_ALPHA, LEAKY_SLOPE, LOSS_BCE, LOSS_CCE, NORMALIZATION_EPSILON, SELU_ALPHA, SELU_SCALE, LOSS_CCE_LOGITS,
+    LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE_LOGITS, METRIC_AUC, METRIC_BINARY_ACCURACY,
     METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_SPARSE_CATEGORICAL_ACCURACY, SCHEDULE_COSINE,
     SCHEDULE_EXPONENTIAL, SCHEDULE_PIECEWISE,
 )
 from .rng import random_uniform
 
+# Compiled once per machine and called, not inlined: inlined into the kernels of every configuration they cost
+# about 30% more compile time on README's first model (CPU seconds, measured side by side), and a configuration's
+# kernels already prune the codes it does not use before they call these.
 ELEMENT = dict(cache=True, error_model="numpy")
 BCE_EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
 
@@ -45,7 +51,6 @@ def sigmoid(v):
     return e / (one + e)
 
 
-NORMALIZATION_EPSILON = 1e-7  # Keras's floor under a Normalization layer's standard deviation
 
 
 @njit(**ELEMENT)
@@ -54,14 +59,13 @@ def normalization_scale(variance):
     return max(math.sqrt(variance), like(variance, NORMALIZATION_EPSILON))
 
 
-ELU_ALPHA = 1.0  # Keras's defaults for the activations named by string
-LEAKY_SLOPE = 0.2
 
 
 @njit(**ELEMENT)
 def activation_value(act, v):
     """One element of an activation, Keras's formulas and defaults: elu alpha 1, leaky_relu negative slope 0.2,
-    gelu exact (erf), softplus log(1 + e^v) without overflow."""
+    gelu exact (erf), softplus log(1 + e^v) without overflow; silu (swish) v sigmoid(v), selu Keras's constants,
+    mish v tanh(softplus(v))."""
     zero, one = like(v, 0.0), like(v, 1.0)
     if act == ACT_RELU:
         return max(v, zero)
@@ -77,6 +81,12 @@ def activation_value(act, v):
         return v if v > zero else like(v, LEAKY_SLOPE) * v
     if act == ACT_SOFTPLUS:
         return max(v, zero) + math.log1p(math.exp(-abs(v)))
+    if act == ACT_SILU:
+        return v * sigmoid(v)
+    if act == ACT_SELU:
+        return like(v, SELU_SCALE) * (v if v > zero else like(v, SELU_ALPHA) * math.expm1(v))
+    if act == ACT_MISH:
+        return v * math.tanh(max(v, zero) + math.log1p(math.exp(-abs(v))))
     return v
 
 
@@ -84,7 +94,7 @@ def activation_value(act, v):
 def activation_slope(act, x, y):
     """The activation's derivative at input x with output y (whichever is cheaper): ReLU 1 where y > 0, sigmoid
     y (1 - y), tanh 1 - y^2, elu y + alpha below 0, gelu Phi(x) + x phi(x), leaky_relu its slope, softplus
-    sigmoid(x), linear 1."""
+    sigmoid(x), silu, selu and mish their own, linear 1."""
     zero, one = like(y, 0.0), like(y, 1.0)
     if act == ACT_RELU:
         return one if y > zero else zero
@@ -101,6 +111,14 @@ def activation_slope(act, x, y):
         return one if x > zero else like(y, LEAKY_SLOPE)
     if act == ACT_SOFTPLUS:
         return sigmoid(x)
+    if act == ACT_SILU:  # s (1 + x (1 - s)), s = sigmoid(x)
+        s = sigmoid(x)
+        return s * (one + x * (one - s))
+    if act == ACT_SELU:
+        return like(y, SELU_SCALE) if x > zero else y + like(y, SELU_SCALE * SELU_ALPHA)
+    if act == ACT_MISH:  # tanh(softplus(x)) + x sigmoid(x) (1 - tanh(softplus(x))^2)
+        t = math.tanh(max(x, zero) + math.log1p(math.exp(-abs(x))))
+        return t + x * sigmoid(x) * (one - t * t)
     return one
 
 
@@ -282,11 +300,10 @@ def row_metric(code, param, p, y, i):
 
 
 @njit(**ELEMENT)
-def learning_rate(schedule, constant, step):
+def learning_rate(code, schedule, constant, step):
     """The learning rate of the update after `step` earlier ones (Keras's optimizer.iterations): `constant`, or
     schedule = [code, parameters...] evaluated as Keras's ExponentialDecay, CosineDecay (with its linear warm-up)
-    or PiecewiseConstantDecay does."""
-    code = schedule[0]
+    or PiecewiseConstantDecay does (code: schedule[0], a constant where the caller knows it)."""
     if code == SCHEDULE_EXPONENTIAL:
         p = step / schedule[2]
         if schedule[4]:  # staircase

@@ -1,8 +1,9 @@
 """Compile a built layer stack into a Plan: an int64 op table, float hyperparameters and flat buffer sizes.
 
-The engine never sees layer objects. Each row of `table` is one operation (a Dense layer with an
-activation becomes a DENSE row and an ACTIVATION row); its columns say where the operation's parameters
-live in the flat `theta` vector, where its output lives in the activation buffer, and so on.
+Each layer describes itself to a Builder (its `add_ops` method); the engine calls that one method and otherwise
+sees only the plan's arrays. Each row of `table` is one operation (a Dense layer with an activation becomes a
+DENSE row and an ACTIVATION row); its columns say where the operation's parameters live in the flat `theta`
+vector, where its output lives in the activation buffer, and so on.
 """
 from dataclasses import dataclass, field
 
@@ -15,9 +16,16 @@ OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
+ACT_SILU, ACT_SELU, ACT_MISH = 9, 10, 11
 ACTIVATIONS = {"linear": ACT_LINEAR, "relu": ACT_RELU, "sigmoid": ACT_SIGMOID, "softmax": ACT_SOFTMAX,
                "tanh": ACT_TANH, "elu": ACT_ELU, "gelu": ACT_GELU, "leaky_relu": ACT_LEAKY_RELU,
-               "softplus": ACT_SOFTPLUS}
+               "softplus": ACT_SOFTPLUS, "silu": ACT_SILU, "swish": ACT_SILU, "selu": ACT_SELU, "mish": ACT_MISH}
+# The activations' and Normalization's constants, Keras's defaults (elementwise.py computes with them; exporting.py
+# writes them into ONNX graphs).
+ELU_ALPHA = 1.0
+LEAKY_SLOPE = 0.2
+SELU_ALPHA, SELU_SCALE = 1.67326324, 1.05070098
+NORMALIZATION_EPSILON = 1e-7  # the floor under a Normalization layer's standard deviation
 # Loss codes; metrics reuse them and add their own after. Codes below ROW_CODES are per element (a row's value is
 # the mean over its columns, as Keras's regression losses and binary cross-entropy); from ROW_CODES on, per row (the
 # categorical cross-entropies and accuracies, over the row's classes). Sparse codes read a class index in y[:, 0].
@@ -69,6 +77,7 @@ T_FP = 10  # offset in fparams: dropout rate; BatchNormalization momentum, epsil
 T_ID = 11  # stream id for random numbers (op index + 1; stream 0 is the shuffle)
 T_R = 12  # offset in fparams of a Dense op's penalties [kernel l1, kernel l2, bias l1, bias l2]; -1 when none
 N_COLUMNS = 13
+COLUMNS = {name: value for name, value in globals().items() if name.startswith("T_")}  # Builder.op's column names
 
 
 @dataclass
@@ -103,71 +112,69 @@ class Plan:
     variables: list = field(default_factory=list)
 
 
-def compile_plan(layers, n_in):
-    """Lay out the ops, parameters and buffers of `layers` applied to inputs of width `n_in`."""
-    rows, fparams, variables = [], [], []
-    sizes = {"theta": 0, "state": 0, "act": 0, "aux": 0, "feat": 0}
+class Builder:
+    """What a layer adds to a plan (each layer class's `add_ops(builder, index, width)` says it, so a new layer
+    is its class, its kernels and their tests): weights as slices of theta or state, op rows, float parameters and
+    scratch columns. Offsets are handed out in call order."""
 
-    def take(key, n):
-        start = sizes[key]
-        sizes[key] += n
+    def __init__(self):
+        self.rows, self.fparams, self.variables = [], [], []
+        self.sizes = {"theta": 0, "state": 0, "act": 0, "aux": 0, "feat": 0}
+
+    def take(self, key, n):
+        """n entries of the flat buffer `key` (theta, state, act, aux or feat); their first offset."""
+        start = self.sizes[key]
+        self.sizes[key] += n
         return start
 
-    def add_row(kind, fan_in, fan_out, cols=None):
-        row = [0] * N_COLUMNS
-        row[T_KIND], row[T_IN], row[T_OUT] = kind, fan_in, fan_out
-        row[T_P2] = row[T_X] = row[T_R] = -1
-        row[T_A] = take("act", fan_out)
-        row[T_ID] = len(rows) + 1
-        for col, value in (cols or {}).items():
-            row[col] = value
-        rows.append(row)
+    def params(self, values):
+        """Float parameters of an op, appended to fparams; their first offset (T_FP or T_R)."""
+        start = len(self.fparams)
+        self.fparams.extend(float(v) for v in values)
+        return start
 
-    def add_variables(index, specs):
+    def add_variables(self, layer, specs):
+        """The weights (name, shape, trainable, initializer) of layer number `layer`, in order; their offsets."""
         offsets = []
         for name, shape, trainable, init in specs:
             size = int(np.prod(shape))
-            offset = take("theta" if trainable else "state", size)
-            variables.append(Variable(index, name, tuple(shape), offset, trainable, init))
+            offset = self.take("theta" if trainable else "state", size)
+            self.variables.append(Variable(layer, name, tuple(shape), offset, trainable, init))
             offsets.append(offset)
         return offsets
 
+    def op(self, kind, fan_in, fan_out, **columns):
+        """One op row of `kind` from fan_in to fan_out columns; columns by their T_ name, e.g. T_P=offset."""
+        row = [0] * N_COLUMNS
+        row[T_KIND], row[T_IN], row[T_OUT] = kind, fan_in, fan_out
+        row[T_P2] = row[T_X] = row[T_R] = -1
+        row[T_A] = self.take("act", fan_out)
+        row[T_ID] = len(self.rows) + 1
+        for name, value in columns.items():
+            row[COLUMNS[name]] = value
+        self.rows.append(row)
+
+    def activation(self, width, name):
+        """An ACTIVATION op for activation `name` (none for linear); an unknown name is an error here."""
+        if name not in ACTIVATIONS:
+            raise ValueError(f"the engine has no activation {name!r}: it has {', '.join(sorted(ACTIVATIONS))}")
+        if name != "linear":
+            self.op(OP_ACTIVATION, width, width, T_ACT=ACTIVATIONS[name])
+
+
+def compile_plan(layers, n_in):
+    """Lay out the ops, parameters and buffers of `layers` applied to inputs of width `n_in`: each layer adds its
+    own (`layer.add_ops(builder, index, width)` returns its output width)."""
+    builder = Builder()
     width = n_in
     for index, layer in enumerate(layers):
-        kind = type(layer).__name__
-        if kind == "Dense":
-            offsets = add_variables(index, layer.variable_specs(width))
-            cols = {T_P: offsets[0], T_P2: offsets[1] if layer.use_bias else -1}
-            if layer.penalties() is not None:
-                cols[T_R] = len(fparams)
-                fparams.extend(layer.penalties())
-            add_row(OP_DENSE, width, layer.units, cols)
-            width = layer.units
-            if layer.activation != "linear":
-                add_row(OP_ACTIVATION, width, width, {T_ACT: ACTIVATIONS[layer.activation]})
-        elif kind == "Activation":
-            if layer.activation != "linear":
-                add_row(OP_ACTIVATION, width, width, {T_ACT: ACTIVATIONS[layer.activation]})
-        elif kind == "Dropout":
-            if layer.rate > 0:
-                add_row(OP_DROPOUT, width, width, {T_X: take("aux", width), T_FP: len(fparams)})
-                fparams.append(layer.rate)
-        elif kind == "BatchNormalization":
-            gamma, beta, mean, _ = add_variables(index, layer.variable_specs(width))
-            add_row(OP_BATCHNORM, width, width, {T_P: gamma, T_P2: beta, T_S: mean, T_X: take("aux", width),
-                                                 T_F: take("feat", 2 * width), T_FP: len(fparams)})
-            fparams.extend([layer.momentum, layer.epsilon])
-        elif kind == "Normalization":
-            mean, _ = add_variables(index, layer.variable_specs(width))
-            add_row(OP_NORMALIZE, width, width, {T_S: mean, T_FP: len(fparams)})
-            fparams.append(float(layer.invert))
-        elif kind != "InputLayer":
-            raise TypeError(f"nbtrain cannot compile a layer of type {kind}")
-    if not rows:
+        width = layer.add_ops(builder, index, width)
+    if not builder.rows:
         raise ValueError("the model has no layer that computes anything: add a Dense layer")
+    sizes = builder.sizes
     return Plan(
-        table=np.array(rows, dtype=np.int64),
-        fparams=np.array(fparams + [0.0], dtype=np.float64),
+        table=np.array(builder.rows, dtype=np.int64),
+        fparams=np.array(builder.fparams + [0.0], dtype=np.float64),
         n_in=n_in,
         n_out=width,
         n_params=sizes["theta"],
@@ -175,7 +182,7 @@ def compile_plan(layers, n_in):
         act_width=sizes["act"],
         aux_width=sizes["aux"],
         feat_size=sizes["feat"],
-        variables=variables,
+        variables=builder.variables,
     )
 
 

@@ -6,6 +6,8 @@ split across processes, or moved to another device and draw exactly the same num
 import numpy as np
 from numba import njit
 
+from . import cache  # noqa: F401  (first: the kernels below cache in the per-user folder)
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)

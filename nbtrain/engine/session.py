@@ -8,16 +8,19 @@ from .plan import net, workspace
 
 class Session:
     """Built by Device.session. `optimizer` is None (evaluate, predict) or (code, hyperparameters as a float64
-    array, [slot1, slot2] host arrays, the schedule vector). Inside the block: .net, .weights, .ws and .opt are the bundles;
-    data(...) puts arrays on the device; pull() and push() move the weights mid-block (callbacks that read or
-    set them)."""
+    array, [slot1, slot2] host arrays, the schedule vector); `config` (config.Config) is the model's configuration.
+    Inside the block: .net, .weights, .ws and .opt are the bundles and .kernels the configuration's compiled entry
+    points (train_epoch, evaluate, predict); data(...) puts arrays on the device; set_hyperparameters(hp) is the
+    one channel for optimizer hyperparameters changed mid-fit; pull() and push() move the weights mid-block
+    (callbacks that read or set them)."""
 
-    def __init__(self, device, plan, theta, state, capacity, n_targets, optimizer=None):
-        self.device, self.plan = device, plan
+    def __init__(self, device, plan, config, theta, state, capacity, n_targets, optimizer=None):
+        self.device, self.plan, self.config = device, plan, config
         self.host = Weights(theta, state)
         self.capacity, self.n_targets, self.optimizer = capacity, n_targets, optimizer
 
     def __enter__(self):
+        self.kernels = self.device.engine.kernels(self.config)
         put = self.device.put
         self.net = net(self.plan)
         self.weights = Weights(put(self.host.theta), put(self.host.state))
@@ -37,6 +40,11 @@ class Session:
 
     def put(self, array):
         return self.device.put(array)
+
+    def set_hyperparameters(self, hp):
+        """The optimizer's hyperparameters [lr, weight_decay, its own] (float64, host) for the next epoch: every
+        value a callback may have changed reaches the kernels (the vector stays on the host on both targets)."""
+        self.opt.hp[:] = hp
 
     def pull(self):
         """The device's weights (and optimizer slots) into the host arrays."""

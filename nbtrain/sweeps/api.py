@@ -2,8 +2,10 @@
 Ray Tune, shown live, ranked in a leaderboard, with the best model saved as `nbtrain fit` saves one; and the option
 checks that come before any data is read."""
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..arrays import SEED_MAX, whole_number
 from ..errors import InputError
 from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
 from ..utils import available_cores
@@ -15,28 +17,32 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
           seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=FitOptions.scale, drop=FitOptions.drop,
           val=FitOptions.val, val_split=FitOptions.val_split, epochs=FitOptions.epochs, patience=FitOptions.patience,
           min_delta=FitOptions.min_delta, class_weight=FitOptions.class_weight, search=SweepOptions.search,
-          grace_epochs=SweepOptions.grace_epochs, overwrite=False, verbose=2):
+          grace_epochs=SweepOptions.grace_epochs, overwrite=False, verbose=0):
     """Train `trials` models on `data` (a CSV or Parquet path, or a DataFrame) with hyperparameters drawn from
     `space` (a TOML file, a dict of the same shape, or None for the default space of the task) and return the
     leaderboard, best first, as a DataFrame. The data options are `nbtrain fit`'s: the preprocessing is fitted
     once, on the training rows, and shared by every trial. backend="local" runs `workers` processes (default:
     one per core) with one BLAS thread each; backend="ray" runs Ray Tune with ASHA on a new local Ray or on the
     cluster at `address` ("auto" or "host:port"), with random search or, given optuna, search="tpe" (ASHA stops no
-    trial before grace_epochs). With `out` (a new folder, or an existing one with overwrite=True),
-    leaderboard.csv, sweep.png and the best model (best/model.nbt, usable by `nbtrain predict`) are written
-    there. Ctrl-C stops the sweep and returns (and saves) what finished. verbose: 2 describes the sweep and shows
-    the trials as they run, 1 only the result, 0 nothing. On the local backend, call this from
-    under `if __name__ == "__main__":` in a script: the worker processes import the script."""
+    trial before grace_epochs). With `out` (a new folder, or with overwrite=True an existing run folder holding
+    only nbtrain's files), leaderboard.csv, sweep.png and the best model (best/model.nbt, usable by `nbtrain
+    predict`) are written there. Ctrl-C (or SIGTERM) stops the sweep and returns (and saves) what finished.
+    verbose: 0 (the default, as a library call) prints nothing (the data's warnings come as Python warnings), 1
+    only the result, 2 what `nbtrain sweep` shows: the sweep described and the trials as they run. On the local
+    backend, call this from under `if __name__ == "__main__":` in a script: the worker processes import the
+    script."""
     fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop), val=val, val_split=val_split,
                      epochs=epochs, patience=patience, min_delta=min_delta, class_weight=class_weight, seed=seed,
                      device="cpu")
     return run_sweep(SweepOptions(fit, trials, space, backend, address, workers, metric, search, grace_epochs), out,
-                     verbose, overwrite)
+                     verbose, overwrite).leaderboard
 
 
 def run_sweep(options, out=None, verbose=2, overwrite=False, stamped=False):
-    """sweep() for a SweepOptions; the command line calls this with stamped=True, which writes to a new
-    runs/sweep-<timestamp> folder when `out` is None."""
+    """sweep() for a SweepOptions, returning a SweepOutcome; the command line calls this with stamped=True, which
+    writes to a new runs/sweep-<timestamp> folder when `out` is None. SIGINT and SIGTERM stop the trials and save
+    what finished (a second one stops the saving too)."""
+    from ..interrupts import SignalStop
     from ..monitor import Monitor
     from ..tabular.preprocessing import prepare
     from ..tabular.recipe import for_task
@@ -69,26 +75,36 @@ def run_sweep(options, out=None, verbose=2, overwrite=False, stamped=False):
         display = Display(board, verbose)
         display.describe(fit.data, frame, prep, space, options, workers)
         stage = None if claim is None else Path(claim.stage)
-        try:
-            with display.live():
-                if options.backend == "local":
-                    run_local(shared, sampled, workers, board)
-                else:
-                    from .ray_tune import run_ray
-                    run_ray(shared, space, sampled, fit.seed, workers, options.address, options.search, board,
-                            stage, options.grace_epochs)
-        except KeyboardInterrupt:
-            pass
-        board.stop()
-        leaderboard = board.leaderboard()
-        saved = [] if claim is None else fill_folder(claim, lambda folder: save_sweep(board, leaderboard, prep,
-                                                                                      folder))
+        with SignalStop() as stop:
+            try:
+                with display.live():
+                    if options.backend == "local":
+                        run_local(shared, sampled, workers, board)
+                    else:
+                        from .ray_tune import run_ray
+                        run_ray(shared, space, sampled, fit.seed, workers, options.address, options.search, board,
+                                stage, options.grace_epochs)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM (Stopped), or Ray's own KeyboardInterrupt
+                stop.cause = stop.cause or "interrupted"
+            stop.armed = False  # what finished is saved; a second signal stops that too
+            board.stop()
+            leaderboard = board.leaderboard()
+            saved = [] if claim is None else fill_folder(claim, lambda folder: save_sweep(board, leaderboard, prep,
+                                                                                          folder))
     except BaseException:
         if claim is not None:
             claim.abandon()
         raise
-    display.summary(leaderboard, None if claim is None else Path(claim.path), saved)
-    return leaderboard
+    display.summary(leaderboard, None if claim is None else Path(claim.path), saved, stop.cause)
+    return SweepOutcome(leaderboard, stop.cause)
+
+
+@dataclass
+class SweepOutcome:
+    """A sweep's leaderboard (best first) and what stopped it early: "interrupted" (Ctrl-C), "terminated"
+    (SIGTERM) or None."""
+    leaderboard: object
+    cause: object = None
 
 
 def _table(source):
@@ -101,6 +117,7 @@ def check_options(options):
     """Options that are wrong whatever the data: reported before the data is read."""
     trials, backend, address, workers, search = (options.trials, options.backend, options.address, options.workers,
                                                  options.search)
+    whole_number(options.fit.seed, "seed", 0, SEED_MAX)
     if trials < 1:
         raise InputError(f"the number of trials must be at least 1, got {trials}")
     if backend not in BACKENDS:

@@ -10,6 +10,9 @@ PARAM_COLUMNS = {"layers": "layers", "units": "units", "lr": "lr", "batch_size":
                  "batchnorm": "batchnorm", "optimizer": "optimizer", "loss": "loss_function"}
 
 
+CAPPED = "capped: ran all {} epochs, still improving within the patience; more --epochs may do better"
+
+
 def log_names(task, has_val):
     """What every trial logs: the loss and the recipe's metric for the task, and their val_ versions."""
     names = ["loss", task_metric(task)]
@@ -68,6 +71,12 @@ class Board:
         other = self.score(index)
         return other is None or self.data.monitor.is_improvement(score, other)
 
+    def capped(self, index):
+        """Whether a finished trial was cut by the epoch cap: it ran every epoch with early stopping on, so its
+        metric was still improving within the patience and more epochs may do better."""
+        row, options = self.trials[index]["row"], self.data.options
+        return row["status"] == "done" and bool(options.patience) and row.get("epochs", 0) >= options.epochs
+
     @property
     def best_index(self):
         return self.best[0] if self.best else None
@@ -96,7 +105,8 @@ class Board:
             rows.append({"trial": index, "status": row["status"], **{n: row.get(n, math.nan) for n in names},
                          "best_epoch": row.get("best_epoch", math.nan), "epochs": row.get("epochs", 0),
                          **{PARAM_COLUMNS[k]: v for k, v in trial["params"].items()}, "seed": trial["seed"],
-                         "seconds": round(row.get("seconds", math.nan), 3), "reason": row.get("reason", "")})
+                         "seconds": round(row.get("seconds", math.nan), 3),
+                         "reason": CAPPED.format(row["epochs"]) if self.capped(index) else row.get("reason", "")})
         columns = ["trial", "status", *names, "best_epoch", "epochs", *PARAM_COLUMNS.values(), "seed", "seconds",
                    "reason"]
         return pd.DataFrame(rows, columns=[c for c in columns if not rows or c in rows[0]])

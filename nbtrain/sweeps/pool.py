@@ -1,9 +1,12 @@
 """The local backend of a sweep: a pool of spawned worker processes, one trial per worker at a time, each with one
 BLAS thread; progress events come back on a queue and every result goes to the board."""
+import ctypes
 import multiprocessing
+import os
 import queue
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -13,16 +16,36 @@ PROGRESS_SECONDS = 0.5  # a worker reports a running trial's progress at most th
 _worker = {}  # this worker process's SweepData and event queue, set once by _start_worker
 
 
-def _start_worker(data, events):
+def _start_worker(data, events, parent):
     """Pool initializer: the data arrives once per worker; BLAS is held to one thread; Ctrl-C is left to the
     sweep's process, which stops the pool (SIGINT arrives ignored, see run_local; a pool replacing a worker
-    starts it from the sweep's process, so it is ignored here again), and so is SIGTERM (the pool's terminate)."""
+    starts it from the sweep's process, so it is ignored here again), and so is SIGTERM (the pool's terminate);
+    the worker ends with the sweep's process (`parent`), however that ends."""
     from ..interrupts import leave_to_parent
     from .trial import single_blas_thread
+    _end_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     leave_to_parent()
     single_blas_thread()
     _worker.update(data=data, events=events)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_SECONDS = 1.0  # where there is no parent-death signal, how often a worker looks for its parent
+
+
+def _end_with(parent):
+    """Have this worker killed when the process `parent` ends, even by SIGKILL: Linux's parent-death signal, or
+    elsewhere a thread that looks for the parent every PARENT_POLL_SECONDS; at once if it has already ended."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is None or prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(PARENT_POLL_SECONDS)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    elif os.getppid() != parent:  # it ended before the signal was set
+        os._exit(1)
 
 
 def _work(trial):
@@ -59,7 +82,7 @@ def run_local(data, trials, workers, board):
     # its initializer runs) would otherwise kill it with a traceback
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        pool = context.Pool(workers, _start_worker, (data, events))
+        pool = context.Pool(workers, _start_worker, (data, events, os.getpid()))
     finally:
         signal.signal(signal.SIGINT, previous)
     waiting, running = list(reversed(trials)), {}

@@ -11,6 +11,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import Searcher
 
+from ..tabular.runfolder import RAY_DIR
+
 REDUCTION_FACTOR = 3  # at each rung, ASHA keeps the best third
 
 
@@ -36,7 +38,7 @@ def run_ray(data, space, trials, seed, workers, address, search, board, out, gra
                                                                                       mode),
                                         scheduler=scheduler, num_samples=len(trials),
                                         max_concurrent_trials=workers),
-            run_config=tune.RunConfig(storage_path=str((out / "ray").resolve()) if out is not None else None,
+            run_config=tune.RunConfig(storage_path=str((out / RAY_DIR).resolve()) if out is not None else None,
                                       callbacks=[BoardFeed(board)], verbose=0))
         tuner.fit()
     finally:

@@ -1,16 +1,18 @@
 """What a sweep shows and writes: the description, the live table (or one line per trial for logs and pipes), the
 leaderboard and the summary; and leaderboard.csv, sweep.png and best/, the best trial's run folder as `nbtrain fit`
 writes one."""
+import importlib.util
 import math
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-from ..callbacks import format_number
+from ..callbacks import format_metric
 from ..files import atomic_write
+from ..tabular.runfolder import BEST_DIR, LEADERBOARD_FILE, PLOT_FILE
+from ..text import printable
 from .board import PARAM_COLUMNS
-
-LEADERBOARD_FILE, PLOT_FILE, BEST_DIR = "leaderboard.csv", "sweep.png", "best"
 
 
 def save_sweep(board, leaderboard, prep, out):
@@ -78,6 +80,8 @@ def sweep_figure(board, leaderboard):
         values = scored[column].astype(str) if categorical else scored[column]
         for status, face in (("done", "tab:blue"), ("pruned", "none")):
             mask = scored["status"] == status
+            if not mask.any():
+                continue  # no legend entry for what did not happen (a local sweep prunes nothing)
             axes.scatter(values[mask], scored[metric][mask], facecolors=face, edgecolors="tab:blue", label=status)
         best = scored["trial"] == board.best_index
         axes.scatter(values[best], scored[metric][best], marker="*", s=200, color="tab:red", label="best")
@@ -126,12 +130,15 @@ class Display:
 
     def say(self, level, text):
         if self.verbose >= level:
-            self.console.print(text, markup=False, soft_wrap=True)
+            self.console.print(printable(text), markup=False, soft_wrap=True)
 
     def describe(self, source, frame, prep, space, options, workers):
         target, fit, monitor = prep.preprocessing.target, options.fit, self.board.data.monitor
-        for warning in prep.warnings if self.verbose >= 1 else ():
-            self.errors.print(f"Warning: {warning}", markup=False, soft_wrap=True)
+        for warning in prep.warnings:
+            if self.verbose >= 1:
+                self.errors.print(printable(f"Warning: {warning}"), markup=False, soft_wrap=True)
+            else:
+                warnings.warn(warning, UserWarning, stacklevel=4)
         task = (f"{target.task} classification of {target.name!r} ({target.mapping(counts=True)})"
                 if target.task != "regression" else f"regression of {target.name!r} (standardized for training)")
         self.say(2, f"Data: {'a DataFrame' if hasattr(source, 'columns') else source}: {len(frame)} rows x "
@@ -158,8 +165,8 @@ class Display:
     def _line(self, index):
         board, row = self.board, self.board.trials[index]["row"]
         score = board.score(index)
-        result = (f"{board.data.monitor.name} {format_number(score)} at epoch {row['best_epoch']} of {row['epochs']}"
-                  if score is not None else row.get("reason", ""))
+        result = (f"{board.data.monitor.name} {format_metric(score)} at epoch {row['best_epoch']} of "
+                  f"{_epochs(board, index)}" if score is not None else row.get("reason", ""))
         self.say(2, f"Trial {index} {row['status']}: {result}, {row.get('seconds', 0):.1f} s (best so far: "
                  f"{'none' if board.best is None else 'trial ' + str(board.best_index)}) - "
                  + ", ".join(f"{k} {_cell(v)}" for k, v in self.board.trials[index]["trial"]["params"].items()
@@ -172,8 +179,8 @@ class Display:
         best = board.best_index
         caption = (f"{len(board.trials) - counts.get('running', 0)} of {board.total} trials ended, "
                    + ", ".join(f"{n} {s}" for s, n in counts.items())
-                   + (f"; best so far: trial {best}, {board.data.monitor.name} {format_number(board.score(best))}" if best is not None
-                      else "") + f"; {time.perf_counter() - board.started:.0f} s")
+                   + (f"; best so far: trial {best}, {board.data.monitor.name} {format_metric(board.score(best))}"
+                      if best is not None else "") + f"; {time.perf_counter() - board.started:.0f} s")
         table = Table(caption=caption)
         for heading in ("trial", "status", "epochs", board.data.monitor.name, *board.varied):
             table.add_column(heading, justify="left" if heading == "status" else "right")
@@ -183,19 +190,21 @@ class Display:
         for index in (running + ended)[:limit]:
             row = board.trials[index]["row"]
             score = board.score(index)
-            table.add_row(f"{index}{' *' if index == best else ''}", row["status"], str(row.get("epochs", 0)),
-                          "-" if score is None else format_number(score),
+            table.add_row(f"{index}{' *' if index == best else ''}", row["status"], _epochs(board, index),
+                          "-" if score is None else format_metric(score),
                           *(_cell(board.trials[index]["trial"]["params"][k]) for k in board.varied))
         return table
 
-    def summary(self, leaderboard, out, saved):
+    def summary(self, leaderboard, out, saved, cause=None):
+        """The end: how the sweep ended (`cause`: what stopped it early, "interrupted" or "terminated"), the
+        leaderboard, the failures' reasons and what was saved where."""
         from rich.table import Table
         board, seconds = self.board, time.perf_counter() - self.board.started
         counts = ", ".join(f"{n} {s}" for s, n in board.counts().items())
         ran = len(board.trials)
-        if ran < board.total or "interrupted" in board.counts():
-            self.say(1, f"Sweep interrupted after {seconds:.1f} s: {ran} of {_count(board.total, 'trial')} started "
-                        f"({counts})")
+        if cause or ran < board.total or "interrupted" in board.counts():
+            self.say(1, f"Sweep {cause or 'interrupted'} after {seconds:.1f} s: {ran} of "
+                        f"{_count(board.total, 'trial')} started ({counts})")
         else:
             self.say(1, f"Sweep done: {_count(ran, 'trial')} in {seconds:.1f} s ({60 * ran / seconds:.1f} "
                         f"trials/min): {counts}")
@@ -209,15 +218,21 @@ class Display:
         for column in shown:
             table.add_column(column, justify="left" if column == "status" else "right")
         for _, entry in leaderboard.head(self.TOP).iterrows():
-            table.add_row(*(_cell(entry[c], metric=c == metric) for c in shown))
+            cells = {c: _cell(entry[c], metric=c == metric) for c in shown}
+            cells["epochs"] = _epochs(board, entry["trial"])
+            table.add_row(*cells.values())
         self.console.print(table)
+        capped = [i for i in board.trials if board.capped(i)]
+        if capped:
+            self.say(1, f"Note: {_count(len(capped), 'trial')} ran all {board.data.options.epochs} epochs without "
+                        f"early stopping (marked 'cap': still improving); more --epochs may do better")
         if board.best is not None:
-            self.say(1, f"Best: trial {board.best_index}, {metric} {format_number(board.score(board.best_index))}")
+            self.say(1, f"Best: trial {board.best_index}, {metric} {format_metric(board.score(board.best_index))}")
         for entry in leaderboard[leaderboard["status"] == "failed"].itertuples():
             self.say(1, f"Trial {entry.trial} failed: {entry.reason}")
         if out is not None:
             self.say(1, f"Saved {', '.join(saved)} to {out}")
-            if PLOT_FILE not in saved:
+            if PLOT_FILE not in saved and importlib.util.find_spec("matplotlib") is None:
                 self.say(1, f"No {PLOT_FILE}: install matplotlib for it (pip install 'nbtrain[plot]')")
 
 
@@ -226,10 +241,17 @@ def _count(n, noun):
     return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
+def _epochs(board, index):
+    """A trial's epochs run, marked 'cap' when the epoch cap cut it (Board.capped)."""
+    epochs = str(board.trials[index]["row"].get("epochs", 0))
+    return f"{epochs} (cap)" if board.capped(index) else epochs
+
+
 def _cell(value, metric=False):
-    """A table cell: a metric as every log prints it, a setting or a duration in at most four significant digits."""
+    """A table cell: a metric for its scale (format_metric), a setting or a duration in at most four significant
+    digits."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return "-" if math.isnan(value) else format_number(value) if metric else f"{value:.4g}"
+        return "-" if math.isnan(value) else format_metric(value) if metric else f"{value:.4g}"
     return str(value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import schema
 from ..errors import InputError
 from ..tabular.options import OPTIMIZERS, REGRESSION_LOSS, REGRESSION_LOSSES, FitOptions
 from ..tabular.recipe import task_loss
@@ -53,6 +54,8 @@ KEYS = {
     "loss": Key(str, REGRESSION_LOSS, allowed=REGRESSION_LOSSES),  # regression only
 }
 KINDS = ("choices", "uniform", "log_uniform")
+# A space file is a few lines, two levels deep; tomllib recurses once per level of [ and {
+SPACE_LIMIT, SPACE_DEPTH = 1 << 20, 8
 
 
 @dataclass(frozen=True)
@@ -148,12 +151,18 @@ def load_space(path, task):
             raise InputError("reading a space file on Python 3.10 needs tomli (pip install tomli)") from None
     try:
         with open(path, "rb") as handle:
-            spec = tomllib.load(handle)
+            text = handle.read(SPACE_LIMIT + 1)
+        if len(text) > SPACE_LIMIT:
+            raise InputError(f"{path} is larger than {SPACE_LIMIT:,} bytes: not a space file")
+        depth = schema.measure(text, schema.TOML_STRINGS)[0]
+        if depth > SPACE_DEPTH:
+            raise InputError(f"{path} nests {depth:,} levels deep, over the limit of {SPACE_DEPTH} for a space file")
+        spec = tomllib.loads(text.decode())
     except FileNotFoundError:
         raise InputError(f"space file not found: {path}") from None
     except OSError as exc:
         raise InputError(f"cannot read the space file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"{path} is not valid TOML: {exc}") from None
     return parse_space(spec, task, str(path))
 

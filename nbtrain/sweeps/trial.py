@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..callbacks import Callback
+from ..errors import InputError
 from ..utils import limit_blas_threads
 
 
@@ -67,18 +68,20 @@ def run_trial(data, trial, report=None, epochs=None):
     Returns (row, history, model): row has the status ("done", "failed" or "interrupted"), the reason of a
     failure, the best epoch's metrics, the best epoch, the epochs run and the seconds taken; model is None when
     no epoch ended with a finite loss. An exception in a trial is its failure, not the sweep's."""
-    from ..tabular.recipe import build_model, train
+    from ..tabular.recipe import build_model, check_memory, train
     options = trial_options(data.options, trial["params"], data.task)
     if epochs:
         options = replace(options, epochs=epochs)
     started = time.perf_counter()
     try:
+        check_memory(data.x.shape[1], options, data.outputs, len(data.x_val))  # as fit checks, before allocating
         model = build_model(data.x.shape[1], data.task, options, trial["seed"], data.outputs)
         outcome = train(model, data.x, data.y, data.x_val, data.y_val, options, data.task, data.target_scale,
                         trial["seed"], extra_callbacks=lambda recorder, stopper: [ScoreReport(recorder, stopper, report)]
                         if report else [])
     except Exception as exc:  # a bad combination of hyperparameters fails this trial only
-        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+        reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        return {"status": "failed", "reason": reason,
                 "seconds": time.perf_counter() - started}, {}, None
     history, best = outcome.history, outcome.best
     row = {"status": {"nonfinite": "failed", "interrupted": "interrupted"}.get(model.stop_cause, "done"),

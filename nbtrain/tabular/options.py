@@ -2,6 +2,8 @@
 definitions, `nbtrain.sweep()` and the run folder's record all take them from here."""
 from dataclasses import dataclass, field, replace
 
+from ..arrays import SEED_MAX  # noqa: F401 (seeds run from 0 to this; the command line's --seed takes it from here)
+
 TASKS = ("auto", "regression", "binary", "multiclass")
 SCALINGS = ("standard", "minmax", "none")
 OPTIMIZERS = ("adam", "sgd")
@@ -9,12 +11,11 @@ REGRESSION_LOSSES = ("mae", "mse", "huber")
 REGRESSION_LOSS = "mae"  # the course's, when a regression names none
 CLASS_WEIGHTS = ("balanced",)  # scikit-learn's: n_rows / (n_classes * the class's rows), on the training rows
 DEVICES = ("auto", "cpu", "cuda")
-SEED_MAX = 2**32 - 1  # seeds run from 0 to this
 BACKENDS = ("local", "ray")
 SEARCHES = ("random", "tpe")
 # the options a model file's training record keeps (its "options"), in this order
 RECORDED = ("task", "loss", "class_weight", "scale", "layers", "dropout", "batchnorm", "epochs", "batch_size",
-            "optimizer", "lr", "patience", "min_delta", "val_split", "seed")
+            "optimizer", "lr", "patience", "min_delta", "val_split", "test_split", "seed")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class FitOptions:
     drop: tuple = ()
     val: str = None
     val_split: float = 0.2
+    test_split: float = 0.0  # README's "Holding out a test split" says why none by default
     layers: tuple = (512, 512, 512)
     dropout: float = 0.0
     batchnorm: bool = False

@@ -1,6 +1,7 @@
 """The fitted preprocessing of a table: the target and its task, each feature column's imputation, scaling
 or one-hot encoding, and the train/validation split, fitted on the training rows and kept as plain data
 (to_dict/from_dict) so that the model file can carry it and `predict` can apply it again."""
+import json
 import shlex
 from dataclasses import asdict, dataclass, field
 
@@ -9,6 +10,7 @@ import numpy as np
 from .. import schema
 from ..arrays import as_matrix
 from ..errors import InputError, ModelFileError
+from ..saving import within_limits
 from ..schema import SchemaError, check
 from .options import SCALINGS, TASKS
 from .reading import column_list, unknown_column
@@ -100,9 +102,13 @@ class Feature:
         return cls(name, "numeric", float(np.median(values)), float(center), float(spread) if spread > 0 else 1.0)
 
     def transform(self, series, what):
-        """This column's block of model inputs, float64 (rows, len(outputs))."""
+        """This column's block of model inputs, float64 (rows, len(outputs)). Numbers are read at float32's
+        precision first, as fit's streamed reading stores them, so that a row gives the same inputs (and
+        fingerprint) at fit, predict and evaluate."""
         if self.kind == "numeric":
-            values = _numbers(series, self.name, what)
+            with np.errstate(over="ignore"):
+                values = _numbers(series, self.name, what).astype(np.float32)
+            values = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
             return ((np.where(np.isnan(values), self.fill, values) - self.center) / self.scale)[:, None]
         import pandas as pd
         codes = pd.Index(self.categories).get_indexer(_as_text(series).fillna(self.fill))
@@ -301,7 +307,8 @@ def _consistent(target, features):
 @dataclass
 class Prepared:
     """Training and validation arrays with the preprocessing fitted on the training rows, and notes and warnings
-    (likely mistakes, such as a row ID left in) for the user."""
+    (likely mistakes, such as a row ID left in) for the user; `test`: fit --test-split's held-out rows as
+    (x, y, a regression target's values or None), or None."""
     preprocessing: Preprocessing
     x: np.ndarray
     y: np.ndarray
@@ -309,6 +316,7 @@ class Prepared:
     y_val: np.ndarray
     notes: list
     warnings: list = field(default_factory=list)
+    test: tuple = None
 
 
 ROW_ID_ROWS = 20  # fewer rows than this say too little to call a column a row ID
@@ -346,13 +354,33 @@ def labelled_rows(frame, target, what, notes):
 
 def advice(pre, row_ids, labelled, train):
     """(notes, warnings) on likely mistakes: the `row_ids` columns (a different value in each of the `labelled`
-    rows) trained on as features, and text columns with very many categories in the `train` training rows."""
+    rows) trained on as features, a class with no training rows, and text columns with very many categories in
+    the `train` training rows; an InputError, before training, for a preprocessing too large for a model file."""
     warnings = [f"column {c!r} looks like a row ID (a different value in each of the {labelled} rows) and is "
                 f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
+    spec = pre.target
+    untrained = [label for label, n in zip(spec.labels or (), spec.counts or ()) if n == 0]
+    if untrained:
+        warnings.append(f"class {label_text(untrained[0])!r} of {spec.name!r}"
+                        f"{f' (and {len(untrained) - 1} more)' if len(untrained) > 1 else ''} has no training rows "
+                        "(its rows all landed in validation): the model's output for it is trained on no rows; "
+                        "give it more rows or lower --val-split")
     notes = [f"column {feature.name!r} has {len(feature.categories)} distinct values in {train} training rows: if "
              "it is an identifier, drop it" for feature in pre.features
              if feature.name not in row_ids and len(feature.categories) > max(50, train // 2)]
+    _fits_a_model_file(pre)
     return notes, warnings
+
+
+def _fits_a_model_file(pre):
+    """Refuse, before training, a preprocessing too large for the model file's metadata (categories by the hundred
+    thousand), naming the column with the most categories."""
+    try:
+        within_limits({"metadata.json": json.dumps({"preprocessing": pre.to_dict()}, indent=1)}, "the preprocessing")
+    except ModelFileError as exc:
+        widest = max(pre.features, key=lambda f: len(f.categories))
+        raise InputError(f"{exc}: column {widest.name!r} has {len(widest.categories):,} distinct values; leave it out "
+                         f"with --drop {shlex.quote(widest.name)}") from None
 
 
 def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0.2, seed=0, validation=None):

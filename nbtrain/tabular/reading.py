@@ -26,7 +26,7 @@ def read_table(source):
 
 def check_table(frame, name):
     """Column names as text, an unnamed first column as the index, and a header and data rows required."""
-    frame.columns = [str(c) for c in frame.columns]
+    frame.columns = [str(c).strip() if isinstance(c, str) else str(c) for c in frame.columns]
     if len(frame.columns) and frame.columns[0] == "Unnamed: 0":
         frame = frame.set_index("Unnamed: 0").rename_axis(None)
     if all(_looks_numeric(c) for c in frame.columns):
@@ -81,9 +81,11 @@ def _parse_csv(raw, name, delimiter=None):
     import pandas as pd
     text, options = csv_format(raw, name, delimiter)
     try:
-        return pd.read_csv(io.StringIO(text), **options)
+        frame = pd.read_csv(io.StringIO(text), **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise csv_error(exc, name) from None
+    grouped_numbers(frame, options, name)
+    return frame
 
 
 def csv_format(raw, name, delimiter=None):
@@ -98,13 +100,17 @@ def csv_format(raw, name, delimiter=None):
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise not_utf8(name, f"at offset {exc.start}") from None
-    delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
-    header, *rows = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), SNIFF_LINES)
+    _allow_fields(len(text))
+    try:
+        delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
+        header, *rows = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), SNIFF_LINES)
+    except csv.Error as exc:
+        raise csv_error(exc, name) from None
     if rows and len(rows[0]) > len(header):
         raise InputError(f"{name}: line 2 has {len(rows[0])} fields but the header has {len(header)}")
     check_unique([cell.strip() for cell in header], name)
     decimal = "," if delimiter == ";" and has_decimal_commas(rows) else "."
-    return text, dict(sep=delimiter, skipinitialspace=True, decimal=decimal)
+    return text, dict(sep=delimiter, skipinitialspace=_spaced(header), decimal=decimal)
 
 
 def not_utf8(name, where):
@@ -113,6 +119,19 @@ def not_utf8(name, where):
 
 def csv_error(exc, name):
     return InputError(f"{name} is not a readable CSV table: {_first_line(exc)}")
+
+
+def _spaced(header):
+    """Whether the header writes a blank after every delimiter ("a, b, c"): then the blank belongs to the
+    delimiter, in every line; otherwise a cell keeps its leading blanks (a label " x" is not "x")."""
+    return len(header) > 1 and all(cell[:1].isspace() for cell in header[1:])
+
+
+def _allow_fields(size):
+    """Let the csv module (the sniffer, the header) read a field as long as the text: pandas reads any length, so
+    the csv module's 131,072-character default protects nothing here."""
+    if csv.field_size_limit() < size:
+        csv.field_size_limit(min(size, 2**31 - 1))
 
 
 def sniff_delimiter(sample):
@@ -130,14 +149,58 @@ def sniff_delimiter(sample):
     return max(DELIMITERS, key=score)
 
 
-DECIMAL_COMMA, DECIMAL_POINT = re.compile(r"^[-+]?\d*,\d+$"), re.compile(r"^[-+]?\d*\.\d+$")
+DECIMAL_COMMA, DECIMAL_POINT = re.compile(r"^[-+]?\d*(?:\.\d{3})*,\d+$"), re.compile(r"^[-+]?\d*\.\d+$")
+POINT_GROUPS = re.compile(r"^[-+]?\d{1,3}(?:\.\d{3})+$")  # 1.234: thousands in a decimal-comma table
+# a number with thousands separators, by decimal mark: 1,234.5 (or 1,234) and 1.234,5 (or 1.234)
+GROUPED = {".": re.compile(r"^[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^[-+]?\d*\.?\d+$"),
+           ",": re.compile(r"^[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?$|^[-+]?\d*,?\d+$")}
 
 
 def has_decimal_commas(rows):
-    """Whether the first data rows of a ';'-separated table write numbers with a decimal comma (7,4) and none with
-    a point (7.4), as European spreadsheets save them."""
+    """Whether the first data rows of a ';'-separated table write numbers with a decimal comma (7,4 or 1.234,5)
+    and none with a point that cannot be a thousands separator (7.4), as European spreadsheets save them."""
     cells = [cell.strip() for row in rows for cell in row]
-    return any(DECIMAL_COMMA.match(c) for c in cells) and not any(DECIMAL_POINT.match(c) for c in cells)
+    return (any(DECIMAL_COMMA.match(c) for c in cells)
+            and not any(DECIMAL_POINT.match(c) and not POINT_GROUPS.match(c) for c in cells))
+
+
+def grouped_numbers(frame, options, name):
+    """The names of the text columns of `frame` (read with csv_format's `options`) whose every value is a number
+    written with thousands separators (1,234.5; 1.234,5 in a decimal-comma table), converted in place to numbers.
+    Left as text, with a warning naming the column (it would otherwise become a categorical feature unnoticed): a
+    column where most values are such numbers but some are not, and one of 1,234 alone in a ';' table, where the
+    comma may as well be a decimal mark. (A streamed table applies this to each chunk.)"""
+    import warnings
+    import pandas as pd
+    decimal, delimiter = options["decimal"], options["sep"]
+    pattern, groups = GROUPED[decimal], "," if decimal == "." else "."
+    converted = []
+    for column in frame.columns:
+        values = frame[column].dropna()
+        if values.empty or pd.api.types.is_numeric_dtype(values) or not all(isinstance(v, str) for v in values):
+            continue
+        values = values.str.strip()
+        numeric = values.str.fullmatch(pattern.pattern)
+        grouped = numeric & values.str.contains(groups, regex=False)
+        if not grouped.any():
+            continue
+        sure = delimiter != ";" or decimal == "," or (grouped & values.str.contains(".", regex=False)).any()
+        if numeric.all() and sure:
+            plain = frame[column].str.strip().str.replace(groups, "", regex=False)
+            frame[column] = pd.to_numeric(plain.str.replace(decimal, ".", regex=False))
+            converted.append(column)
+        elif numeric.all():
+            warnings.warn(f"{name}: column {column!r} holds numbers such as {values[grouped].iloc[0]!r}, whose comma "
+                          "may be a thousands separator or a decimal mark: read as text (categories)", TableWarning,
+                          stacklevel=3)
+        elif numeric.mean() >= 0.5:
+            warnings.warn(f"{name}: column {column!r} holds numbers with thousands separators but also "
+                          f"{values[~numeric].iloc[0]!r}: read as text (categories)", TableWarning, stacklevel=3)
+    return converted
+
+
+class TableWarning(UserWarning):
+    """A table read as asked but perhaps not as meant (a column of numbers read as text)."""
 
 
 def check_unique(names, source):

@@ -1,15 +1,23 @@
 """The run folder of `nbtrain fit` (and of a sweep's best trial): model.nbt with the preprocessing and a training
 record as its metadata, history.csv and, with matplotlib, learning_curves.png; and reading such a model back."""
+import os
 import time
 from pathlib import Path
 
 from .. import schema
 from ..errors import InputError, ModelFileError
-from ..files import FolderBusy, FolderClaim, atomic_write
+from ..files import PREFIX, SUFFIX, FolderBusy, FolderChanged, FolderClaim, atomic_write
 from ..version import __version__
 
 MODEL_FILE, HISTORY_FILE, CURVES_FILE = "model.nbt", "history.csv", "learning_curves.png"
+# A sweep's files; BEST_DIR keeps its best trial's run folder
+LEADERBOARD_FILE, PLOT_FILE, BEST_DIR, RAY_DIR = "leaderboard.csv", "sweep.png", "best", "ray"
 RUNS = Path("runs")
+# What nbtrain writes in a run folder (a fit's or a sweep's), all that --overwrite may replace: a name's file, or
+# a folder of the names below it (OWN_ANYTHING: Ray Tune's own records, whatever they hold)
+OWN_ANYTHING = "anything"
+RUN_FILES = {MODEL_FILE: None, HISTORY_FILE: None, CURVES_FILE: None}
+OWN = {**RUN_FILES, LEADERBOARD_FILE: None, PLOT_FILE: None, BEST_DIR: RUN_FILES, RAY_DIR: OWN_ANYTHING}
 
 
 def claim_run_folder(out, overwrite=False, prefix=""):
@@ -32,13 +40,46 @@ def claim_run_folder(out, overwrite=False, prefix=""):
                          "replace it")
     if out.exists() and not out.is_dir():
         raise InputError(f"cannot write to the output directory {out}: it is a file, not a folder")
-    return _claim(out)
+    if out.exists():
+        _check_replaceable(out)
+    return _claim(out, foreign=foreign_entry)
 
 
-def _claim(path, busy_ok=False):
-    """FolderClaim(path) with one-line errors; None when another process holds it and `busy_ok`."""
+def foreign_entry(folder, own=OWN, under=""):
+    """The first entry (by name, its path in `folder`) that nbtrain does not write in a run folder, or None;
+    nbtrain's temporary files count as its own."""
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        kind = own.get(entry.name, False)
+        if entry.name.startswith(PREFIX) and entry.name.endswith(SUFFIX) or kind == OWN_ANYTHING and \
+                entry.is_dir(follow_symlinks=False):
+            continue
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if kind is False or (kind is None) == is_dir:
+            return under + entry.name + ("/" if is_dir else "")
+        if is_dir:
+            inner = foreign_entry(entry.path, kind, f"{under}{entry.name}/")
+            if inner is not None:
+                return inner
+    return None
+
+
+def _check_replaceable(out):
+    """An InputError, before any training, when --overwrite may not replace the folder `out`: it holds something
+    nbtrain did not write, or its files cannot be removed (the folder, or its best/, is not writable)."""
+    entry = foreign_entry(out)
+    if entry is not None:
+        raise InputError(f"the run folder {out} holds {entry}, which nbtrain did not write; --overwrite replaces "
+                         "only a run folder's own files (model.nbt, history.csv, learning_curves.png, and a "
+                         "sweep's leaderboard.csv, sweep.png, best/, ray/): move it away or choose another --out")
+    for folder in (out, out / BEST_DIR):
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"cannot replace the files of the run folder {out}: {folder} is not writable")
+
+
+def _claim(path, busy_ok=False, foreign=None):
+    """FolderClaim(path, foreign) with one-line errors; None when another process holds it and `busy_ok`."""
     try:
-        claim = FolderClaim(path)
+        claim = FolderClaim(path, foreign)
     except FolderBusy:
         if busy_ok:
             return None
@@ -97,10 +138,12 @@ def curves_figure(history, best, target, loss):
     return figure
 
 
-def save_run(model, prep, run_dir, options, outcome, status=None):
-    """model.nbt (with the preprocessing and a training record as metadata), history.csv and, with matplotlib,
-    learning_curves.png, for a fit with `options` (FitOptions) that ended as `outcome` (recipe.Outcome); status
-    overrides the outcome's in the record. Returns the names of the files written."""
+def save_run(model, prep, run_dir, options, outcome, status=None, test=(0, None)):
+    """model.nbt (with the preprocessing, a training record and the training rows' fingerprint as metadata),
+    history.csv and, with matplotlib, learning_curves.png, for a fit with `options` (FitOptions) that ended as
+    `outcome` (recipe.Outcome); status overrides the outcome's in the record; `test` (rows, Scores) the held-out
+    rows' scores. Returns the names of the files written."""
+    from .fingerprint import fingerprint
     history, best, seconds = outcome.history, outcome.best, outcome.seconds
     epochs_run = len(history["loss"])
     training = {
@@ -109,7 +152,10 @@ def save_run(model, prep, run_dir, options, outcome, status=None):
         "epochs_run": epochs_run, "best_epoch": best, "status": status or outcome.status,
         "seconds": round(seconds, 3), "samples_per_second": round(len(prep.x) * epochs_run / seconds, 1),
         "best": {k: v[best - 1] for k, v in history.items()}, "nbtrain_version": __version__}
-    model.save(run_dir / MODEL_FILE, metadata={"preprocessing": prep.preprocessing.to_dict(), "training": training})
+    if test[1] is not None:
+        training.update(test_rows=test[0], test=test[1].metrics)
+    model.save(run_dir / MODEL_FILE, metadata={"preprocessing": prep.preprocessing.to_dict(), "training": training,
+                                               "fingerprint": fingerprint(prep.x, prep.y, prep.x_val, prep.y_val)})
     atomic_write(run_dir / HISTORY_FILE, lambda tmp: history_frame(history).to_csv(tmp, index=False))
     plotted = plot_curves(history, best, run_dir / CURVES_FILE, prep.preprocessing.target, options.loss)
     return [MODEL_FILE, HISTORY_FILE] + ([CURVES_FILE] if plotted else [])
@@ -123,6 +169,9 @@ def fill_folder(claim, write):
     try:
         saved = write(Path(claim.stage))
         claim.commit()
+    except FolderChanged as exc:
+        raise InputError(f"{exc.path} {exc.why}, so it was left as it is; this run was saved to {exc.kept} "
+                         "instead") from None
     except OSError as exc:
         claim.abandon()
         kept = f"; the earlier one in {claim.path} is as it was" if existed else ""
@@ -137,15 +186,31 @@ TRAINING = schema.record(
      "options": schema.mapping(schema.anything()), "epochs_run": schema.number(low=1, integer=True),
      "best_epoch": schema.number(low=1, integer=True), "status": schema.text(),
      "seconds": schema.number(low=0), "samples_per_second": schema.number(low=0, finite=False),
-     "best": schema.mapping(schema.number(finite=False)), "nbtrain_version": schema.text()},
+     "best": schema.mapping(schema.number(finite=False)), "nbtrain_version": schema.text(),
+     "test_rows": schema.number(low=1, integer=True), "test": schema.mapping(schema.number(finite=False))},
     required=("data", "train_rows", "val_rows", "epochs_run", "best_epoch", "status", "seconds", "best"))
+
+
+def model_file(path):
+    """The model file that `path` names: the file itself, or the model.nbt of a run folder (a sweep's folder: its
+    best/model.nbt), as AutoGluon and Ludwig load a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / MODEL_FILE, path / BEST_DIR / MODEL_FILE):
+            if candidate.is_file():
+                return candidate
+        raise ModelFileError(f"{path} is a folder without a {MODEL_FILE} (nor {BEST_DIR}/{MODEL_FILE}): give a run "
+                             "folder of nbtrain fit or nbtrain sweep, or a model file")
+    return path
 
 
 def load_run(path, device="auto"):
     """A model written by `nbtrain fit` (or a sweep's best) and its preprocessing, checked: the training record's
-    fields by type and range, and the preprocessing's inputs and outputs against the network's."""
+    fields by type and range, and the preprocessing's inputs and outputs against the network's. `path` is the model
+    file or its run folder (model_file)."""
     from ..model import load_network
     from .preprocessing import Preprocessing
+    path = model_file(path)
     model = load_network(path, device)
     if not isinstance(model.metadata, dict) or "preprocessing" not in model.metadata:
         raise ModelFileError(f"{path} has no preprocessing: it was not written by `nbtrain fit` "

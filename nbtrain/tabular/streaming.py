@@ -12,6 +12,8 @@ import numpy as np
 
 from ..errors import InputError
 from .options import SCALINGS, TASKS
+from .apply import labelled_matrix
+from .holdout import TEST_NAME, rest_share, test_rows
 from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
                             advice, split_rows)
 from .reading import unknown_column
@@ -102,46 +104,60 @@ def scan_table(table, keep, ranks):
     return rows, found
 
 
+TRAIN, VALIDATION, TEST = range(3)  # the parts of the labelled rows, each with its own matrix
+
+
 @dataclass
 class Layout:
-    """Where this process's labelled rows go: slot[i] for row i of its share is its row in the training matrix
-    (>= 0), -2 - its row in the validation matrix, or -1 (no target value). The matrices hold this process's rows
-    in order of their global rows `owned` (all rows for one process)."""
-    slot: np.ndarray
-    owned_train: np.ndarray
-    owned_val: np.ndarray
-    n_train: int
-    n_val: int
+    """Where this process's rows go: part[i] of row i of its share is TRAIN, VALIDATION, TEST (fit --test-split)
+    or -1 (no target value), and place[i] its row in that part's matrix of all shares; owned[p] are the rows of
+    part p's matrix that this process holds (its own rows, in order: all rows for one process), sizes[p] the
+    whole matrix's."""
+    part: np.ndarray
+    place: np.ndarray
+    owned: list
+    sizes: list
 
     @classmethod
-    def split(cls, labelled, ranks, val_split, seed, validation):
-        """The train/validation split of the labelled rows of all shares that split_rows makes of the whole
-        table (with a validation file: all labelled rows, shuffled as prepare shuffles them)."""
+    def split(cls, labelled, ranks, val_split, test_split, seed, validation):
+        """The split of the labelled rows of all shares that fit makes of the whole table: the test rows
+        (holdout.test_rows), then split_rows of the rest in order (with a validation file: all of the rest,
+        shuffled as prepare shuffles them)."""
         first, n = ranks.offset(labelled.sum())
+        held = test_rows(n, test_split, seed)
+        rest = np.delete(np.arange(n), held)
         if validation:
-            train, val = np.random.default_rng(seed).permutation(n), np.zeros(0, np.int64)
+            train, val = rest[np.random.default_rng(seed).permutation(len(rest))], np.zeros(0, np.int64)
         else:
-            train, val = split_rows(n, val_split, seed)
-        where = np.empty(n, np.int64)
-        where[train] = np.arange(len(train))
-        where[val] = -2 - np.arange(len(val))
-        slot = np.full(len(labelled), -1, np.int64)
-        slot[labelled] = where[first:first + int(labelled.sum())]
-        return cls(slot, np.sort(slot[slot >= 0]), np.sort(-2 - slot[slot <= -2]), len(train), len(val))
+            train, val = (rest[rows] for rows in split_rows(len(rest), val_split, seed))
+        part, place = np.empty(n, np.int8), np.empty(n, np.int64)
+        for code, rows in enumerate((train, val, held)):
+            part[rows], place[rows] = code, np.arange(len(rows))
+        mine = slice(first, first + int(labelled.sum()))
+        local_part, local_place = np.full(len(labelled), -1, np.int8), np.full(len(labelled), -1, np.int64)
+        local_part[labelled], local_place[labelled] = part[mine], place[mine]
+        owned = [np.sort(local_place[local_part == code]) for code in (TRAIN, VALIDATION, TEST)]
+        return cls(local_part, local_place, owned, [len(train), len(val), len(held)])
 
-    def scatter(self, rows, block, train, val):
-        """Write `block` (one row per row `rows` of this share, a slice or indices) into the matrices."""
-        slot = self.slot[rows]
-        for matrix, owned, pick in ((train, self.owned_train, slot >= 0), (val, self.owned_val, slot <= -2)):
-            places = slot[pick] if matrix is train else -2 - slot[pick]
-            yield matrix, np.searchsorted(owned, places), block[pick] if block is not None else pick
+    def empty(self, width, dtype=np.float32):
+        """This process's matrices (train, validation, test) of `width` columns, zeros."""
+        return [np.zeros((len(owned), width), dtype) for owned in self.owned]
+
+    def scatter(self, rows, block, matrices):
+        """(matrix, its rows, block's rows or a mask) that write `block` (one row per row `rows` of this share, a
+        slice or indices; None: the mask of rows instead) into the matrices (train, validation, test)."""
+        part, place = self.part[rows], self.place[rows]
+        for code, matrix in enumerate(matrices):
+            pick = part == code
+            yield matrix, np.searchsorted(self.owned[code], place[pick]), block[pick] if block is not None else pick
 
 
 def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_split=0.2, seed=0, validation=None,
-                 group=None):
+                 group=None, test_split=0.0):
     """((rows, columns) of the table, Prepared): preprocessing.prepare's arrays and preprocessing for the table
-    file `source`, read in two passes (validation: a second file of labelled rows). Under MPI (`group`) every rank
-    reads its share and gets the whole arrays."""
+    file `source`, read in two passes (validation: a second file of labelled rows). `test_split` holds out that
+    share of the labelled rows before anything is fitted (Prepared.test; `val_split` is then a share of the whole
+    table too, holdout.rest_share). Under MPI (`group`) every rank reads its share and gets the whole arrays."""
     ranks = Ranks(group)
     table = ranks.run(lambda: TableFile(source, None if group is None else (group.rank, group.size)))
     if task not in TASKS:
@@ -162,43 +178,47 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
     table.check_header(total)
     notes = []
     goal = found.pop(target)
-    labelled, spec = _target(goal, target, task, rows, ranks, notes, total)
+    labelled = _labelled(goal, target, ranks, notes, total)
     features = [c for c in table.columns if c != target and c not in drop]
     if not features:
         raise InputError(f"there are no feature columns: the data has only {', '.join(map(repr, table.columns))}")
     empty = [c for c in features if found[c].present == 0]
     if empty:
         raise InputError(f"column {empty[0]!r} has no values (all missing); drop it")
-    layout = Layout.split(labelled, ranks, val_split, seed, validation is not None)
-    y_train, y_val = _encode_target(spec, goal, labelled, layout, ranks)
+    if validation is None and test_split:
+        val_split = rest_share(val_split, test_split)
+    layout = Layout.split(labelled, ranks, val_split, test_split, seed, validation is not None)
+    spec = _target(goal, target, task, layout, ranks)
+    ys, actual = _encode_target(spec, goal, labelled, layout, ranks)
     numeric = [c for c in features if found[c].numeric]
     widths = {c: 1 if found[c].numeric else None for c in features}
     fitted = {c: _fit_categorical(found[c], c, layout, ranks) for c in features if not found[c].numeric}
     widths.update({c: len(f.categories) for c, f in fitted.items()})
     starts = dict(zip(features, np.cumsum([0] + [widths[c] for c in features])))
-    width = int(sum(widths.values()))
-    x_train = np.zeros((len(layout.owned_train), width), np.float32)
-    x_val = np.zeros((len(layout.owned_val), width), np.float32)
+    xs = layout.empty(int(sum(widths.values())))
     parsed = {c: np.float32 for c in numeric if found[c].kinds <= set("iuf")}  # booleans are converted after
-    ranks.run(lambda: _fill(table, numeric, [int(starts[c]) for c in numeric], parsed, layout, x_train, x_val))
+    ranks.run(lambda: _fill(table, numeric, [int(starts[c]) for c in numeric], parsed, layout, xs))
     for name, feature in fitted.items():
-        _one_hot(found[name], feature, int(starts[name]), layout, x_train, x_val)
-    row_ids = [c for c in features if _row_id(found[c], x_train, x_val, starts[c], labelled, ranks)]
+        _one_hot(found[name], feature, int(starts[name]), layout, xs)
+    row_ids = [c for c in features if _row_id(found[c], xs, starts[c], layout, ranks)]
     for name in numeric:
-        fitted[name] = _fit_numeric(x_train[:, starts[name]], name, scaling, ranks)
-        for matrix in (x_train, x_val):
+        fitted[name] = _fit_numeric(xs[TRAIN][:, starts[name]], name, scaling, ranks)
+        for matrix in xs:
             _apply(fitted[name], matrix[:, starts[name]])
     pre = Preprocessing(spec, [fitted[c] for c in features], scaling, list(drop))
-    more_notes, warnings = advice(pre, row_ids, ranks.total(int(labelled.sum())), layout.n_train)
-    x_train, y_train = _assemble(x_train, layout.owned_train, layout.n_train, group), \
-        _assemble(y_train, layout.owned_train, layout.n_train, group)
-    if validation is None:
-        x_val, y_val = _assemble(x_val, layout.owned_val, layout.n_val, group), \
-            _assemble(y_val, layout.owned_val, layout.n_val, group)
-    else:
+    more_notes, warnings = advice(pre, row_ids, layout.sizes[TRAIN] + layout.sizes[VALIDATION], layout.sizes[TRAIN])
+    whole = [(_assemble(x, owned, n, group), _assemble(y, owned, n, group))
+             for x, y, owned, n in zip(xs, ys, layout.owned, layout.sizes)]
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = whole
+    if validation is not None:
         x_val, y_val, _ = ranks.run(lambda: labelled_matrix(pre, TableFile(validation), "the validation data",
                                                                notes))
-    return (total, len(table.columns)), Prepared(pre, x_train, y_train, x_val, y_val, notes + more_notes, warnings)
+    test = None
+    if test_split:
+        values = None if actual is None else _assemble(actual, layout.owned[TEST], len(x_test), group)[:, 0]
+        test = x_test, y_test, values
+    return (total, len(table.columns)), Prepared(pre, x_train, y_train, x_val, y_val, notes + more_notes, warnings,
+                                                 test)
 
 
 def _frame(table):
@@ -206,55 +226,69 @@ def _frame(table):
     return pd.DataFrame(columns=table.columns)
 
 
-def _target(goal, name, task, rows, ranks, notes, total):
-    """(this share's labelled rows as a mask, the Target inferred from the values of all shares)."""
+def _labelled(goal, name, ranks, notes, total):
+    """This share's rows with a target value, as a mask (missing and infinite values have none)."""
     if goal.numeric:
-        values = np.concatenate(goal.values) if goal.values else np.zeros(0)
-        labelled = np.isfinite(values)
-        distinct = np.unique(np.concatenate(ranks.gather(np.unique(values[~np.isnan(values)]))))
-        if task in ("auto", "regression") and len(distinct) > 2:
-            distinct = distinct[:3]  # a regression target whatever the others are (Target.from_distinct)
-        plain = bool if goal.kinds <= {"b"} else int if goal.kinds <= {"b", "i", "u"} else float
-        distinct = [plain(v) for v in distinct]
+        labelled = np.isfinite(np.concatenate(goal.values) if goal.values else np.zeros(0))
     else:
         labelled = goal.codes >= 0
-        distinct = goal.levels
     count = ranks.total(int(labelled.sum()))
     if count == 0:
         raise InputError(f"target column {name!r} in the data has no values")
     if count < total:
         notes.append(f"{total - count} rows of the data have no {name!r} value and were left out")
-    return labelled, Target.from_distinct(distinct, goal.present, goal.numeric, name, task)
+    return labelled
+
+
+def _target(goal, name, task, layout, ranks):
+    """The Target inferred from the values of all shares' rows that are not test rows."""
+    kept = layout.part != TEST
+    if goal.numeric:
+        values = np.concatenate(goal.values) if goal.values else np.zeros(0)
+        values = values[kept & ~np.isnan(values)]
+        distinct = np.unique(np.concatenate(ranks.gather(np.unique(values))))
+        if task in ("auto", "regression") and len(distinct) > 2:
+            distinct = distinct[:3]  # a regression target whatever the others are (Target.from_distinct)
+        plain = bool if goal.kinds <= {"b"} else int if goal.kinds <= {"b", "i", "u"} else float
+        distinct = [plain(v) for v in distinct]
+    else:
+        counts = ranks.total(np.bincount(goal.codes[kept & (goal.codes >= 0)], minlength=len(goal.levels)))
+        distinct = [level for level, n in zip(goal.levels, counts) if n]
+    return Target.from_distinct(distinct, goal.present - layout.sizes[TEST], goal.numeric, name, task)
 
 
 def _encode_target(spec, goal, labelled, layout, ranks):
-    """(training targets, validation targets) of this share, float32 (rows, 1), as Target.encode gives them, with
-    the statistics (a regression's mean and standard deviation, a classifier's counts) of all training rows."""
-    if goal.numeric:
-        values = np.concatenate(goal.values) if goal.values else np.zeros(0)
-        if spec.task == "regression":
-            center, scale = _mean_std(values[layout.slot >= 0], ranks)
-            spec.center, spec.scale = center, scale or 1.0
-            coded = (values - spec.center) / spec.scale
-        else:
-            keys = np.array([_label_key(label) for label in spec.labels])
-            coded = np.searchsorted(keys, np.where(labelled, values, keys[0])).astype(np.float64)
+    """([training, validation, test targets] of this share, float32 (rows, 1), as Target.encode gives them, with
+    the statistics (a regression's mean and standard deviation, a classifier's counts) of all training rows; the
+    test rows' values (float64 (rows, 1)) for a regression, else None)."""
+    import pandas as pd
+    values = np.concatenate(goal.values) if goal.numeric and goal.values else np.zeros(0)
+    if spec.task == "regression":
+        center, scale = _mean_std(values[layout.part == TRAIN], ranks)
+        spec.center, spec.scale = center, scale or 1.0
+        coded = (values - spec.center) / spec.scale
+    elif goal.numeric:
+        keys = np.array([_label_key(label) for label in spec.labels])
+        coded = np.searchsorted(keys, np.where(labelled, values, keys[0])).astype(np.float64)
     else:
         index = {_label_key(label): i for i, label in enumerate(spec.labels)}
-        lookup = np.array([index[_label_key(level)] for level in goal.levels] + [-1], np.float64)
+        lookup = np.array([index.get(_label_key(level), -1) for level in goal.levels] + [-1], np.float64)
         coded = lookup[goal.codes]
-    y_train = np.zeros((len(layout.owned_train), 1), np.float32)
-    y_val = np.zeros((len(layout.owned_val), 1), np.float32)
-    for matrix, places, block in layout.scatter(slice(None), coded.astype(np.float32)[:, None], y_train, y_val):
+    ys = layout.empty(1)
+    for matrix, places, block in layout.scatter(slice(None), coded.astype(np.float32)[:, None], ys[:2]):
         matrix[places] = block
+    test = np.flatnonzero(layout.part == TEST)
+    test = test[np.argsort(layout.place[test])]  # in the order of this process's test matrix
+    raw = values[test] if goal.numeric else np.array(goal.levels + [None], object)[goal.codes[test]]
+    ys[TEST] = ranks.run(lambda: spec.encode(pd.Series(raw), TEST_NAME))  # a label not trained on is an error
     if spec.task != "regression":
-        spec.counts = ranks.total(np.bincount(y_train[:, 0].astype(np.int64), minlength=len(spec.labels))).tolist()
-    return y_train, y_val
+        spec.counts = ranks.total(np.bincount(ys[TRAIN][:, 0].astype(np.int64), minlength=len(spec.labels))).tolist()
+    return ys, values[test][:, None] if spec.task == "regression" else None
 
 
 def _fit_categorical(column, name, layout, ranks):
     """Feature.fit of a text column from its training rows' level counts over all shares."""
-    counts = ranks.total(np.bincount(column.codes[(layout.slot >= 0) & (column.codes >= 0)],
+    counts = ranks.total(np.bincount(column.codes[(layout.part == TRAIN) & (column.codes >= 0)],
                                      minlength=len(column.levels)))
     if not counts.any():
         raise InputError(f"column {name!r} has no values in the training rows; drop it")
@@ -263,18 +297,18 @@ def _fit_categorical(column, name, layout, ranks):
     return Feature(name, "categorical", fill, categories=seen)
 
 
-def _one_hot(column, feature, start, layout, x_train, x_val):
+def _one_hot(column, feature, start, layout, matrices):
     """A text column's one-hot block written into the matrices: its category's column set to 1 (a missing value
     counts as the fill; an unseen one sets none)."""
     index = {c: i for i, c in enumerate(feature.categories)}
     lookup = np.array([index.get(level, -1) for level in column.levels] + [index[feature.fill]], np.int64)
     hot = lookup[column.codes]
-    for matrix, places, pick in layout.scatter(slice(None), None, x_train, x_val):
+    for matrix, places, pick in layout.scatter(slice(None), None, matrices):
         known = hot[pick] >= 0
         matrix[places[known], start + hot[pick][known]] = 1.0
 
 
-def _fill(table, names, columns, parsed, layout, x_train, x_val):
+def _fill(table, names, columns, parsed, layout, matrices):
     """The second pass: the numeric feature columns `names`, parsed chunk by chunk (as float32: `parsed`) into
     matrix columns `columns` (missing and infinite values as NaN)."""
     if not names:
@@ -282,25 +316,26 @@ def _fill(table, names, columns, parsed, layout, x_train, x_val):
     together = columns == list(range(columns[0], columns[-1] + 1))  # side by side: a slice is faster
     for first, block in table.numbers(names, parsed):
         block[~np.isfinite(block)] = np.nan
-        for matrix, places, part in layout.scatter(slice(first, first + len(block)), block, x_train, x_val):
+        for matrix, places, part in layout.scatter(slice(first, first + len(block)), block, matrices):
             if together:
                 matrix[places, columns[0]:columns[-1] + 1] = part
             else:
                 matrix[places[:, None], columns] = part
 
 
-def _row_id(column, x_train, x_val, start, labelled, ranks):
-    """looks_like_row_id over the labelled rows of all shares: integers or text, none missing, all different."""
-    n = ranks.total(int(labelled.sum()))
+def _row_id(column, matrices, start, layout, ranks):
+    """looks_like_row_id over the training and validation rows of all shares: integers or text, none missing, all
+    different."""
+    n = layout.sizes[TRAIN] + layout.sizes[VALIDATION]
     if n < ROW_ID_ROWS:
         return False
     if not column.numeric:
-        codes = column.codes[labelled]
+        codes = column.codes[(layout.part == TRAIN) | (layout.part == VALIDATION)]
         return ranks.total(int((codes < 0).sum())) == 0 and \
             ranks.total(np.bincount(codes, minlength=len(column.levels))).max() <= 1
     if not column.kinds <= {"i", "u"}:
         return False
-    values = np.concatenate([x_train[:, start], x_val[:, start]])
+    values = np.concatenate([matrices[TRAIN][:, start], matrices[VALIDATION][:, start]])
     if ranks.total(int(np.isnan(values).sum())):
         return False
     local = np.unique(values)
@@ -401,48 +436,13 @@ def _assemble(part, owned, n, group):
     """The whole matrix from every rank's rows `part` (at global rows `owned`): each rank's part broadcast in turn."""
     if group is None:
         return part
-    whole = np.empty((n, part.shape[1]), np.float32)
+    whole = np.empty((n, part.shape[1]), part.dtype)
     for rank in range(group.size):
         rows = group.comm.bcast(owned if group.rank == rank else None, root=rank)
         for start in range(0, len(rows), PIECE):
             piece = rows[start:start + PIECE]
             block = np.ascontiguousarray(part[start:start + PIECE]) if group.rank == rank else \
-                np.empty((len(piece), part.shape[1]), np.float32)
+                np.empty((len(piece), part.shape[1]), part.dtype)
             group.comm.Bcast(block, root=rank)
             whole[piece] = block
     return whole
-
-
-def labelled_matrix(pre, table, what, notes):
-    """(x, y, a regression target's values or None) of the labelled rows of `table` with the fitted preprocessing `pre`, in their
-    order: a first pass counts the labelled rows, a second transforms chunk by chunk into preallocated arrays."""
-    spec = pre.target
-    if spec.name not in table.columns:
-        raise unknown_column("target column", spec.name, _frame(table), what)
-    rows = labelled = 0
-    for chunk in table.chunks([spec.name]):
-        rows += len(chunk)
-        labelled += int(_has_target(chunk[spec.name]).sum())
-    table.check_header(rows)
-    if labelled == 0:
-        raise InputError(f"target column {spec.name!r} in {what} has no values")
-    if labelled < rows:
-        notes.append(f"{rows - labelled} rows of {what} have no {spec.name!r} value and were left out")
-    x = np.empty((labelled, len(pre.input_names)), np.float32)
-    y = np.empty((labelled, 1), np.float32)
-    actual = np.empty(labelled) if spec.task == "regression" else None
-    first = 0
-    for chunk in table.chunks():
-        chunk = chunk[_has_target(chunk[spec.name])]
-        stop = first + len(chunk)
-        x[first:stop] = pre.transform(chunk, what)
-        y[first:stop] = spec.encode(chunk[spec.name], what)
-        if actual is not None:
-            actual[first:stop] = chunk[spec.name].to_numpy(np.float64)
-        first = stop
-    return x, y, actual
-
-
-def _has_target(series):
-    return (series.notna() & ~series.isin([np.inf, -np.inf])).to_numpy()
-

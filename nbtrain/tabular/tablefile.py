@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
-from .reading import (SNIFF_CHARS, _parquet, _read_bytes, check_table, csv_error, csv_format,
+from .reading import (SNIFF_CHARS, _parquet, _read_bytes, check_table, csv_error, csv_format, grouped_numbers,
                       not_utf8, parquet_module)
 
 CHUNK_ROWS = 1 << 16  # rows parsed at a time: a chunk of 20 float columns is 5 MiB as float32
@@ -31,6 +31,7 @@ class TableFile:
             self.raw = None
             head = _read_bytes(source, self.name, 0, SNIFF_CHARS)
         self.parquet = head[:4] == b"PAR1"
+        self.grouped = set()  # a CSV's columns read as numbers written with thousands separators in some chunk
         if self.parquet:
             self._open_parquet(share)
         else:
@@ -45,7 +46,8 @@ class TableFile:
             names = pd.read_csv(io.StringIO(text), nrows=0, **self.options).columns
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             raise csv_error(exc, self.name) from None
-        self.all_columns = [str(c) for c in names]
+        self.all_columns = [str(c).strip() for c in names]
+        self.raw_names = dict(zip(self.all_columns, map(str, names)))  # the header's names, blanks kept
         self.range = None
         if share is not None:
             total = os.path.getsize(self.source)
@@ -84,11 +86,15 @@ class TableFile:
             yield from self._parquet_chunks(columns)
             return  # a Parquet file's columns are typed
         import pandas as pd
+        raw = self.raw_names
         stream = self._stream()
         try:
-            reader = pd.read_csv(stream, chunksize=CHUNK_ROWS, usecols=columns, dtype=dtype, encoding="utf-8-sig",
-                                 **self.options)
-            yield from reader
+            reader = pd.read_csv(stream, chunksize=CHUNK_ROWS, encoding="utf-8-sig", **self.options,
+                                 usecols=None if columns is None else [raw[c] for c in columns],
+                                 dtype=None if dtype is None else {raw[c]: t for c, t in dtype.items()})
+            for chunk in reader:
+                chunk.columns = [str(c).strip() for c in chunk.columns]
+                yield self._grouped(chunk, [c for c in chunk.columns if c not in (dtype or {})])
         except UnicodeDecodeError:
             raise not_utf8(self.name, "after its first lines") from None
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
@@ -96,12 +102,22 @@ class TableFile:
         finally:
             stream.close()
 
+    def _grouped(self, chunk, columns):
+        """`chunk` with its text `columns` of numbers written with thousands separators read as numbers
+        (reading.grouped_numbers), remembered in self.grouped."""
+        part = chunk[columns]
+        for name in grouped_numbers(part, self.options, self.name):
+            chunk[name] = part[name]
+            self.grouped.add(name)
+        return chunk
+
     def numbers(self, columns, parsed):
         """(first row, float32 block) of numeric `columns`, chunk by chunk, missing values NaN; `parsed` lists those
-        pandas parses as float32 (the others hold booleans). (pyarrow's streaming CSV reader with float32 column
-        types and 1 MiB blocks was slower and peaked higher here: bench/RESULTS.md, issue 28.)"""
+        pandas parses as float32 (the others hold booleans, or numbers with thousands separators). (pyarrow's
+        streaming CSV reader with float32 column types and 1 MiB blocks was slower and peaked higher here:
+        bench/RESULTS.md, issue 28.)"""
         first = 0
-        for chunk in self.chunks(columns, {c: "float32" for c in parsed}):
+        for chunk in self.chunks(columns, {c: "float32" for c in parsed if c not in self.grouped}):
             yield first, np.column_stack([chunk[c].to_numpy(np.float32, na_value=np.nan) for c in columns])
             first += len(chunk)
 
