@@ -13,8 +13,9 @@ from nbtrain import Sequential, layers
 from nbtrain.errors import InputError
 from nbtrain.tabular import tablefile
 from nbtrain.tabular.apply import evaluation, file_evaluation, file_predictions, predictions
+from nbtrain.tabular.holdout import held_out_rows, rest_share
 from nbtrain.tabular.preprocessing import prepare
-from nbtrain.tabular.reading import read_table
+from nbtrain.tabular.reading import TableWarning, read_table
 from nbtrain.tabular.streaming import Ranks, _exact_sum, _kth, prepare_file
 
 FLOAT32 = dict(rel=1e-6, abs=1e-6)  # the matrix holds float32 values: statistics of them, not of float64 ones
@@ -88,6 +89,42 @@ def test_parquet_a_decimal_comma_stdin_and_a_validation_file(tmp_path, monkeypat
          prepare_file(tmp_path / "train.csv", "y", validation=tmp_path / "val.csv")[1])
 
 
+@pytest.mark.parametrize("target", ["y", "price"])
+def test_a_test_split_is_held_out_before_anything_is_fitted(tmp_path, target):
+    path = tmp_path / "shop.csv"
+    shop().to_csv(path, index=False)
+    _, new = prepare_file(path, target, val_split=0.2, test_split=0.25, seed=2)
+    frame = read_table(path)
+    labelled = np.flatnonzero(frame[target].notna().to_numpy())
+    held = labelled[held_out_rows(len(labelled), 0.25, 2)]
+    old = prepare(frame.drop(index=frame.index[held]), target, val_split=rest_share(0.2, 0.25), seed=2)
+    same(old, new)
+    x, y, actual = new.test
+    assert len(x) == round(len(labelled) * 0.25) and x.dtype == y.dtype == np.float32
+    np.testing.assert_allclose(x, old.preprocessing.transform(frame.iloc[held]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y, old.preprocessing.target.encode(frame[target].iloc[held], "the test rows"))
+    if target == "price":
+        np.testing.assert_array_equal(actual, frame[target].iloc[held].to_numpy())
+    else:
+        assert actual is None
+
+
+def test_thousands_separators_and_leading_blanks_read_as_the_whole_table_reads_them(tmp_path):
+    frame = shop()
+    frame["amount"] = [f"{v:,.1f}" for v in np.random.default_rng(5).uniform(0, 5000, len(frame))]
+    frame["mixed"] = frame["amount"].where(np.arange(len(frame)) != 30, "lots")  # text, with a warning
+    frame["c"] = " " + frame["c"]  # a label's leading blank is part of it
+    frame.to_csv(tmp_path / "grouped.csv", index=False)
+    with pytest.warns(TableWarning, match="'mixed' holds numbers with thousands separators but also 'lots'"):
+        old = prepare(read_table(tmp_path / "grouped.csv"), "price")
+    with pytest.warns(TableWarning, match="'mixed'"):
+        new = prepare_file(tmp_path / "grouped.csv", "price")[1]
+    same(old, new)
+    features = {f.name: f for f in new.preprocessing.features}
+    assert features["amount"].kind == "numeric" and features["mixed"].kind == "categorical"
+    assert " red" in features["c"].categories
+
+
 def test_spaces_after_the_delimiters(tmp_path):
     text = shop().to_csv(index=False).replace(",", ", ")
     (tmp_path / "spaced.csv").write_text(text)
@@ -141,17 +178,20 @@ def test_sums_are_exact_so_any_sharing_gives_the_same():
 def test_predict_and_evaluate_read_in_chunks_as_the_whole(tmp_path):
     path = tmp_path / "shop.csv"
     shop().to_csv(path, index=False)
-    for target in ("y", "price"):
-        pre = prepare(read_table(path), target, drop=["id"]).preprocessing
+    frame = read_table(path)
+    for target in ("y", "price"):  # fitted without 'blue': its rows are noted as unseen categories
+        pre = prepare(frame[frame["c"] != "blue"], target, drop=["id"]).preprocessing
         model = Sequential([layers.Dense(pre.target.outputs, activation="softmax" if target == "y" else None)])
         model.build((None, len(pre.input_names)), seed=0)
         model.compile("adam", "sparse_categorical_crossentropy" if target == "y" else "mae", device="cpu")
-        whole = predictions(model, pre, read_table(path), "shop.csv", ("id",))
-        pd.testing.assert_frame_equal(pd.concat(list(file_predictions(model, pre, path, ("id",))),
-                                                ignore_index=True), whole)
+        notes, streamed_notes = [], []
+        whole = predictions(model, pre, read_table(path), str(path), ("id",), notes)
+        pd.testing.assert_frame_equal(pd.concat(list(file_predictions(model, pre, path, ("id", "id"),
+                                                                      streamed_notes)), ignore_index=True), whole)
+        assert streamed_notes == notes and any("had a 'c' not seen in training ('blue')" in note for note in notes)
         notes, streamed_notes = [], []
         rows, scores = evaluation(model, pre, read_table(path), str(path), notes)
         streamed_rows, streamed = file_evaluation(model, pre, path, streamed_notes)
-        assert (streamed_rows, streamed_notes) == (rows, notes)
+        assert (streamed_rows, streamed_notes) == (rows, notes) and any("'blue'" in note for note in notes)
         for name, value in scores.metrics.items():
             assert streamed.metrics[name] == pytest.approx(value, rel=1e-6), name

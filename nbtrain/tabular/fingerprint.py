@@ -28,7 +28,8 @@ def _mix(h):
 def row_hashes(x, y):
     """One uint64 per row of the float32 inputs `x` (rows, width) and targets `y` (rows, k), a column at a time
     (a big table is not copied whole)."""
-    blocks = [np.asarray(x, np.float32), np.asarray(y, np.float32).reshape(len(x), -1)]
+    y = np.asarray(y, np.float32)
+    blocks = [np.asarray(x, np.float32), y[:, None] if y.ndim == 1 else y]  # (no rows: no reshape of -1)
     h = np.full(len(x), np.uint64(sum(block.shape[1] for block in blocks)), np.uint64)
     with np.errstate(over="ignore"):
         for block in blocks:

@@ -10,7 +10,7 @@ TEST_STREAM = 1  # the test split's own random stream of the seed (the validatio
 TEST_NAME = "the test rows"
 
 
-def test_rows(n, fraction, seed):
+def held_out_rows(n, fraction, seed):
     """The positions (sorted) among the `n` labelled rows of the table held out as test rows: a seeded `fraction`
     of them, at least one when fraction > 0; unlabelled rows stay with the rest, where fit notes and leaves them
     out."""

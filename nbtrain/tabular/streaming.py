@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import InputError
 from .options import SCALINGS, TASKS
 from .apply import labelled_matrix
-from .holdout import TEST_NAME, rest_share, test_rows
+from .holdout import TEST_NAME, held_out_rows, rest_share
 from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
                             advice, split_rows)
 from .reading import unknown_column
@@ -121,10 +121,10 @@ class Layout:
     @classmethod
     def split(cls, labelled, ranks, val_split, test_split, seed, validation):
         """The split of the labelled rows of all shares that fit makes of the whole table: the test rows
-        (holdout.test_rows), then split_rows of the rest in order (with a validation file: all of the rest,
+        (holdout.held_out_rows), then split_rows of the rest in order (with a validation file: all of the rest,
         shuffled as prepare shuffles them)."""
         first, n = ranks.offset(labelled.sum())
-        held = test_rows(n, test_split, seed)
+        held = held_out_rows(n, test_split, seed)
         rest = np.delete(np.arange(n), held)
         if validation:
             train, val = rest[np.random.default_rng(seed).permutation(len(rest))], np.zeros(0, np.int64)
