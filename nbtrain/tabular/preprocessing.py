@@ -368,13 +368,14 @@ def advice(pre, row_ids, labelled, train):
     notes = [f"column {feature.name!r} has {len(feature.categories)} distinct values in {train} training rows: if "
              "it is an identifier, drop it" for feature in pre.features
              if feature.name not in row_ids and len(feature.categories) > max(50, train // 2)]
-    _fits_a_model_file(pre)
+    fits_a_model_file(pre)
     return notes, warnings
 
 
-def _fits_a_model_file(pre):
+def fits_a_model_file(pre):
     """Refuse, before training, a preprocessing too large for the model file's metadata (categories by the hundred
-    thousand), naming the column with the most categories."""
+    thousand), naming the column with the most categories (streaming.prepare_file asks before it allocates the
+    one-hot columns too)."""
     try:
         within_limits({"metadata.json": json.dumps({"preprocessing": pre.to_dict()}, indent=1)}, "the preprocessing")
     except ModelFileError as exc:

@@ -15,7 +15,7 @@ from .options import SCALINGS, TASKS
 from .apply import labelled_matrix
 from .holdout import TEST_NAME, held_out_rows, rest_share
 from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
-                            advice, split_rows)
+                            advice, fits_a_model_file, split_rows)
 from .reading import unknown_column
 from .tablefile import TableFile
 
@@ -194,6 +194,8 @@ def prepare_file(source, target, task="auto", scaling="standard", drop=(), val_s
     widths = {c: 1 if found[c].numeric else None for c in features}
     fitted = {c: _fit_categorical(found[c], c, layout, ranks) for c in features if not found[c].numeric}
     widths.update({c: len(f.categories) for c, f in fitted.items()})
+    fits_a_model_file(Preprocessing(spec, [fitted.get(c, Feature(c, "numeric", 0.0)) for c in features], scaling,
+                                    list(drop)))  # before the one-hot columns are allocated
     starts = dict(zip(features, np.cumsum([0] + [widths[c] for c in features])))
     xs = layout.empty(int(sum(widths.values())))
     parsed = {c: np.float32 for c in numeric if found[c].kinds <= set("iuf")}  # booleans are converted after
