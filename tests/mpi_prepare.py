@@ -23,4 +23,5 @@ if __name__ == "__main__":
     tablefile.CHUNK_ROWS = 7  # many chunks per share
     streaming.PIECE = 5  # the whole arrays assembled in many pieces
     group = Group()
-    np.savez(f"{out}/rank{group.rank}.npz", **arrays(prepare_file(source, target, group=group, test_split=float(test_split))[1]))
+    prep = prepare_file(source, target, group=group, test_split=float(test_split))[1]
+    np.savez(f"{out}/rank{group.rank}.npz", **arrays(prep))

@@ -1,6 +1,7 @@
 """A model from `nbtrain fit` applied to a table: the predictions that `nbtrain predict` writes (with columns
-kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
-classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse in its units)."""
+kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in
+the target's terms (a classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse
+in its units); a table file is read in chunks (file_predictions, file_evaluation)."""
 import warnings
 from dataclasses import dataclass, replace
 
