@@ -38,10 +38,31 @@ def nbtrain_fit(data, spec, loss, batch_size, epochs, seed=0, device="cpu"):
     return time.perf_counter() - start
 
 
-def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
-    """The same fit written as a PyTorch user would: DataLoader, train loop, no_grad validation."""
-    import torch
+def torch_network(spec, width, loss):
+    """The stack as a PyTorch nn.Sequential (Glorot-uniform weights, zero biases, as Keras and nbtrain start) and its
+    loss function, a sigmoid or softmax output folded into the loss as PyTorch users write it."""
     from torch import nn
+    stack = []
+    for units, act in spec:
+        linear = nn.Linear(width, units)
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        stack.append(linear)
+        if act == "relu":
+            stack.append(nn.ReLU())
+        width = units
+    return nn.Sequential(*stack), {"mae": nn.L1Loss(), "bce": nn.BCEWithLogitsLoss(), "cce": nn.CrossEntropyLoss()}[loss]
+
+
+def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
+    """Seconds for the same fit written as a PyTorch user would (torch_epochs)."""
+    return sum(torch_epochs(data, spec, loss, batch_size, epochs, seed)[0])
+
+
+def torch_epochs(data, spec, loss, batch_size, epochs, seed=0, budget=None):
+    """The fit as a PyTorch user writes it: DataLoader, train loop, no_grad validation. Returns each epoch's wall
+    seconds and the last validation loss; with a budget (seconds) it ends early once two epochs took that long."""
+    import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(seed)
@@ -51,22 +72,12 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
         X, y, Xv, yv = tensors[0], tensors[1].long(), tensors[2], tensors[3].long()
     else:
         X, y, Xv, yv = tensors[0], tensors[1][:, None], tensors[2], tensors[3][:, None]
-    stack, width = [], X.shape[1]
-    for units, act in spec:
-        linear = nn.Linear(width, units)
-        nn.init.xavier_uniform_(linear.weight)
-        nn.init.zeros_(linear.bias)
-        stack.append(linear)
-        if act == "relu":
-            stack.append(nn.ReLU())
-        width = units
-    model = nn.Sequential(*stack)
-    # a sigmoid or softmax output folded into the loss, as PyTorch users write it
-    loss_fn = {"mae": nn.L1Loss(), "bce": nn.BCEWithLogitsLoss(), "cce": nn.CrossEntropyLoss()}[loss]
+    model, loss_fn = torch_network(spec, X.shape[1], loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True)
-    start = time.perf_counter()
+    times, val_loss = [], None
     for _ in range(epochs):
+        start = time.perf_counter()
         model.train()
         for xb, yb in loader:
             optimizer.zero_grad()
@@ -75,8 +86,11 @@ def torch_fit(data, spec, loss, batch_size, epochs, seed=0):
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            loss_fn(model(Xv), yv).item()
-    return time.perf_counter() - start
+            val_loss = loss_fn(model(Xv), yv).item()
+        times.append(time.perf_counter() - start)
+        if budget is not None and len(times) >= 2 and sum(times) >= budget:
+            break
+    return times, val_loss
 
 
 def compiled_epoch_seconds(data, spec, loss, batch_size, epochs, seed=0):

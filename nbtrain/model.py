@@ -24,6 +24,7 @@ from .initializers import INITIALIZERS
 from .interrupts import StopRequests
 from .layers import InputLayer, Layer, deserialize
 from .saving import SavedModel, read_model, write_model
+from .threads import BlasThreads
 
 EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when no batch size is given
 # An epoch of at least this many rows x parameters (tens of milliseconds and up) runs in a thread beside the caller,
@@ -308,7 +309,7 @@ class Sequential:
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0, seed=None,
-            distribute=None):
+            distribute=None, threads=None):
         """Train for `epochs` epochs; returns a History whose .history maps 'loss', metric names and their
         'val_' versions to per-epoch lists. Stops cleanly on a non-finite loss (keeping the weights from
         before the bad batch) and on Ctrl-C; in both cases the history so far is returned.
@@ -318,7 +319,10 @@ class Sequential:
 
         distribute="mpi" (under mpiexec, every rank calling fit with the same data): each rank computes its
         share of every batch and the gradients are summed over the ranks; the result is the one-process fit.
-        Rank 0's seed and starting weights are used everywhere, and only rank 0 prints."""
+        Rank 0's seed and starting weights are used everywhere, and only rank 0 prints.
+
+        threads: the BLAS threads of the matrix products (None: NBTRAIN_THREADS, else the cores other work leaves
+        free, followed between epochs; see nbtrain.threads). Bit-identical reruns need the same count."""
         self._check_compiled()
         X, Y, W, Xv, Yv, Wv = self._training_data(x, y, sample_weight, class_weight, validation_split,
                                                    validation_data)
@@ -349,12 +353,13 @@ class Sequential:
         self.stop_training = False
         self.stop_reason = self.stop_cause = None
         objective = self._objective(Y.shape[1])
-        with self._session(capacity, Y.shape[1], objective, opt.engine_state()) as session:
+        with BlasThreads(threads, capacity * self.plan.n_params) as blas, \
+                self._session(capacity, Y.shape[1], objective, opt.engine_state()) as session:
             self._live = None if session.device.on_host else session
             try:
                 loop = Loop(train_rows, bool(shuffle), seed, np.zeros(2, np.int64))
                 logs = self._epochs(session, session.data(X, Y, W, Xv, Yv, Wv), objective, loop, cbs, initial_epoch,
-                                    epochs, steps, group)
+                                    epochs, steps, group, blas)
             finally:
                 self._live = None
         cbs.on_train_end(logs)
@@ -364,7 +369,7 @@ class Sequential:
             raise DistributedError("the ranks' weights differ after a distributed fit; please report this")
         return cbs.history
 
-    def _epochs(self, session, data, objective, loop, cbs, initial_epoch, epochs, steps, group):
+    def _epochs(self, session, data, objective, loop, cbs, initial_epoch, epochs, steps, group, blas):
         """The training loop: one compiled epoch at a time, callbacks in between; returns the last epoch's logs.
         A non-finite loss, Ctrl-C or SIGTERM ends it cleanly (stop_cause says which); a signal takes effect at the
         end of the current step, and an epoch it cuts short is not recorded."""
@@ -384,6 +389,7 @@ class Sequential:
                     if control[STOP] and comm is None:  # a signal between epochs (under MPI the ranks agree in the
                         break                           # epoch's first step)
                     cbs.on_epoch_begin(epoch)
+                    blas.adapt()
                     session.set_hyperparameters(opt.hyperparameters())  # a callback may have changed them
                     args = (session.net, session.weights, session.opt, session.ws, objective, data, loop,
                             opt.iterations, buffer, comm)
@@ -491,9 +497,10 @@ class Sequential:
             group.broadcast_array(array)
         self.optimizer.iterations = group.broadcast(self.optimizer.iterations)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, return_dict=False,
+                 threads=None):
         """Inference-mode loss, or [loss, *metrics] when metrics were compiled (a dict with return_dict);
-        sample_weight weights the rows as in fit."""
+        sample_weight weights the rows as in fit; threads as in fit."""
         self._check_compiled()
         X, Y = as_pair(x, y)
         W = as_weights(sample_weight, X.shape[0])
@@ -503,7 +510,8 @@ class Sequential:
         objective = self._objective(Y.shape[1])
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
-        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), Y.shape[1], objective) as session:
+        rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
+        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, Y.shape[1], objective) as session:
             session.kernels.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
@@ -515,15 +523,16 @@ class Sequential:
             return result
         return result["loss"] if not self.metrics else list(result.values())
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size=None, verbose=0, threads=None):
         """Inference-mode outputs, shape (rows, units of the last layer), float32 (in a callback during a fit on a
-        device, of the weights so far)."""
+        device, of the weights so far); threads as in fit."""
         self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
         self._read = True
         out = np.empty((X.shape[0], self.plan.n_out), np.float32)
-        with self._session(min(int(batch_size or EVAL_ROWS), X.shape[0]), 1) as session:
+        rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
+        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, 1) as session:
             result = session.put(out)
             session.kernels.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)

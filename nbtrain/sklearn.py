@@ -19,6 +19,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from . import callbacks, layers, optimizers, regularizers
 from .model import Sequential, SeedWarning
+from .threads import requested
 from .utils import limit_blas_threads
 
 __all__ = ["NBTrainClassifier", "NBTrainRegressor", "expected_failed_checks"]
@@ -109,9 +110,10 @@ PARAMETERS = """
     divided by 5 and the count restarts). With early_stopping the weights of the best validation score are kept.
     nbtrain's own: dropout (0: a Dropout layer of this rate after each hidden layer), batch_normalization (False: a
     BatchNormalization layer after each, after the Dropout), weight_decay (None: the solver's decoupled weight decay;
-    AdamW's default 0.004), device ("cpu", so that results repeat bit for bit; "cuda" or "auto").
-    Inside a joblib worker (GridSearchCV, cross_val_score with n_jobs) fit and predict keep BLAS to the worker's share
-    of the cores (blas_share)."""
+    AdamW's default 0.004), device ("cpu", so that results repeat bit for bit; "cuda" or "auto"), threads (the BLAS
+    threads of fit and predict; None: NBTRAIN_THREADS, else inside a joblib worker (GridSearchCV, cross_val_score
+    with n_jobs) the worker's share of the cores (blas_share), else the cores other processes leave free, as
+    Sequential.fit)."""
 
 
 class MLPRule(callbacks.Callback):
@@ -228,6 +230,7 @@ class _NBTrainEstimator(BaseEstimator):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+        requested(self.threads)  # a ValueError (InputError) naming a bad count or NBTRAIN_THREADS
         return sizes
 
     # ------------------------------------------------------------------ the network and its training
@@ -296,7 +299,7 @@ class _NBTrainEstimator(BaseEstimator):
             model.compile(optimizer=self._optimizer(), loss=loss, metrics=metrics, device=self.device)
             history = model.fit(X, Y, batch_size=batch_size, epochs=int(self.max_iter), shuffle=bool(self.shuffle),
                                 verbose=2 if self.verbose else 0, seed=fit_seed, validation_data=validation,
-                                callbacks=[rule], sample_weight=weights)
+                                callbacks=[rule], sample_weight=weights, threads=self.threads)
         self.model_ = model
         self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
         self.n_iter_ = len(history.epoch)
@@ -328,7 +331,7 @@ class _NBTrainEstimator(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, accept_sparse=False, dtype=(np.float64, np.float32))
         with _threads():
-            return self.model_.predict(X).astype(np.float64)
+            return self.model_.predict(X, threads=self.threads).astype(np.float64)
 
     def _inputs(self, X, y, **options):
         return validate_data(self, X, y, accept_sparse=False, dtype=(np.float64, np.float32), **options)
@@ -382,7 +385,7 @@ class NBTrainClassifier(ClassifierMixin, _NBTrainEstimator):
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_normalization=False,
-                 weight_decay=None, class_weight=None, device="cpu"):
+                 weight_decay=None, class_weight=None, device="cpu", threads=None):
         self._keep(locals())
 
     def __sklearn_tags__(self):
@@ -468,7 +471,7 @@ class NBTrainRegressor(RegressorMixin, _NBTrainEstimator):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0,
-                 batch_normalization=False, weight_decay=None, device="cpu"):
+                 batch_normalization=False, weight_decay=None, device="cpu", threads=None):
         self._keep(locals())
 
     def __sklearn_tags__(self):

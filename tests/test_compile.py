@@ -47,7 +47,9 @@ def test_a_configuration_compiles_once_and_a_new_activation_compiles_only_its_co
     assert again["small"]["names"] == [], "the same configuration compiled again in a new process"
     key = again["small-tanh"]["key"]
     assert key != again["small"]["key"]
-    shared = [name for name in again["small-tanh"]["names"] if not name.endswith(f"__{key}")]
+    # Numba's own helpers (implementations of np.zeros, min, ... named "<locals>") are typed again inside each new
+    # function; nbtrain's shared kernels must come from the cache
+    shared = [name for name in again["small-tanh"]["names"] if not name.endswith(f"__{key}") and "<locals>" not in name]
     assert shared == [], f"a new activation recompiled kernels every configuration shares: {shared}"
 
 

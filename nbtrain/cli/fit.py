@@ -92,6 +92,7 @@ def fit(
     seed: opt.seed_option("Seed of the split, initial weights, shuffles and dropout.") = FitOptions.seed,
     device: Annotated[Literal[DEVICES], typer.Option(help="Where to train: auto picks a CUDA GPU when one and the "
                                                           "gpu extra are there.")] = FitOptions.device,
+    threads: opt.Threads = FitOptions.threads,
     out: opt.out_option("runs/<timestamp>") = None,
     overwrite: opt.Overwrite = False,
     quiet: opt.Quiet = False,
@@ -108,7 +109,8 @@ def fit(
                          val=val, val_split=val_split, test_split=test_split, layers=_hidden_layers(layers),
                          dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                         patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed)
+                         patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed,
+                         threads=threads)
     from ..tabular.fit import fit_table
     with user_errors():
         group = process_group(distributed)

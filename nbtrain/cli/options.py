@@ -30,6 +30,9 @@ Epochs = Annotated[int, typer.Option(min=1, help="Most epochs to train (per tria
 Patience = Annotated[int, typer.Option(min=0, help="Epochs without improvement of val_loss before stopping "
                                                    "(0: train all epochs). The best weights are kept.")]
 MinDelta = Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
+Threads = Annotated[Optional[int], typer.Option(
+    min=1, show_default=False, help="BLAS threads of each fit's matrix products \\[default: NBTRAIN_THREADS, else the "
+                                    "cores other processes leave free; one per sweep trial].")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result (and warnings).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Write into an --out folder that exists already, "
                                                              "replacing its files (without it, that is an error); "

@@ -63,6 +63,7 @@ def sweep_command(
     patience: opt.Patience = FitOptions.patience,
     min_delta: opt.MinDelta = FitOptions.min_delta,
     seed: opt.seed_option("Seed of the split, the sampled trials and their fits.") = FitOptions.seed,
+    threads: opt.Threads = FitOptions.threads,
     out: opt.out_option("runs/sweep-<timestamp>") = None,
     overwrite: opt.Overwrite = False,
     quiet: opt.Quiet = False,
@@ -70,7 +71,7 @@ def sweep_command(
     from ..sweeps.api import run_sweep
     fit = FitOptions(data=data, target=target, task=task, class_weight=class_weight, scale=scale,
                      drop=tuple(drop or ()), val=val, val_split=val_split, epochs=epochs, patience=patience,
-                     min_delta=min_delta, seed=seed, device="cpu")
+                     min_delta=min_delta, seed=seed, device="cpu", threads=threads)
     options = SweepOptions(fit, trials, space, backend, address, workers, metric, search)
     with stopped_at_once("Sweep"), user_errors():
         outcome = run_sweep(options, out, verbose=1 if quiet else 2, overwrite=overwrite, stamped=True)

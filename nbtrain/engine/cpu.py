@@ -109,9 +109,10 @@ def activation_forward(act, x, y):
         for i in range(x.shape[0]):
             softmax_row(x, i, y)
         return
+    code = np.int64(act)  # not a literal: the element math compiles once for every code, not once per code
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
-            y[i, j] = activation_value(act, x[i, j])
+            y[i, j] = activation_value(code, x[i, j])
 
 
 @njit(**BY_CODE)
@@ -122,9 +123,10 @@ def activation_backward(act, x, y, dy, dx):
         for i in range(dx.shape[0]):
             softmax_row_backward(y, dy, i, dx)
         return
+    code = np.int64(act)
     for i in range(dx.shape[0]):
         for j in range(dx.shape[1]):
-            dx[i, j] = dy[i, j] * activation_slope(act, x[i, j], y[i, j])
+            dx[i, j] = dy[i, j] * activation_slope(code, x[i, j], y[i, j])
 
 
 # ---------------------------------------------------------------- inverted dropout
@@ -245,33 +247,35 @@ def normalize_backward(variance, invert, dy, dx):
 def loss_backward(code, param, p, y, w, scale, dp):
     """dp (n, k) = scale * w[i] * d loss / d p for p (n, k), y (n, k) or (n, 1) (sparse codes), w (n,); scale =
     1 / (rows in the global batch * columns(code, k)) makes the loss Keras's weighted sum over the batch size."""
+    kind = np.int64(code)  # not a literal: the element math compiles once for every code, not once per code
     for i in range(p.shape[0]):
         s = scale * w[i]
         if code >= ROW_CODES:
-            row_loss_grad(code, param, p, y, i, s, dp)
+            row_loss_grad(kind, param, p, y, i, s, dp)
         else:
             for j in range(p.shape[1]):
-                dp[i, j] = s * loss_grad(code, param, p[i, j], y[i, j])
+                dp[i, j] = s * loss_grad(kind, param, p[i, j], y[i, j])
 
 
 @njit(**BY_CODE)
 def metric_sum(code, param, p, y, w, total, slot):
     """total[slot] += the sum over rows i of w[i] times the loss or metric of row i's elements (or of the row, for
     per-row codes), accumulated in float64; a counting metric adds its counts to its slots from `slot` on."""
+    kind = np.int64(code)  # not a literal: the element math compiles once for every code, not once per code
     if code == METRIC_PRECISION or code == METRIC_RECALL or code == METRIC_AUC:  # counting metrics
         for i in range(p.shape[0]):
             for j in range(p.shape[1]):
-                at, first, second = count_slot(code, param, p[i, j], y[i, j])
+                at, first, second = count_slot(kind, param, p[i, j], y[i, j])
                 total[slot + at] += w[i] * first
                 total[slot + at + 1] += w[i] * second
         return
     acc = 0.0
     for i in range(p.shape[0]):
         if code >= ROW_CODES:
-            acc += w[i] * row_metric(code, param, p, y, i)
+            acc += w[i] * row_metric(kind, param, p, y, i)
         else:
             for j in range(p.shape[1]):
-                acc += w[i] * metric_value(code, param, p[i, j], y[i, j])
+                acc += w[i] * metric_value(kind, param, p[i, j], y[i, j])
     total[slot] += acc
 
 
@@ -323,7 +327,7 @@ def optimizer_update(code, schedule, opt, t, theta, grad):
     the schedule of kind `schedule` (opt.schedule's) at t - 1 earlier steps (or hp[0]), hp = [lr, weight_decay, the
     optimizer's own hyperparameters in Keras order]."""
     hp = opt.hp
-    lr = learning_rate(schedule, opt.schedule, hp[0], t - 1)
+    lr = learning_rate(np.int64(schedule), opt.schedule, hp[0], t - 1)
     if code == OPT_ADAM:
         _adam(theta, grad, opt.slot1, opt.slot2, hp[1] * lr, t, lr, hp[2], hp[3], hp[4])
     elif code == OPT_RMSPROP:

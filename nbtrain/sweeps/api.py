@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..arrays import SEED_MAX, whole_number
 from ..errors import InputError
+from ..threads import requested
 from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
 from ..utils import available_cores
 from .board import log_names
@@ -17,7 +18,7 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
           seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=FitOptions.scale, drop=FitOptions.drop,
           val=FitOptions.val, val_split=FitOptions.val_split, epochs=FitOptions.epochs, patience=FitOptions.patience,
           min_delta=FitOptions.min_delta, class_weight=FitOptions.class_weight, search=SweepOptions.search,
-          grace_epochs=SweepOptions.grace_epochs, overwrite=False, verbose=0):
+          grace_epochs=SweepOptions.grace_epochs, threads=FitOptions.threads, overwrite=False, verbose=0):
     """Train `trials` models on `data` (a CSV or Parquet path, or a DataFrame) with hyperparameters drawn from
     `space` (a TOML file, a dict of the same shape, or None for the default space of the task) and return the
     leaderboard, best first, as a DataFrame. The data options are `nbtrain fit`'s: the preprocessing is fitted
@@ -26,14 +27,14 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
     cluster at `address` ("auto" or "host:port"), with random search or, given optuna, search="tpe" (ASHA stops no
     trial before grace_epochs). With `out` (a new folder, or with overwrite=True an existing run folder holding
     only nbtrain's files), leaderboard.csv, sweep.png and the best model (best/model.nbt, usable by `nbtrain
-    predict`) are written there. Ctrl-C (or SIGTERM) stops the sweep and returns (and saves) what finished.
-    verbose: 0 (the default, as a library call) prints nothing (the data's warnings come as Python warnings), 1
-    only the result, 2 what `nbtrain sweep` shows: the sweep described and the trials as they run. On the local
-    backend, call this from under `if __name__ == "__main__":` in a script: the worker processes import the
-    script."""
+    predict`) are written there. threads: each trial's BLAS threads (default: one). Ctrl-C (or SIGTERM) stops the
+    sweep and returns (and saves) what finished. verbose: 0 (the default, as a library call) prints nothing (the
+    data's warnings come as Python warnings), 1 only the result, 2 what `nbtrain sweep` shows: the sweep described
+    and the trials as they run. On the local backend, call this from under `if __name__ == "__main__":` in a
+    script: the worker processes import the script."""
     fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop), val=val, val_split=val_split,
                      epochs=epochs, patience=patience, min_delta=min_delta, class_weight=class_weight, seed=seed,
-                     device="cpu")
+                     device="cpu", threads=threads)
     return run_sweep(SweepOptions(fit, trials, space, backend, address, workers, metric, search, grace_epochs), out,
                      verbose, overwrite).leaderboard
 
@@ -132,6 +133,7 @@ def check_options(options):
         raise InputError("--backend ray needs Ray Tune: pip install 'nbtrain[ray]'")
     if search == "tpe" and importlib.util.find_spec("optuna") is None:
         raise InputError("--search tpe needs Optuna: pip install optuna")
+    requested(options.fit.threads)  # threads, or NBTRAIN_THREADS, which the workers inherit
 
 
 def check_metric(metric, task, has_val, space):

@@ -29,7 +29,7 @@ def row_hashes(x, y):
     """One uint64 per row of the float32 inputs `x` (rows, width) and targets `y` (rows, k), a column at a time
     (a big table is not copied whole)."""
     y = np.asarray(y, np.float32)
-    blocks = [np.asarray(x, np.float32), y[:, None] if y.ndim == 1 else y]  # (no rows: no reshape of -1)
+    blocks = [np.asarray(x, np.float32), y.reshape(len(x), -1) if len(x) else y.reshape(0, 0)]
     h = np.full(len(x), np.uint64(sum(block.shape[1] for block in blocks)), np.uint64)
     with np.errstate(over="ignore"):
         for block in blocks:

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
+from ..threads import requested
 from .holdout import test_scores
-from .streaming import prepare_file
 from .recipe import build_model, check_memory, for_task, train
 from .runfolder import claim_run_folder, fill_folder, save_run
+from .streaming import prepare_file
 
 STOPPED = ("interrupted", "terminated")  # a Model.stop_cause of a signal: the user stopped the fit
 
@@ -40,6 +41,7 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     the end (holdout.py). Under MPI (`group`) every rank reads its share and trains; rank 0 alone writes. Raises
     InputError when no epoch ended with a finite loss; when Ctrl-C or SIGTERM came before the first epoch ended,
     nothing is saved either and the result has run_dir None."""
+    requested(options.threads)  # a bad NBTRAIN_THREADS is an error before the data is read
     shape, prep = prepare_file(options.data, options.target, task=options.task, scaling=options.scale,
                                drop=options.drop, val_split=options.val_split, seed=options.seed,
                                validation=options.val, group=group, test_split=options.test_split)

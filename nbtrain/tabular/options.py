@@ -23,7 +23,8 @@ class FitOptions:
     """One fit of a table: where the data is and how it becomes arrays, the network, and how it trains.
     loss None means the task's default (mae for regression; classification has its own); class_weight None
     weighs every row alike; lr None the optimizer's (0.001 adam, 0.01 sgd); layers are the widths of the ReLU
-    hidden layers."""
+    hidden layers; threads None leaves the BLAS threads to NBTRAIN_THREADS or the automatic count
+    (nbtrain.threads; one in a sweep trial)."""
     data: str = None
     target: str = None
     task: str = "auto"
@@ -46,6 +47,7 @@ class FitOptions:
     seed: int = 0
     device: str = "auto"
     distributed: str = "none"
+    threads: int = None
 
     def with_loss(self, loss):
         """These options with the loss the task resolved to."""

@@ -190,7 +190,7 @@ def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
         model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size,
                   epochs=epochs, verbose=0, seed=seed, class_weight=class_weights(options.class_weight, y),
                   callbacks=units + [recorder, stopper, best] + extra_callbacks(recorder, best),
-                  distribute="mpi" if options.distributed == "mpi" else None)
+                  distribute="mpi" if options.distributed == "mpi" else None, threads=options.threads)
     diverged = model.stop_cause == "nonfinite"
     if model.stop_reason:
         status = "diverged" if diverged else model.stop_reason
