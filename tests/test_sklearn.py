@@ -253,7 +253,7 @@ def test_mlp_parameters_and_defaults_are_mlps():
         mlp = theirs.get_params()
         assert {name: ours.get_params()[name] for name in mlp} == mlp
         extras = set(ours.get_params()) - set(mlp)
-        assert extras <= {"dropout", "batch_normalization", "weight_decay", "class_weight", "device"}
+        assert extras <= {"dropout", "batch_normalization", "weight_decay", "class_weight", "device", "threads"}
 
 
 def test_mlps_learning_strategies_run_unchanged_with_their_meanings():

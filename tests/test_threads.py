@@ -180,9 +180,13 @@ def test_nbtrain_fit_threads_reaches_the_fit(monkeypatch, tmp_path):
 def test_nbtrain_sweep_threads_reaches_every_trial(monkeypatch):
     from nbtrain.sweeps import api
     seen = []
-    monkeypatch.setattr(api, "run_sweep", lambda options, *args, **kwargs: seen.append(options.fit.threads))
+
+    def run_sweep(options, *args, **kwargs):  # records the count, then stops the sweep before any trial
+        seen.append(options.fit.threads)
+        raise InputError("stopped by the test")
+    monkeypatch.setattr(api, "run_sweep", run_sweep)
     result = CliRunner().invoke(app, ["sweep", str(HOUSES), "-t", "price_k", "--threads", "2"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2 and "stopped by the test" in result.output, result.output
     assert seen == [2]
 
 
@@ -222,7 +226,7 @@ def test_the_estimators_threads_reach_fit_and_predict(data, monkeypatch):
     X, y = data
     monkeypatch.setattr(model_module, "BlasThreads", Given)
     Given.counts = []
-    NBTrainRegressor(hidden_layer_sizes=(8,), epochs=1, threads=1, random_state=0).fit(X, y[:, 0]).predict(X)
+    NBTrainRegressor(hidden_layer_sizes=(8,), max_iter=1, threads=1, random_state=0).fit(X, y[:, 0]).predict(X)
     assert Given.counts == [1, 1]
     with pytest.raises(ValueError, match="^threads must be a positive whole number"):
         NBTrainRegressor(threads=-2).fit(X, y[:, 0])
