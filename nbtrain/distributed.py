@@ -62,8 +62,10 @@ class Group:
 
     def identical(self, *arrays):
         """Whether every rank holds the same bytes in `arrays`."""
-        digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
-        return len(set(self.comm.allgather(digest))) == 1
+        digest = hashlib.sha256()
+        for a in arrays:  # hashed in place: no copy of the training matrix
+            digest.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+        return len(set(self.comm.allgather(digest.hexdigest()))) == 1
 
     def first_error(self, error):
         """Every rank passes its error (or None); all get the first one, as 'rank r: message', or None."""
@@ -83,11 +85,6 @@ class Group:
         if message:
             raise InputError(message)
         return result if everywhere else self.broadcast(result)
-
-    def gather_table(self, part):
-        """The ranks' shares of a table, concatenated in rank order, on every rank."""
-        import pandas as pd
-        return pd.concat(self.comm.allgather(part), ignore_index=True)
 
     def abort(self, code=2):
         """End every rank of the job (for errors that happen where the other ranks cannot hear of them)."""

@@ -105,6 +105,57 @@ def test_cli_over_two_ranks_matches_one_process(tmp_path):
 
 
 @needs_mpi
+@pytest.mark.parametrize("size", [2, 3])
+def test_ranks_reading_their_shares_prepare_as_one_process(tmp_path, size, monkeypatch):
+    """Medians, means, categories, labels and counts merged from the shares equal one process's exactly (a text
+    column, gaps, a column of numbers with a word in one share, CSV and Parquet), and so do the arrays (with a
+    test split held out: its rows too)."""
+    import mpi_prepare
+    from nbtrain.tabular import tablefile
+    from nbtrain.tabular.streaming import prepare_file
+    from test_streaming import shop
+    frame = shop(157)
+    frame.to_csv(tmp_path / "shop.csv", index=False)
+    paths = [(tmp_path / "shop.csv", "y", 0.0), (tmp_path / "shop.csv", "price", 0.2)]
+    if have_parquet():
+        frame.assign(b=frame["b"].astype(str)).to_parquet(tmp_path / "shop.parquet", row_group_size=20)
+        paths.append((tmp_path / "shop.parquet", "c", 0.15))
+    monkeypatch.setattr(tablefile, "CHUNK_ROWS", 7)
+    for path, target, test_split in paths:
+        out = tmp_path / f"{path.suffix[1:]}-{target}"
+        out.mkdir()
+        result = mpiexec((size, [sys.executable, Path(mpi_prepare.__file__), path, target, out, test_split]))
+        assert result.returncode == 0, result.stderr[-2000:]
+        one = mpi_prepare.arrays(prepare_file(path, target, test_split=test_split)[1])
+        assert ("x_test" in one) == bool(test_split)
+        for rank in range(size):
+            got = np.load(out / f"rank{rank}.npz")
+            for key, value in one.items():
+                np.testing.assert_array_equal(got[key], value, err_msg=f"{path.name} {target} rank {rank} {key}")
+
+
+@needs_mpi
+def test_a_damaged_line_in_one_share_stops_every_rank_with_one_message(tmp_path):
+    data = table(tmp_path / "data.csv")
+    with open(data, "a") as handle:
+        handle.write("1,2,x,4,5,6\n")  # too many fields, in the last rank's share only
+    result = mpiexec((2, [sys.executable, "-m", "nbtrain", "fit", data, *FIT, "--distributed", "mpi", "--out",
+                          tmp_path / "run"]))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith("Error: rank 1: ") and "not a readable CSV table" in errors[0]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def have_parquet():
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@needs_mpi
 def test_a_failing_rank_ends_the_job_with_one_message(tmp_path):
     data = table(tmp_path / "data.csv")
     fit = [sys.executable, "-m", "nbtrain", "fit"]
@@ -131,6 +182,7 @@ def test_shares_of_a_table_read_as_the_whole(tmp_path, size):
     """What each rank reads (CSV byte ranges cut at line ends, Parquet runs of row groups) concatenates to the
     table one process reads, index column, quoted delimiters and a BOM included."""
     from nbtrain.tabular.reading import check_table, read_table
+    from nbtrain.tabular.tablefile import TableFile
     frame = pd.read_csv(table(tmp_path / "plain.csv"))
     frame["note"] = [f"a, {i}" for i in range(len(frame))]  # quoted fields with the delimiter inside
     frame.to_csv(tmp_path / "indexed.csv", encoding="utf-8-sig")  # an unnamed index column and a BOM
@@ -140,6 +192,5 @@ def test_shares_of_a_table_read_as_the_whole(tmp_path, size):
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "data.parquet", row_group_size=50)
     paths.append(tmp_path / "data.parquet")
     for path in paths:
-        parts = [read_table(path, share=(rank, size)) for rank in range(size)]
-        assert sum(len(p) for p in parts) == len(read_table(path))
+        parts = [chunk for rank in range(size) for chunk in TableFile(path, share=(rank, size)).chunks()]
         pd.testing.assert_frame_equal(check_table(pd.concat(parts, ignore_index=True), str(path)), read_table(path))

@@ -13,6 +13,7 @@ from nbtrain import InputError, ModelFileError, Sequential, layers, load_table_m
 from nbtrain.cli import app
 from nbtrain.tabular.preprocessing import prepare, split_rows
 from nbtrain.tabular.reading import TableWarning, read_table
+from nbtrain.tabular.streaming import prepare_file
 
 TINY = ["--layers", "8", "--epochs", "2", "--batch-size", "64", "-q"]
 ESC = "\x1b"
@@ -129,12 +130,14 @@ def test_sweep_refuses_a_seed_out_of_range_before_reading_data():
             sweep("no-such-file.csv", "y", seed=seed, verbose=0)
 
 
-def test_a_class_whose_rows_all_land_in_validation_is_named_in_a_warning():
+def test_a_class_whose_rows_all_land_in_validation_is_named_in_a_warning(tmp_path):
     rows = 50
     seed = next(s for s in range(100) if 0 in split_rows(rows, 0.2, s)[1])  # row 0 held out
     frame = pd.DataFrame({"a": np.arange(rows, dtype=float), "y": ["rare"] + ["p", "q"] * 24 + ["p"]})
-    prep = prepare(frame, "y", val_split=0.2, seed=seed)
-    assert any("class 'rare' of 'y' has no training rows" in w for w in prep.warnings), prep.warnings
+    frame.to_csv(tmp_path / "rare.csv", index=False)
+    for prep in (prepare(frame, "y", val_split=0.2, seed=seed),
+                 prepare_file(tmp_path / "rare.csv", "y", val_split=0.2, seed=seed)[1]):  # what fit reads through
+        assert any("class 'rare' of 'y' has no training rows" in w for w in prep.warnings), prep.warnings
 
 
 def test_a_thousand_class_confusion_matrix_is_written_to_a_file_not_the_terminal(tmp_path):
@@ -203,7 +206,7 @@ def test_a_table_model_predicts_on_a_dict_of_columns_and_refuses_an_array(fitted
 
 
 
-def test_a_table_whose_categories_would_not_fit_a_model_file_is_refused_before_training():
+def test_a_table_whose_categories_would_not_fit_a_model_file_is_refused_before_training(tmp_path):
     """The model file's metadata has a limit; a fit whose preprocessing is past it is refused before it trains
     (not at the save, after training), naming the column."""
     rows = 150_000
@@ -211,6 +214,9 @@ def test_a_table_whose_categories_would_not_fit_a_model_file_is_refused_before_t
                           "y": np.arange(rows) % 3 * 1.0})
     with pytest.raises(InputError, match="metadata.json would be .* column 'code' has 120,000 distinct values"):
         prepare(frame, "y")
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    with pytest.raises(InputError, match="metadata.json would be .* column 'code' has 120,000 distinct values"):
+        prepare_file(tmp_path / "codes.csv", "y")  # what fit reads through
 
 
 def test_the_scikit_learn_classifier_refuses_a_class_weight_for_a_label_y_lacks():

@@ -36,19 +36,38 @@ def predict(
                                                                              "(repeatable).")] = None,
 ):
     with user_errors():
-        from ..tabular.apply import predictions
-        from ..tabular.reading import read_table
+        from ..tabular.apply import file_predictions
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
         notes = []
-        table = predictions(net, pre, read_table(data), _name(data), tuple(keep or ()), notes)
-        for note in notes:  # on standard error: standard output may be the CSV
-            say(make_console(stderr=True), f"Note: {note}")
+        tables = file_predictions(net, pre, data, tuple(keep or ()), notes)
         if output is None or str(output) == "-":
-            typer.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
+            text = "".join(_csv_parts(tables, []))  # all read before any is written
+            _say_notes(notes)
+            typer.echo(text, nl=False)
         else:
-            atomic_write(output, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))
-            say(make_console(stderr=True), f"Wrote {len(table)} predictions to {output}")
+            rows = []
+            atomic_write(output, lambda tmp: _write_lines(tmp, _csv_parts(tables, rows)))
+            _say_notes(notes)
+            say(make_console(stderr=True), f"Wrote {sum(rows)} predictions to {output}")
+
+
+def _say_notes(notes):
+    for note in notes:  # on standard error: standard output may be the CSV
+        say(make_console(stderr=True), f"Note: {note}")
+
+
+def _csv_parts(tables, rows):
+    """The CSV text of prediction tables, the header once; each table's row count is appended to `rows`."""
+    for i, table in enumerate(tables):
+        rows.append(len(table))
+        yield table.to_csv(index=False, header=i == 0, float_format="%.6g")
+
+
+def _write_lines(path, parts):
+    with open(path, "w", newline="") as handle:
+        for part in parts:
+            handle.write(part)
 
 
 EVALUATE_HELP = (
@@ -76,12 +95,11 @@ def evaluate(
 ):
     from rich.table import Table
     with user_errors():
-        from ..tabular.apply import evaluation
-        from ..tabular.reading import read_table
+        from ..tabular.apply import file_evaluation
         from ..tabular.runfolder import load_run
         net, pre = load_run(model)
         notes = []
-        rows, scores = evaluation(net, pre, read_table(data), _name(data), notes)
+        rows, scores = file_evaluation(net, pre, data, notes)
     console, spec = make_console(), pre.target
     for note in notes:
         say(console, f"Note: {note}")

@@ -1,6 +1,7 @@
 """A model from `nbtrain fit` applied to a table: the predictions that `nbtrain predict` writes (with columns
-kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in the target's terms (a
-classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse in its units)."""
+kept from the input; from Python, load_table_model), and what `nbtrain evaluate` reports, from the predictions in
+the target's terms (a classifier's accuracy, log loss, macro F1 and confusion matrix; a regression's mae and rmse
+in its units); a table file is read in chunks (file_predictions, file_evaluation)."""
 import warnings
 from dataclasses import dataclass, replace
 
@@ -10,6 +11,7 @@ from ..errors import InputError
 from .fingerprint import overlap
 from .preprocessing import _as_text, labelled_rows
 from .reading import unknown_column
+from .tablefile import TableFile
 
 PROBABILITY_FLOOR = 1e-7  # Keras's epsilon: a probability of 0 counts as this in the log loss, as in training
 
@@ -24,20 +26,38 @@ class Scores:
     seen: object = None
 
 
-def unseen_categories(pre, frame, what):
-    """Notes on the text values of `frame` that no training row had: such a value is encoded as all zeros (no
-    category), as scikit-learn's OneHotEncoder(handle_unknown="ignore") does, and predictions for it are guesses."""
-    notes = []
-    for feature in pre.features:
-        if feature.kind != "categorical" or feature.name not in frame.columns:
-            continue
-        text = _as_text(frame[feature.name]).dropna()
-        unseen = text[~text.isin(feature.categories)]
-        if len(unseen):
-            shown = ", ".join(map(repr, unseen.unique()[:3])) + (", ..." if unseen.nunique() > 3 else "")
-            notes.append(f"{len(unseen)} row{'s' if len(unseen) > 1 else ''} of {what} had a {feature.name!r} not "
-                         f"seen in training ({shown}): encoded as all zeros")
-    return notes
+class Unseen:
+    """The text values that no training row had, counted over a table's rows (all at once or chunk by chunk): such
+    a value is encoded as all zeros (no category), as scikit-learn's OneHotEncoder(handle_unknown="ignore") does,
+    and predictions for it are guesses."""
+    SHOWN = 3  # values named in a note
+
+    def __init__(self, pre):
+        self.features = [f for f in pre.features if f.kind == "categorical"]
+        self.counts = {f.name: 0 for f in self.features}
+        self.values = {f.name: {} for f in self.features}  # the first SHOWN + 1 distinct unseen values, in order
+
+    def add(self, frame):
+        for feature in self.features:
+            if feature.name not in frame.columns:
+                continue
+            text = _as_text(frame[feature.name]).dropna()
+            unseen = text[~text.isin(feature.categories)]
+            self.counts[feature.name] += len(unseen)
+            for value in unseen.unique()[:self.SHOWN + 1]:
+                if len(self.values[feature.name]) <= self.SHOWN:
+                    self.values[feature.name].setdefault(value)
+        return self
+
+    def notes(self, what):
+        notes = []
+        for name, n in self.counts.items():
+            if n:
+                values = list(self.values[name])
+                shown = ", ".join(map(repr, values[:self.SHOWN])) + (", ..." if len(values) > self.SHOWN else "")
+                notes.append(f"{n} row{'s' if n > 1 else ''} of {what} had a {name!r} not seen in training "
+                             f"({shown}): encoded as all zeros")
+        return notes
 
 
 def predictions(model, pre, frame, what, keep=(), notes=None):
@@ -46,7 +66,7 @@ def predictions(model, pre, frame, what, keep=(), notes=None):
     `notes` (a list, when given)."""
     keep = tuple(dict.fromkeys(keep))  # a column named twice is copied once
     if notes is not None:
-        notes.extend(unseen_categories(pre, frame, what))
+        notes.extend(Unseen(pre).add(frame).notes(what))
     for name in keep:
         if name not in frame.columns:
             raise unknown_column("column to keep", name, frame, what)
@@ -97,15 +117,84 @@ def evaluation(model, pre, frame, what, notes):
     A regression's scores start with the loss, on the standardized target, as in training."""
     spec = pre.target
     rows = labelled_rows(frame, spec.name, what, notes)
-    notes.extend(unseen_categories(pre, rows, what))
-    x, y = pre.transform(rows, what), spec.encode(rows[spec.name], what)
+    notes.extend(Unseen(pre).add(rows).notes(what))
+    actual = rows[spec.name].to_numpy(float) if spec.task == "regression" else None
+    return len(rows), model_scores(model, spec, pre.transform(rows, what), spec.encode(rows[spec.name], what), actual)
+
+
+def file_evaluation(model, pre, source, notes):
+    """evaluation() of the table file `source`, read in two passes into the model's input matrix
+    (labelled_matrix), never a DataFrame of the whole table."""
+    table = TableFile(source)
+    unseen = Unseen(pre)
+    x, y, actual = labelled_matrix(pre, table, table.name, notes, unseen.add)
+    notes.extend(unseen.notes(table.name))
+    return len(x), model_scores(model, pre.target, x, y, actual)
+
+
+def model_scores(model, spec, x, y, actual):
+    """Scores of `model` on inputs x with encoded targets y (and a regression target's values `actual`), with how
+    many of the rows the model saw in training (Scores.seen, from its fingerprint)."""
     outputs = model.predict(x)
     seen = overlap((model.metadata or {}).get("fingerprint"), x, y)
     if spec.task != "regression":
-        return len(rows), replace(classifier_scores(y, spec.probabilities(outputs)), seen=seen)
-    scores = regression_scores(spec.decode(outputs)["prediction"], rows[spec.name].to_numpy(float))
+        return replace(classifier_scores(y, spec.probabilities(outputs)), seen=seen)
+    scores = regression_scores(spec.decode(outputs)["prediction"], actual)
     loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-    return len(rows), Scores({"loss": loss, **scores.metrics}, seen=seen)
+    return Scores({"loss": loss, **scores.metrics}, seen=seen)
+
+
+def file_predictions(model, pre, source, keep=(), notes=None):
+    """predictions() of the table file `source`, one table per chunk of its rows, in order; categories unseen in
+    training are counted over all chunks in `notes` (a list, when given) once the last is read."""
+    table = TableFile(source)
+    table.check_header(1)
+    unseen, rows = Unseen(pre), 0
+    for chunk in table.chunks():
+        rows += len(chunk)
+        unseen.add(chunk)
+        yield predictions(model, pre, chunk.reset_index(drop=True), table.name, keep)
+    table.check_header(rows)
+    if notes is not None:
+        notes.extend(unseen.notes(table.name))
+
+
+def labelled_matrix(pre, table, what, notes, each=None):
+    """(x, y, a regression target's values or None) of the labelled rows of the TableFile `table` with the fitted
+    preprocessing `pre`, in their order: a first pass counts the labelled rows, a second transforms chunk by chunk
+    into preallocated arrays (each(chunk) called on each chunk's labelled rows, when given)."""
+    import pandas as pd
+    spec = pre.target
+    if spec.name not in table.columns:
+        raise unknown_column("target column", spec.name, pd.DataFrame(columns=table.columns), what)
+    rows = labelled = 0
+    for chunk in table.chunks([spec.name]):
+        rows += len(chunk)
+        labelled += int(_has_target(chunk[spec.name]).sum())
+    table.check_header(rows)
+    if labelled == 0:
+        raise InputError(f"target column {spec.name!r} in {what} has no values")
+    if labelled < rows:
+        notes.append(f"{rows - labelled} rows of {what} have no {spec.name!r} value and were left out")
+    x = np.empty((labelled, len(pre.input_names)), np.float32)
+    y = np.empty((labelled, 1), np.float32)
+    actual = np.empty(labelled) if spec.task == "regression" else None
+    first = 0
+    for chunk in table.chunks():
+        chunk = chunk[_has_target(chunk[spec.name])]
+        if each is not None:
+            each(chunk)
+        stop = first + len(chunk)
+        x[first:stop] = pre.transform(chunk, what)
+        y[first:stop] = spec.encode(chunk[spec.name], what)
+        if actual is not None:
+            actual[first:stop] = chunk[spec.name].to_numpy(np.float64)
+        first = stop
+    return x, y, actual
+
+
+def _has_target(series):
+    return (series.notna() & ~series.isin([np.inf, -np.inf])).to_numpy()
 
 
 def classifier_scores(codes, probabilities):

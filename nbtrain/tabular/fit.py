@@ -6,11 +6,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..threads import requested
-from .holdout import rest_share, split_test, test_scores
-from .preprocessing import prepare
-from .reading import read_shared
+from .holdout import test_scores
 from .recipe import build_model, check_memory, for_task, train
 from .runfolder import claim_run_folder, fill_folder, save_run
+from .streaming import prepare_file
 
 STOPPED = ("interrupted", "terminated")  # a Model.stop_cause of a signal: the user stopped the fit
 
@@ -37,17 +36,16 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     existing `out` is an InputError unless `overwrite`), whole or not at all (runfolder.claim_run_folder).
     `callbacks` run each epoch (a display; a callable callbacks(recorder, best) gives them with the best epoch so
     far and the patience they can show); on_ready(shape, prep, model, options, test_rows) is called once the model
-    is built, before training (to describe the run). options.test_split holds out test rows before anything is
-    fitted, scored at the end (holdout.py). Under MPI (`group`) every rank reads its share and trains; rank 0 alone
-    writes. Raises InputError when no epoch ended with a finite loss; when Ctrl-C or SIGTERM came before the first
-    epoch ended, nothing is saved either and the result has run_dir None."""
+    is built, before training (to describe the run). The table is read in two passes straight into the training
+    matrices (streaming.prepare_file); options.test_split holds out test rows before anything is fitted, scored at
+    the end (holdout.py). Under MPI (`group`) every rank reads its share and trains; rank 0 alone writes. Raises
+    InputError when no epoch ended with a finite loss; when Ctrl-C or SIGTERM came before the first epoch ended,
+    nothing is saved either and the result has run_dir None."""
     requested(options.threads)  # a bad NBTRAIN_THREADS is an error before the data is read
-    frame = read_shared(options.data, group)
-    rest, test = split_test(frame, options.target, options.test_split, options.seed)
-    val_split = rest_share(options.val_split, options.test_split) if options.val is None else options.val_split
-    prep = prepare(rest, options.target, task=options.task, scaling=options.scale, drop=options.drop,
-                   val_split=val_split, seed=options.seed,
-                   validation=read_shared(options.val, group) if options.val else None)
+    shape, prep = prepare_file(options.data, options.target, task=options.task, scaling=options.scale,
+                               drop=options.drop, val_split=options.val_split, seed=options.seed,
+                               validation=options.val, group=group, test_split=options.test_split)
+    test = prep.test
     target = prep.preprocessing.target
     options = for_task(options, target.task)
     check_memory(prep.x.shape[1], options, target.outputs, len(prep.x_val))
@@ -57,7 +55,7 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     try:
         model = build_model(prep.x.shape[1], target.task, options, options.seed, target.outputs)
         if on_ready is not None:
-            on_ready(frame.shape, prep, model, options, 0 if test is None else len(test))
+            on_ready(shape, prep, model, options, 0 if test is None else len(test[0]))
         display = callbacks if callable(callbacks) else lambda recorder, best: list(callbacks)
         outcome = train(model, prep.x, prep.y, prep.x_val, prep.y_val, options, target.task, target.scale,
                         options.seed, extra_callbacks=display)
@@ -76,4 +74,4 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
         if claim is not None:
             claim.abandon()
         raise
-    return FitResult(options, frame.shape, prep, model, outcome, run_dir, saved, *tested)
+    return FitResult(options, shape, prep, model, outcome, run_dir, saved, *tested)

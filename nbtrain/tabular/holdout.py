@@ -4,27 +4,22 @@ honest test score beside its training and validation scores."""
 import numpy as np
 
 from ..errors import InputError
-from .apply import evaluation
+from .apply import model_scores
 
 TEST_STREAM = 1  # the test split's own random stream of the seed (the validation split draws from the seed itself)
 TEST_NAME = "the test rows"
 
 
-def split_test(frame, target, fraction, seed):
-    """(the rows to train and validate on, the test rows): a seeded `fraction` of the labelled rows (at least one
-    when fraction > 0) is held out; unlabelled rows stay with the rest, where fit notes and leaves them out."""
+def held_out_rows(n, fraction, seed):
+    """The positions (sorted) among the `n` labelled rows of the table held out as test rows: a seeded `fraction`
+    of them, at least one when fraction > 0; unlabelled rows stay with the rest, where fit notes and leaves them
+    out."""
     if not fraction:
-        return frame, None
-    if target not in frame.columns:
-        return frame, None  # prepare names the missing target
-    labelled = np.flatnonzero(frame[target].notna().to_numpy() & ~frame[target].isin([np.inf, -np.inf]).to_numpy())
-    n_test = max(1, round(len(labelled) * fraction))
-    if len(labelled) - n_test < 2:
-        raise InputError(f"{len(labelled)} labelled rows are too few to hold out a test split")
-    held = np.sort(np.random.default_rng([seed, TEST_STREAM]).permutation(labelled)[:n_test])
-    keep = np.ones(len(frame), bool)
-    keep[held] = False
-    return frame.iloc[keep], frame.iloc[held]
+        return np.zeros(0, np.int64)
+    n_test = max(1, round(n * fraction))
+    if n - n_test < 2:
+        raise InputError(f"{n} labelled rows are too few to hold out a test split")
+    return np.sort(np.random.default_rng([seed, TEST_STREAM]).permutation(n)[:n_test])
 
 
 def rest_share(val_split, test_split):
@@ -37,8 +32,10 @@ def rest_share(val_split, test_split):
 
 
 def test_scores(model, pre, test):
-    """(test rows, Scores) of the fitted `model` on the held-out frame `test`, as `nbtrain evaluate` reports them."""
-    return evaluation(model, pre, test, TEST_NAME, [])
+    """(test rows, Scores) of the fitted `model` on the held-out rows `test` (Prepared.test: x, y, a regression
+    target's values), as `nbtrain evaluate` reports them."""
+    x, y, actual = test
+    return len(x), model_scores(model, pre.target, x, y, actual)
 
 
 # what a test score is called in the history's metrics, so that it shows in the same row of the result table

@@ -102,9 +102,13 @@ class Feature:
         return cls(name, "numeric", float(np.median(values)), float(center), float(spread) if spread > 0 else 1.0)
 
     def transform(self, series, what):
-        """This column's block of model inputs, float64 (rows, len(outputs))."""
+        """This column's block of model inputs, float64 (rows, len(outputs)). Numbers are read at float32's
+        precision first, as fit's streamed reading stores them, so that a row gives the same inputs (and
+        fingerprint) at fit, predict and evaluate."""
         if self.kind == "numeric":
-            values = _numbers(series, self.name, what)
+            with np.errstate(over="ignore"):
+                values = _numbers(series, self.name, what).astype(np.float32)
+            values = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
             return ((np.where(np.isnan(values), self.fill, values) - self.center) / self.scale)[:, None]
         import pandas as pd
         codes = pd.Index(self.categories).get_indexer(_as_text(series).fillna(self.fill))
@@ -131,7 +135,13 @@ class Target:
         """The task from the target's values: two distinct values -> binary; text with more -> multiclass;
         numbers with more -> regression (an integer score stays one unless task="multiclass" says otherwise)."""
         values = series.dropna()
-        keys = sorted({_label_key(v): _plain(v) for v in values.unique()}.items(),
+        return cls.from_distinct(values.unique(), len(values), _is_numeric(series), name, task)
+
+    @classmethod
+    def from_distinct(cls, distinct, count, numeric, name, task="auto"):
+        """infer's decision from the target's distinct values, its count of values and whether it is numeric (what
+        a streamed read summarizes)."""
+        keys = sorted({_label_key(v): _plain(v) for v in distinct}.items(),
                       key=lambda item: (isinstance(item[0], str), item[0]))
         examples = ", ".join(repr(v) for _, v in keys[:5]) + (", ..." if len(keys) > 5 else "")
         if not keys:
@@ -140,16 +150,16 @@ class Target:
             raise InputError(f"target column {name!r} has only one distinct value ({examples}): "
                              "there is nothing to learn")
         if task == "auto":
-            task = "binary" if len(keys) == 2 else "regression" if _is_numeric(series) else "multiclass"
+            task = "binary" if len(keys) == 2 else "regression" if numeric else "multiclass"
         if task == "binary" and len(keys) != 2:
             raise InputError(f"binary classification needs a target with two distinct values; {name!r} has "
                              f"{len(keys)} ({examples}): use --task multiclass")
-        if task == "multiclass" and len(keys) > len(values) // 2:
-            raise InputError(f"target column {name!r} has {len(keys)} distinct values in {len(values)} rows ("
+        if task == "multiclass" and len(keys) > count // 2:
+            raise InputError(f"target column {name!r} has {len(keys)} distinct values in {count} rows ("
                              f"{examples}): too few rows per class to learn classes from")
         if task != "regression":
             return cls(name, task, [v for _, v in keys])
-        if not _is_numeric(series):
+        if not numeric:
             raise InputError(f"target column {name!r} is not numeric ({examples}), so it cannot be a regression "
                              "target; leave out --task regression to classify it")
         return cls(name, task)
@@ -297,7 +307,8 @@ def _consistent(target, features):
 @dataclass
 class Prepared:
     """Training and validation arrays with the preprocessing fitted on the training rows, and notes and warnings
-    (likely mistakes, such as a row ID left in) for the user."""
+    (likely mistakes, such as a row ID left in) for the user; `test`: fit --test-split's held-out rows as
+    (x, y, a regression target's values or None), or None."""
     preprocessing: Preprocessing
     x: np.ndarray
     y: np.ndarray
@@ -305,6 +316,7 @@ class Prepared:
     y_val: np.ndarray
     notes: list
     warnings: list = field(default_factory=list)
+    test: tuple = None
 
 
 ROW_ID_ROWS = 20  # fewer rows than this say too little to call a column a row ID
@@ -340,9 +352,30 @@ def labelled_rows(frame, target, what, notes):
     return frame[keep]
 
 
-def _fits_a_model_file(pre):
+def advice(pre, row_ids, labelled, train):
+    """(notes, warnings) on likely mistakes: the `row_ids` columns (a different value in each of the `labelled`
+    rows) trained on as features, a class with no training rows, and text columns with very many categories in
+    the `train` training rows; an InputError, before training, for a preprocessing too large for a model file."""
+    warnings = [f"column {c!r} looks like a row ID (a different value in each of the {labelled} rows) and is "
+                f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
+    spec = pre.target
+    untrained = [label for label, n in zip(spec.labels or (), spec.counts or ()) if n == 0]
+    if untrained:
+        warnings.append(f"class {label_text(untrained[0])!r} of {spec.name!r}"
+                        f"{f' (and {len(untrained) - 1} more)' if len(untrained) > 1 else ''} has no training rows "
+                        "(its rows all landed in validation): the model's output for it is trained on no rows; "
+                        "give it more rows or lower --val-split")
+    notes = [f"column {feature.name!r} has {len(feature.categories)} distinct values in {train} training rows: if "
+             "it is an identifier, drop it" for feature in pre.features
+             if feature.name not in row_ids and len(feature.categories) > max(50, train // 2)]
+    fits_a_model_file(pre)
+    return notes, warnings
+
+
+def fits_a_model_file(pre):
     """Refuse, before training, a preprocessing too large for the model file's metadata (categories by the hundred
-    thousand), naming the column with the most categories."""
+    thousand), naming the column with the most categories (streaming.prepare_file asks before it allocates the
+    one-hot columns too)."""
     try:
         within_limits({"metadata.json": json.dumps({"preprocessing": pre.to_dict()}, indent=1)}, "the preprocessing")
     except ModelFileError as exc:
@@ -377,20 +410,9 @@ def prepare(frame, target, task="auto", scaling="standard", drop=(), val_split=0
         train = labelled.iloc[np.random.default_rng(seed).permutation(len(labelled))]
         val = labelled_rows(validation, target, "the validation data", notes)
     pre = Preprocessing.fit(train, spec, features, scaling, drop)
-    row_ids = [c for c in features if looks_like_row_id(labelled[c])]
-    warnings = [f"column {c!r} looks like a row ID (a different value in each of the {len(labelled)} rows) and is "
-                f"trained on as a feature; leave it out with --drop {shlex.quote(c)}" for c in row_ids]
-    untrained = [label for label, n in zip(spec.labels or (), spec.counts or ()) if n == 0]
-    if untrained:
-        warnings.append(f"class {label_text(untrained[0])!r} of {target!r}"
-                        f"{f' (and {len(untrained) - 1} more)' if len(untrained) > 1 else ''} has no training rows "
-                        "(its rows all landed in validation): the model's output for it is trained on no rows; "
-                        "give it more rows or lower --val-split")
-    for feature in pre.features:
-        if feature.name not in row_ids and len(feature.categories) > max(50, len(train) // 2):
-            notes.append(f"column {feature.name!r} has {len(feature.categories)} distinct values in {len(train)} "
-                         "training rows: if it is an identifier, drop it")
-    _fits_a_model_file(pre)
+    more_notes, warnings = advice(pre, [c for c in features if looks_like_row_id(labelled[c])], len(labelled),
+                                  len(train))
+    notes += more_notes
     x_val = pre.transform(val, "the validation data") if len(val) else np.zeros((0, len(pre.input_names)), np.float32)
     return Prepared(pre, pre.transform(train, "the training data"), spec.encode(train[target], "the training data"),
                     x_val, spec.encode(val[target], "the validation data"), notes, warnings)

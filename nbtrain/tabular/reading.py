@@ -1,12 +1,10 @@
 """Reading tables: CSV (delimiter sniffed), standard input and Parquet files as pandas DataFrames with a header
-row, whole or one process's share of the rows (CSV by byte range cut at line ends, Parquet by row groups), with a
-one-line InputError for anything unreadable. pandas is imported inside the functions so that `import nbtrain`
+row, with a one-line InputError for anything unreadable (tablefile.py reads them in chunks with the same rules). pandas is imported inside the functions so that `import nbtrain`
 (and the command line's --help) stay fast."""
 import csv
 import difflib
 import io
 import itertools
-import os
 import re
 import sys
 
@@ -17,29 +15,13 @@ SNIFF_CHARS = 64 * 1024
 SNIFF_LINES = 20
 
 
-def read_table(source, share=None):
+def read_table(source):
     """A DataFrame with a header row from a CSV file (delimiter sniffed), '-' for standard input, or a Parquet
     file (needs pyarrow). A first column with an empty header, as R and pandas write a row index, becomes the
-    index rather than a feature.
-
-    With share=(rank, size), only that rank's share of the rows is read (CSV: a byte range cut at line ends;
-    Parquet: a run of row groups), unchecked: data-parallel training gathers the shares of all ranks, in rank
-    order, and passes their concatenation to check_table, which gives the frame read_table(source) gives."""
+    index rather than a feature. (tablefile.TableFile reads a table in chunks, or one process's share.)"""
     name = "standard input" if str(source) == "-" else str(source)
-    if share is not None:
-        return _read_share(source, name, *share)
     raw = _read_bytes(source, name)
     return check_table(_parse_parquet(raw, name) if raw[:4] == b"PAR1" else _parse_csv(raw, name), name)
-
-
-def read_shared(source, group):
-    """The table at `source`, read by one process (group None) or by the ranks of an MPI group: each reads its
-    share of the rows and all get the whole table, so the preprocessing statistics are those of one process. An
-    error on any rank stops all."""
-    if group is None:
-        return read_table(source)
-    part = group.run(lambda: read_table(source, share=(group.rank, group.size)))
-    return check_table(group.gather_table(part), str(source))
 
 
 def check_table(frame, name):
@@ -55,41 +37,6 @@ def check_table(frame, name):
     return frame
 
 
-def _read_share(source, name, rank, size):
-    if str(source) == "-":
-        raise InputError("standard input cannot be split between processes: give a file to a distributed fit")
-    head = _read_bytes(source, name, 0, SNIFF_CHARS)
-    if head[:4] == b"PAR1":
-        return _parquet_share(source, name, rank, size)
-    header_end = head.find(b"\n") + 1 or len(head)
-    total = os.path.getsize(source)
-    cuts = [_line_start(source, header_end + k * (total - header_end) // size, header_end, total)
-            for k in (rank, rank + 1)]
-    text = head.decode("utf-8-sig", errors="replace")
-    return _parse_csv(head[:header_end] + _read_bytes(source, name, *cuts), name, sniff_delimiter(text))
-
-
-def _line_start(source, position, first, total):
-    """The first line start at or after `position` (between the first data line and the end of the file)."""
-    if position <= first or position >= total:
-        return min(max(position, first), total)
-    with open(source, "rb") as handle:
-        handle.seek(position - 1)
-        while block := handle.read(SNIFF_CHARS):
-            newline = block.find(b"\n")
-            if newline >= 0:
-                return handle.tell() - len(block) + newline + 1
-    return total
-
-
-def _parquet_share(source, name, rank, size):
-    def read(pq):
-        parquet = pq.ParquetFile(source)
-        groups = parquet.num_row_groups
-        return parquet.read_row_groups(list(range(rank * groups // size, (rank + 1) * groups // size))).to_pandas()
-    return _parquet(name, read)
-
-
 def _parquet(name, read):
     """read(pyarrow.parquet), with the one-line errors of a Parquet file: pyarrow missing, or a damaged file."""
     try:
@@ -101,6 +48,11 @@ def _parquet(name, read):
         return read(pq)
     except Exception as exc:  # pyarrow raises its own error types for damaged files
         raise InputError(f"{name} is not a readable Parquet file ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def parquet_module(name):
+    """pyarrow.parquet, or the one-line error of a Parquet file without pyarrow."""
+    return _parquet(name, lambda pq: pq)
 
 
 def _read_bytes(source, name, start=0, stop=None):
@@ -127,6 +79,19 @@ def _parse_parquet(raw, name):
 
 def _parse_csv(raw, name, delimiter=None):
     import pandas as pd
+    text, options = csv_format(raw, name, delimiter)
+    try:
+        frame = pd.read_csv(io.StringIO(text), **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise csv_error(exc, name) from None
+    grouped_numbers(frame, options, name)
+    return frame
+
+
+def csv_format(raw, name, delimiter=None):
+    """(text, pandas.read_csv's options) for CSV bytes `raw` (the whole table, or its first lines): the UTF-8
+    text, the delimiter (sniffed unless given) and the decimal mark; one-line errors for an empty, binary or
+    non-UTF-8 file, a second line wider than the header and repeated column names."""
     if not raw.strip():
         raise InputError(f"{name} is empty")
     if b"\x00" in raw[:SNIFF_CHARS]:
@@ -134,23 +99,26 @@ def _parse_csv(raw, name, delimiter=None):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{name} is not UTF-8 text (undecodable byte at offset {exc.start}); "
-                         "save it as a UTF-8 CSV file") from None
+        raise not_utf8(name, f"at offset {exc.start}") from None
     _allow_fields(len(text))
     try:
         delimiter = delimiter or sniff_delimiter(text[:SNIFF_CHARS])
         header, *rows = itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), SNIFF_LINES)
     except csv.Error as exc:
-        raise InputError(f"{name} is not a readable CSV table: {exc}") from None
+        raise csv_error(exc, name) from None
     if rows and len(rows[0]) > len(header):
         raise InputError(f"{name}: line 2 has {len(rows[0])} fields but the header has {len(header)}")
     check_unique([cell.strip() for cell in header], name)
     decimal = "," if delimiter == ";" and has_decimal_commas(rows) else "."
-    try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, decimal=decimal, skipinitialspace=_spaced(header))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise InputError(f"{name} is not a readable CSV table: {_first_line(exc)}") from None
-    return _grouped_numbers(frame, decimal, delimiter, name)
+    return text, dict(sep=delimiter, skipinitialspace=_spaced(header), decimal=decimal)
+
+
+def not_utf8(name, where):
+    return InputError(f"{name} is not UTF-8 text (undecodable byte {where}); save it as a UTF-8 CSV file")
+
+
+def csv_error(exc, name):
+    return InputError(f"{name} is not a readable CSV table: {_first_line(exc)}")
 
 
 def _spaced(header):
@@ -160,8 +128,8 @@ def _spaced(header):
 
 
 def _allow_fields(size):
-    """Let the csv module (the sniffer, the header) read a field as long as the text: the whole table is in memory
-    already, and pandas reads any length, so the csv module's 131,072-character default protects nothing here."""
+    """Let the csv module (the sniffer, the header) read a field as long as the text: pandas reads any length, so
+    the csv module's 131,072-character default protects nothing here."""
     if csv.field_size_limit() < size:
         csv.field_size_limit(min(size, 2**31 - 1))
 
@@ -196,14 +164,17 @@ def has_decimal_commas(rows):
             and not any(DECIMAL_POINT.match(c) and not POINT_GROUPS.match(c) for c in cells))
 
 
-def _grouped_numbers(frame, decimal, delimiter, name):
-    """Text columns whose every value is a number written with thousands separators (1,234.5; 1.234,5 in a
-    decimal-comma table) read as numbers. Left as text, with a warning naming the column (it would otherwise become
-    a categorical feature unnoticed): a column where most values are such numbers but some are not, and one of
-    1,234 alone in a ';' table, where the comma may as well be a decimal mark."""
+def grouped_numbers(frame, options, name):
+    """The names of the text columns of `frame` (read with csv_format's `options`) whose every value is a number
+    written with thousands separators (1,234.5; 1.234,5 in a decimal-comma table), converted in place to numbers.
+    Left as text, with a warning naming the column (it would otherwise become a categorical feature unnoticed): a
+    column where most values are such numbers but some are not, and one of 1,234 alone in a ';' table, where the
+    comma may as well be a decimal mark. (A streamed table applies this to each chunk.)"""
     import warnings
     import pandas as pd
+    decimal, delimiter = options["decimal"], options["sep"]
     pattern, groups = GROUPED[decimal], "," if decimal == "." else "."
+    converted = []
     for column in frame.columns:
         values = frame[column].dropna()
         if values.empty or pd.api.types.is_numeric_dtype(values) or not all(isinstance(v, str) for v in values):
@@ -217,6 +188,7 @@ def _grouped_numbers(frame, decimal, delimiter, name):
         if numeric.all() and sure:
             plain = frame[column].str.strip().str.replace(groups, "", regex=False)
             frame[column] = pd.to_numeric(plain.str.replace(decimal, ".", regex=False))
+            converted.append(column)
         elif numeric.all():
             warnings.warn(f"{name}: column {column!r} holds numbers such as {values[grouped].iloc[0]!r}, whose comma "
                           "may be a thousands separator or a decimal mark: read as text (categories)", TableWarning,
@@ -224,7 +196,7 @@ def _grouped_numbers(frame, decimal, delimiter, name):
         elif numeric.mean() >= 0.5:
             warnings.warn(f"{name}: column {column!r} holds numbers with thousands separators but also "
                           f"{values[~numeric].iloc[0]!r}: read as text (categories)", TableWarning, stacklevel=3)
-    return frame
+    return converted
 
 
 class TableWarning(UserWarning):
