@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 from typer.testing import CliRunner
@@ -181,8 +180,11 @@ def test_nbtrain_fit_threads_reaches_the_fit(monkeypatch, tmp_path):
 def test_nbtrain_sweep_threads_reaches_every_trial(monkeypatch):
     from nbtrain.sweeps import api
     seen = []
-    monkeypatch.setattr(api, "run_sweep", lambda options, *args, **kwargs: seen.append(options.fit.threads)
-                        or api.SweepOutcome(pd.DataFrame({"status": []})))
+
+    def run_sweep(options, *args, **kwargs):  # records the count, then stops the sweep before any trial
+        seen.append(options.fit.threads)
+        raise InputError("stopped by the test")
+    monkeypatch.setattr(api, "run_sweep", run_sweep)
     result = CliRunner().invoke(app, ["sweep", str(HOUSES), "-t", "price_k", "--threads", "2"])
     assert result.exit_code == 2 and "stopped by the test" in result.output, result.output
     assert seen == [2]
