@@ -81,8 +81,9 @@ def test_the_command_line_refuses_them_with_exit_2_and_one_line(good, tmp_path):
         assert len(lines) == 1 and "Traceback" not in result.output, (path.name, result.output)
 
 
-def test_a_zip_bomb_is_refused_quickly_in_little_memory(good, tmp_path):
-    """history.json inflating to 1 GiB from a few MB: refused from its header, in a fresh process that stays small."""
+def test_a_zip_bomb_is_refused_in_little_memory(good, tmp_path):
+    """history.json inflating to 1 GiB from a few MB: refused from its header, in a fresh process that stays small
+    (memory, not time: a busy machine would make a timed assertion fail for no fault of the code)."""
     bomb = tmp_path / "bomb.nbt"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst:
         for name in src.namelist():
@@ -94,15 +95,14 @@ def test_a_zip_bomb_is_refused_quickly_in_little_memory(good, tmp_path):
                 member.write(block)
     assert bomb.stat().st_size < 8 << 20
     # peak RSS from the kernel's high-water mark of this process's memory (ru_maxrss would carry pytest's over exec)
-    script = (f"import re, time; t = time.perf_counter()\n"
+    script = (f"import re\n"
               f"from nbtrain import load_model, ModelFileError\n"
               f"try:\n    load_model({str(bomb)!r})\nexcept ModelFileError as e:\n    print(e)\n"
               f"peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-              f"print(time.perf_counter() - t, peak)")
+              f"print(peak)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
     assert "over the limit" in out[0]
-    seconds, rss_kb = map(float, out[1].split())
-    assert seconds < 1.0 and rss_kb < 300 * 1024, out
+    assert float(out[1]) < 300 * 1024, out
 
 
 def deflated_npy_npz(name, nbytes, compresslevel=1):
