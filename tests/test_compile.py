@@ -84,3 +84,17 @@ def test_the_cache_survives_a_reinstall_and_a_read_only_package(tmp_path):
         assert list((tmp_path / "user-cache" / "nbtrain").rglob("*.nbi"))
     finally:
         writable()
+
+
+def test_the_command_line_compiles_at_level_1_and_import_nbtrain_leaves_numba_alone():
+    """NUMBA_OPT=1 only in processes the command line owns (bench/RESULTS.md: less compiling, the same speed), a level
+    the user set kept, and a plain `import nbtrain` never changing Numba for the user's other code."""
+    def level(code, **env):
+        environment = {k: v for k, v in os.environ.items() if k != "NUMBA_OPT"}
+        done = subprocess.run([sys.executable, "-c", f"{code}\nimport numba; print(int(numba.config.OPT))"],
+                              env={**environment, **env}, cwd=ROOT, capture_output=True, text=True, check=True)
+        return int(done.stdout.split()[-1])
+
+    assert level("import nbtrain.cli") == 1
+    assert level("import nbtrain.cli", NUMBA_OPT="2") == 2
+    assert level("import nbtrain, nbtrain.engine.cpu") == 3
