@@ -18,7 +18,7 @@ from .arrays import SEED_MAX, as_matrix, as_pair, as_weights, class_weights, who
 from .engine import Device, resolve
 from .engine.bundles import DONE, STOP, Loop, Objective
 from .engine.config import configure
-from .engine.plan import LOSS_BCE, OPT_SGD, SPARSE_CODES, compile_plan, slots
+from .engine.plan import LOSS_BCE, OPT_SGD, SCHEDULE_CONSTANT, SPARSE_CODES, compile_plan, slots
 from .errors import DistributedError, InputError, ModelFileError
 from .initializers import INITIALIZERS
 from .interrupts import StopRequests
@@ -299,7 +299,7 @@ class Sequential:
         if objective is None and self._configured is not None and self._configured[0] is self.plan:
             return self._configured[1]
         opt = self.optimizer
-        kinds = (opt.code, int(opt.schedule()[0])) if opt is not None else (OPT_SGD, 0)
+        kinds = (opt.code, int(opt.schedule()[0])) if opt is not None else (OPT_SGD, SCHEDULE_CONSTANT)
         config = configure(self.plan, None if objective is None else objective.loss_code,
                            () if objective is None else objective.metric_codes, *kinds)
         if objective is not None:

@@ -7,7 +7,6 @@ The walks over the op table are walkers.py's, compiled here with these kernels; 
 Python calls (train_epoch, evaluate, predict) take the bundles of bundles.py.
 """
 import math
-from types import SimpleNamespace
 
 import numpy as np
 from numba import njit
@@ -31,7 +30,7 @@ from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
 # Kernels that take a code: inlined into the walkers of a configuration, where the code is a constant, so Numba
-# prunes the other codes' branches (and the element math of elementwise.py, inlined too) before typing.
+# prunes the other codes' branches before typing (the element math they call is compiled once and called).
 BY_CODE = dict(KERNEL, inline="always")
 
 
@@ -433,8 +432,6 @@ def kernels(config):
     compiled with its constants on first use and cached on disk per configuration; the same object for the same
     configuration within a process."""
     if config.key not in _compiled:
-        ns, copies = walkers.specialize(globals(), config, walkers.WALKERS + ENTRY_POINTS)
-        for name, function in copies.items():
-            ns[name] = njit(**(BY_CODE if name in walkers.INLINE else KERNEL))(function)
-        _compiled[config.key] = SimpleNamespace(**{name: ns[name] for name in copies})
+        _compiled[config.key] = walkers.specialize(
+            globals(), config, ENTRY_POINTS, lambda name, f: njit(**(BY_CODE if name in walkers.INLINE else KERNEL))(f))
     return _compiled[config.key]

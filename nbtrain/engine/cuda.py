@@ -8,7 +8,6 @@ Numba compiles for the GPU, so both targets compute the same numbers. CUDA kerne
 Import this module only when CUDA is asked for: importing numba.cuda costs about 0.2 s.
 """
 import math
-from types import SimpleNamespace
 
 import numpy as np
 from numba import config, cuda
@@ -564,7 +563,5 @@ def kernels(config):
     """The walkers and entry points (train_epoch, evaluate, predict, ...) of one configuration (config.Config), as
     host code that launches this module's kernels; the same object for the same configuration within a process."""
     if config.key not in _bound:
-        ns, copies = walkers.specialize(globals(), config, walkers.WALKERS + ENTRY_POINTS)
-        ns.update(copies)
-        _bound[config.key] = SimpleNamespace(**copies)
+        _bound[config.key] = walkers.specialize(globals(), config, ENTRY_POINTS)
     return _bound[config.key]

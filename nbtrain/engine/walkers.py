@@ -13,6 +13,7 @@ table[i, T_A] of ws.acts (laid out for ws.capacity rows) and, in backward, its o
 place of ws.dacts.
 """
 import types
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -22,8 +23,8 @@ from .plan import (
     ACT_SOFTPLUS, ACT_TANH,
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL,
-    METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT, T_F, T_FP,
-    T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
+    METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT,
+    T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
 )
 
 
@@ -34,18 +35,19 @@ TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_bac
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
 normalize_forward = normalize_backward = metric_sum = loss_backward = regularize = Pass = None
-WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties", "train_step",
-           "add_metrics", "evaluate_rows", "predict")
+WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties",
+           "train_step", "add_metrics", "evaluate_rows", "predict")
 # Walkers inlined into their callers: small, and without calls whose branches need pruning first.
 INLINE = ("activation_step", "loss_head", "output")
 
 
-def specialize(namespace, config, functions=WALKERS):
-    """Copies of `functions` (walkers by name, or the target's own functions) for one configuration: their globals
-    are a copy of `namespace` (the target module's, which must define every name in TARGET) with the walkers' other
-    globals (the plan's codes, numpy) and config.constants added, and their qualified names end in config.key (so
-    Numba caches each configuration apart). Returns (the namespace, {name: copy}); the target wraps the copies as
-    it runs code (cpu: @njit) and stores them in the namespace, so they call one another's copies."""
+def specialize(namespace, config, entry_points, wrap=None):
+    """One configuration's engine: copies of the walkers and of the target's `entry_points` (its own functions that
+    call them), as a namespace of functions by name. Their globals are a copy of `namespace` (the target module's,
+    which must define every name in TARGET) with the walkers' other globals (the plan's codes, numpy) and
+    config.constants added, and their qualified names end in config.key (so Numba caches each configuration apart).
+    `wrap(name, copy)` makes each copy what the target runs (cpu: @njit; none: host code); the wrapped copies are
+    stored in the globals, so they call one another."""
     missing = [name for name in TARGET if name not in namespace]
     if missing:
         raise NameError(f"{namespace['__name__']} does not define {', '.join(missing)} for the walkers")
@@ -54,15 +56,14 @@ def specialize(namespace, config, functions=WALKERS):
     ns.update({name: globals()[name] for name in sorted(used - set(TARGET) - set(WALKERS))
                if name in globals() and name not in ns})
     ns.update(config.constants)
-    copies = {}
-    for name in functions:
+    names = WALKERS + tuple(entry_points)
+    for name in names:
         source = globals()[name] if name in WALKERS else namespace[name]
-        source = getattr(source, "py_func", source)
         copy = types.FunctionType(source.__code__, ns, name, source.__defaults__)
         copy.__qualname__ = f"{name}__{config.key}"
         copy.__doc__ = source.__doc__
-        copies[name] = copy
-    return ns, copies
+        ns[name] = copy if wrap is None else wrap(name, copy)
+    return SimpleNamespace(**{name: ns[name] for name in names})
 
 
 def activate(act, x, y, dy, dx, backward):
