@@ -289,18 +289,6 @@ def test_export_to_a_pipe_or_standard_output_writes_the_model_there(fitted, tmp_
 
 
 # ------------------------------------------------------------------------------------ stop messages that are true
-def test_ctrl_c_before_the_first_epoch_ended_is_one_true_message(table, tmp_path, monkeypatch):
-    from nbtrain.cli.display import EpochLines
-
-    def interrupt(self, epoch, logs=None):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(EpochLines, "on_epoch_begin", interrupt)
-    result = run("fit", table, "-t", "y", "--layers", "8", "--epochs", "3", "--out", tmp_path / "run")
-    assert result.exit_code == 130, result.output
-    assert "keeping" not in result.output and "Training interrupted" not in result.stdout
-    assert result.stderr.strip() == "Training interrupted before the first epoch ended: nothing was saved"
-
-
 def test_a_second_ctrl_c_while_saving_says_nothing_was_saved_and_exits_130(fitted, table, tmp_path, monkeypatch):
     from nbtrain.tabular import runfolder
     out = tmp_path / "run"
