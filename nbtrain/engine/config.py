@@ -1,7 +1,7 @@
 """A model's configuration as compile-time constants: which op kinds, activations, loss, metrics, optimizer and
 schedule it uses. Each target compiles its walkers once per configuration, with these constants as globals, so
 Numba prunes every branch a model cannot take before typing (only the kernels it uses are compiled) and the
-element-wise loops see constant codes. Widths, depth, rates and every float hyperparameter stay run-time values:
+kernels that take a code see it as a constant. Widths, depth, rates and every float hyperparameter stay run-time values:
 a sweep over them reuses one compilation.
 
 Two configurations compile apart because each compiled copy carries the configuration's key in its qualified
