@@ -423,13 +423,16 @@ class Embedding(Layer):
         self.width = None  # the input width, once built
 
     def _embedded(self, width):
-        """The embedded input columns of an input `width` columns wide, and each one's table number."""
+        """The embedded columns of an input `width` columns wide, in order, and for each the first row of its table
+        in the tables stacked and the table's rows."""
         columns = list(range(width)) if self.columns is None else self.columns
         if max(columns) >= width:
             raise ValueError(f"Embedding column {max(columns)} is not among the input's {width} columns")
         if len(self.sizes) > 1 and len(self.sizes) != len(columns):
             raise ValueError(f"Embedding has {len(self.sizes)} input_dim sizes for {len(columns)} input columns")
-        return columns, [t if len(self.sizes) > 1 else 0 for t in range(len(columns))]
+        starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int)
+        tables = [t if len(self.sizes) > 1 else 0 for t in range(len(columns))]
+        return columns, [int(starts[t]) for t in tables], [self.sizes[t] for t in tables]
 
     def variable_specs(self, n_in):
         if not isinstance(self.input_dim, list):
@@ -438,41 +441,39 @@ class Embedding(Layer):
                 for t, size in enumerate(self.sizes)]
 
     def output_width(self, n_in):
-        columns, _ = self._embedded(n_in)
+        columns = self._embedded(n_in)[0]
         return n_in - len(columns) + len(columns) * self.output_dim
 
     def add_ops(self, builder, index, width):
         if builder.rows:
             raise ValueError("Embedding must be the model's first computing layer: it reads category codes from the "
                              "model's input columns")
-        columns, tables = self._embedded(width)
+        columns, starts, sizes = self._embedded(width)
         offsets = builder.add_variables(index, self.variable_specs(width))
-        starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
-        layout, passed = [self.output_dim], width - len(columns)
-        position = {j: n for n, j in enumerate(columns)}
-        for j, to in zip(range(width), np.cumsum([0] + [j not in position for j in range(width)])):
-            if j in position:
-                t = tables[position[j]]
-                layout += [starts[t], self.sizes[t], passed + position[j] * self.output_dim]
+        layout, passed, first = [self.output_dim], 0, width - len(columns)  # first: the embeddings' first column
+        for j in range(width):
+            if j in columns:
+                n = columns.index(j)
+                layout += [starts[n], sizes[n], first + n * self.output_dim]
             else:
-                layout += [-1, 0, to]
+                layout += [-1, 0, passed]
+                passed += 1
         out, self.width = self.output_width(width), width
         builder.op(OP_EMBEDDING, width, out, T_P=offsets[0], T_FP=builder.params(layout))
         return out
 
     def check_input(self, x):
-        columns, tables = self._embedded(x.shape[1])
-        for j, t in zip(columns, tables):
+        columns, _, sizes = self._embedded(x.shape[1])
+        for j, size in zip(columns, sizes):
             codes = x[:, j]
-            bad = np.flatnonzero((codes != np.floor(codes)) | (codes < 0) | (codes >= self.sizes[t]))
+            bad = np.flatnonzero((codes != np.floor(codes)) | (codes < 0) | (codes >= size))
             if bad.size:
                 raise InputError(f"{self.name}: input column {j} has {codes[bad[0]]:g} at row {bad[0]} "
                                  f"({bad.size} such rows): category codes must be whole numbers in "
-                                 f"[0, {self.sizes[t]}) (input_dim)")
+                                 f"[0, {size}) (input_dim)")
 
     def onnx(self, graph, x):
-        columns, tables = self._embedded(self.width)
-        starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])[tables]
+        columns, starts, _ = self._embedded(self.width)
         codes = graph.node("Cast", [graph.node("Gather", [x, graph.constant("columns", columns, np.int64)], axis=1)],
                            to=graph.onnx.TensorProto.INT64)
         rows = graph.node("Add", [codes, graph.constant("starts", starts, np.int64)])  # rows of the tables, stacked
@@ -504,6 +505,6 @@ def deserialize(entry):
 
 
 def __getattr__(name):
-    """A Keras layer nbtrain lacks (LayerNormalization, Conv1D, Embedding, ...): one line naming the layers it has,
+    """A Keras layer nbtrain lacks (LayerNormalization, Conv1D, LSTM, ...): one line naming the layers it has,
     those of dense networks for tabular data."""
     raise missing(__name__, "layer", name, [*LAYERS, "Input"])

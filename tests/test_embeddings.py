@@ -116,7 +116,10 @@ def test_whole_network_gradient(rng):
     theta, state = model.theta.astype(np.float64), model.state.astype(np.float64)
     ws = workspace(plan, len(x), 1, np.float64)
     objective = Objective(LOSS_MSE, 1.0, np.zeros(0, np.int64), np.zeros(0), np.ones(1, np.int64))
-    train_step = cpu.kernels(configure(plan, LOSS_MSE)).train_step
+    config = configure(plan, LOSS_MSE)
+    assert [config.constants[f"USE_OP_{kind}"] for kind in ("EMBEDDING", "PERIODIC", "FEATURE_DENSE", "DROPOUT")] \
+        == [True, True, True, False]
+    train_step = cpu.kernels(config).train_step
     w = np.ones(len(x))
 
     def loss(g=None):
