@@ -25,6 +25,7 @@ from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, like, loss_grad,
     count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
+from .elementwise import piecewise_value
 from .plan import ACT_SOFTMAX, METRIC_AUC, METRIC_PRECISION, METRIC_RECALL, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
@@ -356,6 +357,44 @@ def embedding_backward(x, layout, dy, dtables, dx):
                 row = (start + min(max(int(x[i, j]), 0), size - 1)) * d
                 for q in range(d):
                     dtables[row + q] += dy[i, to + q]
+
+
+@njit(**KERNEL)
+def _bins(edges, f):
+    """How many of feature f's bins are real: its leading ones of positive width (adapt pads with the last edge)."""
+    k = 0
+    while k < edges.shape[1] - 1 and edges[f, k + 1] > edges[f, k]:
+        k += 1
+    return k
+
+
+@njit(**KERNEL)
+def piecewise_forward(x, edges, y):
+    """x (n, F), edges (F, B + 1) -> y (n, F*B): rtdl's piecewise-linear encoding, (x - e_t) / (e_t+1 - e_t) for
+    bin t of feature f, clipped to [0, 1] but for the first bin's lower and the last bin's upper side. A feature's
+    bins are its leading ones of positive width; the others output 0."""
+    m, b = edges.shape[0], edges.shape[1] - 1
+    for f in range(m):
+        k = _bins(edges, f)
+        for i in range(x.shape[0]):
+            for t in range(b):
+                y[i, f * b + t] = piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, k)[0]
+
+
+@njit(**KERNEL)
+def piecewise_backward(x, edges, dy, dx):
+    """x (n, F), edges (F, B + 1), dy (n, F*B) -> dx (n, F) = the sum of dy times each bin's slope (1 / its width
+    where unclipped, else 0), unless dx is (n, 0)."""
+    if not dx.shape[1]:
+        return
+    m, b = edges.shape[0], edges.shape[1] - 1
+    for f in range(m):
+        k = _bins(edges, f)
+        for i in range(x.shape[0]):
+            acc = like(x, 0.0)
+            for t in range(k):
+                acc += dy[i, f * b + t] * piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, k)[1]
+            dx[i, f] = acc
 
 
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
