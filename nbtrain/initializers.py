@@ -10,7 +10,8 @@ def _fans(shape):
 
 
 def _truncated_normal(rng, std, shape, limit=2.0):
-    """Normal draws with standard deviation std, redrawn until within `limit` of it (Keras's TruncatedNormal: 2)."""
+    """Normal draws with standard deviation std, redrawn until within `limit` standard deviations (Keras's
+    TruncatedNormal: 2)."""
     values = rng.normal(0.0, std, size=shape)
     outside = np.abs(values) > limit * std
     while outside.any():
@@ -20,7 +21,8 @@ def _truncated_normal(rng, std, shape, limit=2.0):
 
 
 def truncated_normal(std, limit):
-    """Normal draws with standard deviation std within `limit` of them (torch's trunc_normal_ at +-limit std)."""
+    """Normal draws with standard deviation std within `limit` standard deviations (torch's trunc_normal_ at
+    +-limit std, as rtdl draws its frequencies)."""
     return lambda shape, rng: _truncated_normal(rng, std, shape, limit)
 
 
