@@ -4,15 +4,17 @@ features (batch 256, then Dense 256, 256, 1; Adam, MSE; one BLAS thread, so the 
 
     python -m bench.embeddings [--epochs 3]
 
-Each model is compiled and warmed by a first short fit; the figure is the median of the timed epochs.
+Each model is compiled and warmed by a first short fit; the figure is the best of the timed epochs (the one least
+disturbed by other work), printed after the machine line and the load average.
 """
 import argparse
-import statistics
-import time
+import os
 
 import numpy as np
 
 from nbtrain import Sequential, layers
+
+from .common import best_of, machine, seconds
 
 
 def seconds_per_epoch(front, X, y, epochs):
@@ -21,18 +23,15 @@ def seconds_per_epoch(front, X, y, epochs):
     model.build(seed=0)
     model.compile(optimizer="adam", loss="mse")
     model.fit(X[:512], y[:512], batch_size=256, verbose=0, threads=1)  # compiles
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.fit(X, y, batch_size=256, verbose=0, threads=1)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), model.count_params()
+    return best_of(lambda: seconds(lambda: model.fit(X, y, batch_size=256, verbose=0, threads=1)), epochs), \
+        model.count_params()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
+    print(f"{machine()}; load average {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30000, 12)).astype(np.float32)
     y = np.sin(X).sum(axis=1)
