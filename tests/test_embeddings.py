@@ -137,9 +137,9 @@ def test_whole_network_gradient(rng):
                                                 "kernel", "bias"]
 
 
-def test_keras_style_shared_table_predicts_its_formula(rng):
+def test_keras_style_shared_table_predicts_its_formula(rng, tmp_path):
     """Embedding(5, 3) on every column (one table, as Keras) then Flatten: each row is its codes' table rows side by
-    side, and the rest of the network computes rtdl's formula on them."""
+    side, and the rest of the network computes rtdl's formula on them; so does its ONNX graph."""
     model = Sequential(model_layers(layers.Embedding(5, 3), n_in=2))
     x = rng.integers(0, 5, size=(6, 2)).astype(np.float32)
     table_, c, kernel, bias, dense, dense_bias = [w.astype(np.float64) for w in model.get_weights()]
@@ -149,6 +149,16 @@ def test_keras_style_shared_table_predicts_its_formula(rng):
     np.testing.assert_allclose(model.predict(x), z @ dense + dense_bias, rtol=1e-4, atol=1e-5)
     assert model.layers[1].output_width(2) == 6 and model.count_params() == 5 * 3 + 6 * 3 + 6 * 6 * 2 + 6 * 2 + 13
     assert np.abs(table_).max() <= 0.05 and np.abs(c).max() <= 0.9  # Keras's "uniform"; rtdl's 3 sigma
+    np.testing.assert_allclose(run_onnx(model, x, tmp_path), model.predict(x), rtol=1e-5, atol=1e-5)
+
+
+def run_onnx(model, x, folder):
+    """The model exported to ONNX and run on x in onnxruntime (the test is skipped where either is missing)."""
+    pytest.importorskip("onnx", reason="ONNX export needs the onnx extra (the test extra installs it)")
+    ort = pytest.importorskip("onnxruntime", reason="the export is checked in onnxruntime (the test extra installs it)")
+    model.export(folder / "m.onnx")
+    session = ort.InferenceSession(str(folder / "m.onnx"), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
 
 
 def fitted(rng, device="cpu"):
@@ -173,12 +183,9 @@ def test_fit_learns_saves_and_exports(rng, tmp_path):
     assert loaded.layers[1].get_config() == model.layers[1].get_config()
     assert loaded.layers[3].get_config() == model.layers[3].get_config()
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
-    onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx extra (the test extra installs it)")
-    ort = pytest.importorskip("onnxruntime", reason="the export is checked in onnxruntime (the test extra installs it)")
-    model.export(tmp_path / "m.onnx")
+    np.testing.assert_allclose(run_onnx(model, x, tmp_path), model.predict(x), rtol=1e-5, atol=1e-5)
+    import onnx
     assert {"Gather", "Cos", "Sin", "MatMul"} <= {node.op_type for node in onnx.load(tmp_path / "m.onnx").graph.node}
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(session.run(None, {"input": x})[0], model.predict(x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("make, message", [
@@ -296,10 +303,7 @@ def test_piecewise_embedding_fits_saves_and_exports(rng, tmp_path):
     np.testing.assert_array_equal(loaded.get_weights()[0], embedding.adapted)
     wide = np.r_[x, 3 * x].astype(np.float32)
     np.testing.assert_array_equal(loaded.predict(wide), model.predict(wide))
-    ort = pytest.importorskip("onnxruntime", reason="the export is checked in onnxruntime (the test extra installs it)")
-    model.export(tmp_path / "m.onnx")
-    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(session.run(None, {"input": wide})[0], model.predict(wide), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run_onnx(model, wide, tmp_path), model.predict(wide), rtol=1e-5, atol=1e-5)
 
 # ---------------------------------------------------------------- the CUDA kernels (simulator in CI, or a GPU)
 @pytest.fixture
