@@ -1,7 +1,8 @@
-"""Numerical and categorical embeddings (layers.PeriodicEmbedding, layers.Embedding, layers.Flatten): their kernels
-against formulas and central finite differences in float64, the whole network's gradient, saving, ONNX, one-line
-errors, and (marked cuda) the CUDA kernels and a fit against the CPU's. Every model here has one architecture
-(Embedding, Flatten, PeriodicEmbedding, Dense), so the engine compiles few configurations."""
+"""Numerical and categorical embeddings (layers.PeriodicEmbedding, Embedding, Flatten, PiecewiseLinearEncoding and
+PiecewiseLinearEmbedding): their kernels against formulas and central finite differences in float64, the whole
+network's gradient, saving, ONNX, one-line errors, and (marked cuda) the CUDA kernels and a fit against the CPU's.
+The models here have two architectures (Embedding, Flatten, PeriodicEmbedding, Dense; PiecewiseLinearEmbedding,
+Dense), so the engine compiles few configurations."""
 import math
 
 import numpy as np
