@@ -346,7 +346,8 @@ class Sequential:
             self._agree_with_rank_0(group, X, Y, W, Xv, Yv, Wv)
             verbose = 0 if group.rank else verbose
         train_rows = min(batch_size, X.shape[0])
-        capacity = max(train_rows, min(0 if Xv is None else Xv.shape[0], EVAL_ROWS))
+        # shared-weight members (plan.members > 1) stack their batches: members times the rows
+        capacity = self.plan.members * max(train_rows, min(0 if Xv is None else Xv.shape[0], EVAL_ROWS))
         verbose = 1 if verbose == "auto" else int(verbose)
         steps = -(-X.shape[0] // train_rows)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
@@ -511,12 +512,13 @@ class Sequential:
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
         rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
-        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, Y.shape[1], objective) as session:
+        with BlasThreads(threads, rows * self.plan.n_params), \
+                self._session(rows * self.plan.members, Y.shape[1], objective) as session:
             session.kernels.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
         if verbose == "auto" or int(verbose):
-            steps = -(-X.shape[0] // session.capacity)
+            steps = -(-X.shape[0] // rows)
             duration = callbacks_module.format_duration(time.perf_counter() - started)
             print(f"{steps}/{steps} - {duration}" + callbacks_module.format_logs(result))
         if return_dict:
@@ -526,13 +528,18 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose=0, threads=None):
         """Inference-mode outputs, shape (rows, units of the last layer), float32 (in a callback during a fit on a
         device, of the weights so far); threads as in fit."""
+        return self._predict(x, batch_size, threads)
+
+    def _predict(self, x, batch_size, threads, each=False):
+        """predict; each (shared-weight members): every member's outputs, member j's rows from row j * rows."""
         self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
         self._read = True
-        out = np.empty((X.shape[0], self.plan.n_out), np.float32)
+        members = self.plan.members
+        out = np.empty((X.shape[0] * (members if each else 1), self.plan.n_out), np.float32)
         rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
-        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, 1) as session:
+        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows * members, 1) as session:
             result = session.put(out)
             session.kernels.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)

@@ -13,6 +13,9 @@ from .bundles import Net, Workspace
 
 # Operation kinds.
 OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
+# A per-member elementwise scale (and bias) of shared-weight ensemble members (TabM's adapters): weights (members,
+# width) at T_P, a bias (members, width) at T_P2 or -1; a stacked batch's rows are member-major (plan.members).
+OP_ADAPTER = 5
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
@@ -110,6 +113,7 @@ class Plan:
     aux_width: int
     feat_size: int
     variables: list = field(default_factory=list)
+    members: int = 1  # shared-weight members whose batches are stacked as rows of one batch (OP_ADAPTER)
 
 
 class Builder:
@@ -120,6 +124,7 @@ class Builder:
     def __init__(self):
         self.rows, self.fparams, self.variables = [], [], []
         self.sizes = {"theta": 0, "state": 0, "act": 0, "aux": 0, "feat": 0}
+        self.members = 1  # set by the adapters of shared-weight members (all of one model's agree)
 
     def take(self, key, n):
         """n entries of the flat buffer `key` (theta, state, act, aux or feat); their first offset."""
@@ -183,6 +188,7 @@ def compile_plan(layers, n_in):
         aux_width=sizes["aux"],
         feat_size=sizes["feat"],
         variables=builder.variables,
+        members=builder.members,
     )
 
 

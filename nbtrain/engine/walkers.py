@@ -23,7 +23,7 @@ from .plan import (
     ACT_SOFTPLUS, ACT_TANH,
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL,
-    METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT,
+    METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_ADAPTER, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT,
     T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
 )
 
@@ -31,12 +31,15 @@ from .plan import (
 # What each target module defines for the walkers (its own kernels and views); unbound here.
 TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_backward", "activation_forward",
           "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
-          "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass")
+          "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass",
+          "adapter_forward", "adapter_backward", "stack", "average")
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
 normalize_forward = normalize_backward = metric_sum = loss_backward = regularize = Pass = None
+adapter_forward = adapter_backward = stack = average = None
 WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties",
-           "train_step", "add_metrics", "evaluate_rows", "predict")
+           "train_step", "add_metrics", "evaluate_rows", "predict", "forward_members", "mean_output",
+           "evaluate_members", "predict_members")
 # Walkers inlined into their callers: small, and without calls whose branches need pruning first.
 INLINE = ("activation_step", "loss_head", "output")
 
@@ -164,6 +167,9 @@ def forward(net, weights, ws, x, ps):
         elif USE_OP_NORMALIZE and kind == OP_NORMALIZE:
             s = table[i, T_S]
             normalize_forward(inp, state[s:s + fan_out], state[s + fan_out:s + 2 * fan_out], fparams[fp] != 0.0, out)
+        elif USE_OP_ADAPTER and kind == OP_ADAPTER:
+            adapter_forward(inp, matrix(theta, p, MEMBERS, fan_out), bias(theta, table[i, T_P2], MEMBERS * fan_out),
+                            ps.row0, ps.total // MEMBERS, out)
 
 
 def backward(net, weights, ws, x, start, ps):
@@ -173,7 +179,8 @@ def backward(net, weights, ws, x, start, ps):
     n = x.shape[0]
     first = table.shape[0]
     for i in range(table.shape[0]):
-        if table[i, T_KIND] == OP_DENSE or table[i, T_KIND] == OP_BATCHNORM:
+        if table[i, T_KIND] == OP_DENSE or table[i, T_KIND] == OP_BATCHNORM or (USE_OP_ADAPTER and
+                                                                                  table[i, T_KIND] == OP_ADAPTER):
             first = min(first, i)
     for i in range(start, first - 1, -1):
         kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
@@ -199,6 +206,10 @@ def backward(net, weights, ws, x, start, ps):
         elif USE_OP_NORMALIZE and kind == OP_NORMALIZE:
             s = table[i, T_S]
             normalize_backward(weights.state[s + fan_out:s + 2 * fan_out], net.fparams[table[i, T_FP]] != 0.0, dy, dx)
+        elif USE_OP_ADAPTER and kind == OP_ADAPTER:
+            q = table[i, T_P2]
+            adapter_backward(inp, matrix(theta, p, MEMBERS, fan_out), dy, ps.row0, ps.total // MEMBERS,
+                             matrix(grad, p, MEMBERS, fan_out), bias(grad, q, MEMBERS * fan_out), dx)
 
 
 def loss_head(net, x, ws):
@@ -262,7 +273,10 @@ def add_metrics(objective, p, y, w, sums, offset):
 
 def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
     """Inference over rows start..stop of (X, Y, W), ws.capacity at a time: sums[offset] gains the weighted loss
-    sum and sums[offset + metric_slots[j]:] metric j's."""
+    sum and sums[offset + metric_slots[j]:] metric j's. Stacked members: evaluate_members."""
+    if STACKED:
+        evaluate_members(net, weights, ws, objective, X, Y, W, start, stop, sums, offset)
+        return
     for a in range(start, stop, ws.capacity):
         b = min(a + ws.capacity, stop)
         xb, yb, wb = X[a:b], Y[a:b], W[a:b]
@@ -274,8 +288,60 @@ def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offse
 
 
 def predict(net, weights, ws, X, out):
-    """Inference-mode outputs for all rows of X (n, n_in) into out (n, n_out), ws.capacity rows at a time."""
+    """Inference-mode outputs for all rows of X (n, n_in) into out (n, n_out), ws.capacity rows at a time. Stacked
+    members: predict_members."""
+    if STACKED:
+        predict_members(net, weights, ws, X, out)
+        return
     for a in range(0, X.shape[0], ws.capacity):
         b = min(a + ws.capacity, X.shape[0])
         forward(net, weights, ws, X[a:b], Pass(False, 0, 0, 0, b - a, None))
         store(out, a, output(net, ws, b - a))
+
+
+# ---------------------------------------------------------------- shared-weight members (MEMBERS > 1, STACKED)
+# A training batch holds each member's rows in turn (member-major); at inference every input row goes to every
+# member and the members' outputs are averaged. Called only from the STACKED branches, so a single model never
+# compiles them.
+def forward_members(net, weights, ws, X, a, b):
+    """Inference forward of rows a..b of X through every member: the rows stacked MEMBERS times into ws.xin."""
+    xs = rows(ws.xin, 0, ws.capacity, MEMBERS * (b - a), X.shape[1])
+    stack(X, a, b, xs)
+    forward(net, weights, ws, xs, Pass(False, 0, 0, 0, MEMBERS * (b - a), None))
+
+
+def mean_output(net, ws, m):
+    """The members' mean output of the last forward_members of m rows, (m, n_out), in ws.dacts (unused at
+    inference)."""
+    avg = rows(ws.dacts, 0, ws.capacity, m, net.table[net.table.shape[0] - 1, T_OUT])
+    average(output(net, ws, MEMBERS * m), MEMBERS, avg)
+    return avg
+
+
+def evaluate_members(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
+    """evaluate_rows of stacked members: the loss (PLAIN_HEAD: the loss in output space, as given) and metrics of
+    the members' mean output, ws.capacity // MEMBERS rows at a time."""
+    for a in range(start, stop, ws.capacity // MEMBERS):
+        b = min(a + ws.capacity // MEMBERS, stop)
+        yb, wb = Y[a:b], W[a:b]
+        forward_members(net, weights, ws, X, a, b)
+        p = mean_output(net, ws, b - a)
+        metric_sum(PLAIN_HEAD, objective.loss_param, p, yb, wb, sums, offset)
+        add_penalties(net, weights, ws.grad, b - a, 0.0, sums, offset)
+        add_metrics(objective, p, yb, wb, sums, offset)
+
+
+def predict_members(net, weights, ws, X, out):
+    """predict of stacked members: out (n, n_out) receives the members' mean output, or out (MEMBERS * n, n_out)
+    each member's (member j's rows from row j * n)."""
+    n = X.shape[0]
+    for a in range(0, n, ws.capacity // MEMBERS):
+        b = min(a + ws.capacity // MEMBERS, n)
+        m = b - a
+        forward_members(net, weights, ws, X, a, b)
+        if out.shape[0] > n:
+            y = output(net, ws, MEMBERS * m)
+            for j in range(MEMBERS):
+                store(out, j * n + a, y[j * m:(j + 1) * m])
+        else:
+            store(out, a, mean_output(net, ws, m))
