@@ -31,6 +31,9 @@ EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when
 # so that signals act within a step and progress shows; a shorter one runs inline, where a thread's start would cost.
 BESIDE_WORK = 50_000_000
 PROGRESS_SECONDS = 0.5  # how often a running epoch reports its steps
+# Sequential subclasses saved with an extra config field, by that field, so load_model rebuilds them as such (the
+# subclass's module registers it: shared_members.SharedMembers).
+MODEL_CLASSES = {}
 
 
 class Sequential:
@@ -707,7 +710,8 @@ def load_network(path, device="auto"):
     themselves (the command line, the sweep's best model)."""
     saved = read_model(path, _layout)
     try:
-        model = Sequential.from_config(saved.model)
+        kind = next((cls for field, cls in MODEL_CLASSES.items() if field in saved.model), Sequential)
+        model = kind.from_config(saved.model)
         model.build((None, saved.input_width))
         model.set_weights(saved.weights)
         if saved.compile:
