@@ -343,6 +343,16 @@ class Adapter(Layer):
         builder.op(OP_ADAPTER, width, width, T_P=offsets[0], T_P2=offsets[1] if self.use_bias else -1)
         return width
 
+    def onnx(self, graph, x):
+        """The (members * N, width) rows as (members, N, width), scaled (and shifted) per member, and back."""
+        scale, *bias = self.get_weights()
+        width = scale.shape[1]
+        y = graph.node("Reshape", [x, graph.constant("by_member", [self.members, -1, width], np.int64)])
+        y = graph.node("Mul", [y, graph.constant("scale", scale[:, None, :])])
+        if bias:
+            y = graph.node("Add", [y, graph.constant("bias", bias[0][:, None, :])])
+        return graph.node("Reshape", [y, graph.constant("rows", [-1, width], np.int64)])
+
     def get_config(self):
         return {**super().get_config(), "members": self.members, "scale": self.scale, "use_bias": self.use_bias}
 

@@ -113,6 +113,16 @@ def test_saved_and_loaded_back_as_shared_members(tmp_path):
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
+def test_onnx_export_gives_the_members_mean(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the export is checked in onnxruntime (the test extra installs it)")
+    X, y = data()
+    model = shared()
+    model.fit(X, y, batch_size=16, epochs=1, verbose=0, seed=1)
+    model.export(tmp_path / "members.onnx")
+    session = ort.InferenceSession(str(tmp_path / "members.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": X})[0], model.predict(X), rtol=1e-5, atol=1e-6)
+
+
 def test_bad_arguments_are_refused_in_one_line():
     base = Sequential([layers.Dense(2, input_shape=[3])])
     with pytest.raises(ValueError, match="adapters must be one of first, all"):
