@@ -3,6 +3,8 @@ except BatchEnsemble adapters, a per-member elementwise scale of a Dense layer's
 bias of its output. Training stacks the members' batches (each member's from its own shuffle) as the rows of one
 batch, so the shared layers run as ordinary ops and the objective is the mean of the members' losses; prediction
 averages the members' outputs (probabilities, after the final activation)."""
+import copy
+
 from . import model as model_module
 from .layers import Activation, Adapter, Dense, deserialize
 from .model import Sequential
@@ -27,10 +29,9 @@ class SharedMembers(Sequential):
             raise ValueError(f"members must be a positive integer, got {members!r}")
         if adapters not in ADAPTERS:
             raise ValueError(f"adapters must be one of {', '.join(ADAPTERS)}, got {adapters!r}")
-        config = model.get_config()["layers"]
-        if not any(entry["class_name"] == "Dense" for entry in config):
+        if not any(isinstance(layer, Dense) for layer in model.layers):
             raise ValueError("SharedMembers needs a model with a Dense layer to put the adapters around")
-        super().__init__(_with_adapters(config, int(members), adapters), name=name or f"shared_{model.name}")
+        super().__init__(_with_adapters(model.layers, int(members), adapters), name=name or f"shared_{model.name}")
         self.members, self.adapters = int(members), adapters
 
     def predict(self, x, batch_size=None, verbose=0, threads=None, members=False):
@@ -55,15 +56,16 @@ class SharedMembers(Sequential):
         return model
 
 
-def _with_adapters(config, members, adapters):
-    """The layers of a Sequential config with adapters around its first (or every) Dense layer: Adapter (scale),
-    Dense without bias or activation, Adapter (scale and bias), then the activation."""
+def _with_adapters(model_layers, members, adapters):
+    """Copies of a model's layers (unbuilt; a Normalization keeps its statistics) with adapters around its first (or
+    every) Dense layer: Adapter (scale), Dense without bias or activation, Adapter (scale and bias), the activation."""
     layers, first = [], True
-    for entry in config:
-        settings = {key: value for key, value in entry["config"].items() if key != "name"}
-        if entry["class_name"] != "Dense" or not (first or adapters == "all"):
-            layers.append(deserialize({"class_name": entry["class_name"], "config": settings}))
+    for layer in model_layers:
+        if not isinstance(layer, Dense) or not (first or adapters == "all"):
+            layers.append(copy.copy(layer))
+            layers[-1].weights = []
             continue
+        settings = {key: value for key, value in layer.get_config().items() if key != "name"}
         activation, use_bias = settings.pop("activation"), settings.pop("use_bias")
         settings.pop("bias_regularizer", None)
         shape = settings.pop("input_shape", None)
