@@ -84,6 +84,22 @@ def test_members_see_different_batches():
     assert spread[False] < 1e-6 < 1e-3 < spread[True]
 
 
+def test_stacked_members_on_the_same_batches_train_as_one_unstacked_member():
+    """Members given the same weights and batches (no shuffle) each follow the one member trained alone, which runs
+    the single model's code (one member: nothing stacked), to float32 rounding: the stacked batch, its gradient
+    (the mean of identical members') and each member's adapter update are the single model's (Adam is blind to
+    the adapters' gradients being 1/members of it)."""
+    X, y = data()
+    alone, stacked = shared(members=1), shared()
+    stacked.set_weights([np.repeat(w, MEMBERS, axis=0) if w.shape != v.shape else w
+                         for w, v in zip(alone.get_weights(), stacked.get_weights())])
+    for model in (alone, stacked):
+        model.fit(X, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    each = stacked.predict(X, members=True)
+    for member in each:
+        np.testing.assert_allclose(member, alone.predict(X), rtol=1e-4, atol=1e-5)
+
+
 def test_the_objective_is_the_mean_of_the_members_losses_and_predictions_average_probabilities():
     """With a learning rate near zero the logged training loss is the mean over members of each member's loss over the
     epoch, and the validation loss (like evaluate) is the loss of the members' mean probability."""
