@@ -2,12 +2,13 @@
 from . import callbacks, layers, losses, metrics, models, optimizers, regularizers, utils
 from .errors import InputError, ModelFileError
 from .model import Sequential, load_model, missing_attribute
+from .shared_members import SharedMembers
 from .sweeps import sweep
 from .tabular.apply import load_table_model
 from .version import __version__
 
 __all__ = ["Sequential", "layers", "callbacks", "losses", "metrics", "models", "optimizers", "regularizers", "utils",
-           "load_model", "load_table_model",
+           "load_model", "load_table_model", "SharedMembers",
            "InputError", "ModelFileError", "sweep", "__version__"]
 
 

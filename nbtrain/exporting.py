@@ -69,9 +69,17 @@ class Graph:
 
 def network(model, graph, x):
     """Append the inference-mode nodes of a built Sequential to `graph`, from the float32 (N, n_in) tensor named x;
-    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx)."""
+    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx). Shared-weight members
+    (plan.members > 1): every row goes through every member (the rows tiled member-major, as the engine stacks them)
+    and the output is the members' mean."""
+    members = model.plan.members
+    if members > 1:
+        x = graph.node("Tile", [x, graph.constant("members", [members, 1], np.int64)])
     for layer in model.layers:
         x = layer.onnx(graph, x)
+    if members > 1:
+        x = graph.node("Reshape", [x, graph.constant("by_member", [members, -1, model.plan.n_out], np.int64)])
+        x = graph.node("ReduceMean", [x], axes=[0], keepdims=0)
     return x
 
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from . import regularizers
 from .engine.plan import (
-    ACTIVATIONS, NORMALIZATION_EPSILON, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_EMBEDDING, OP_FEATURE_DENSE,
-    OP_NORMALIZE, OP_PERIODIC, OP_PIECEWISE,
+    ACTIVATIONS, NORMALIZATION_EPSILON, OP_ADAPTER, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_EMBEDDING,
+    OP_FEATURE_DENSE, OP_NORMALIZE, OP_PERIODIC, OP_PIECEWISE,
 )
 from .errors import InputError, missing, unknown
 from .initializers import INITIALIZERS, truncated_normal, uniform
@@ -604,9 +604,54 @@ class PiecewiseLinearEmbedding(PiecewiseLinearEncoding):
         return {**super().get_config(), "embedding_dim": self.embedding_dim, "activation": self.activation}
 
 
+class Adapter(Layer):
+    """The per-member elementwise scale (and bias) of `members` shared-weight members (TabM's BatchEnsemble
+    adapters): member j's rows are multiplied by scale[j] (and shifted by bias[j]). The scale starts as ones or as
+    random signs +-1 (TabM's first adapter, which makes the members differ from the first step); the bias at zeros.
+    Used by SharedMembers, whose batches stack the members' rows (member-major)."""
+
+    SCALES = ("ones", "random_signs")
+
+    def __init__(self, members, scale="ones", use_bias=False, **kwargs):
+        super().__init__(**kwargs)
+        if int(members) != members or members < 1:
+            raise ValueError(f"Adapter members must be a positive integer, got {members!r}")
+        if scale not in self.SCALES:
+            raise ValueError(unknown("adapter scale", scale, list(self.SCALES)))
+        self.members, self.scale, self.use_bias = int(members), scale, bool(use_bias)
+
+    def variable_specs(self, n_in):
+        signs = lambda shape, rng: rng.choice(np.array([-1.0, 1.0]), size=shape)  # noqa: E731
+        specs = [("scale", (self.members, n_in), True, signs if self.scale == "random_signs" else "ones")]
+        if self.use_bias:
+            specs.append(("bias", (self.members, n_in), True, "zeros"))
+        return specs
+
+    def add_ops(self, builder, index, width):
+        if builder.members not in (1, self.members):
+            raise ValueError(f"adapters of {builder.members} and {self.members} members in one model")
+        builder.members = self.members
+        offsets = builder.add_variables(index, self.variable_specs(width))
+        builder.op(OP_ADAPTER, width, width, T_P=offsets[0], T_P2=offsets[1] if self.use_bias else -1)
+        return width
+
+    def onnx(self, graph, x):
+        """The (members * N, width) rows as (members, N, width), scaled (and shifted) per member, and back."""
+        scale, *bias = self.get_weights()
+        width = scale.shape[1]
+        y = graph.node("Reshape", [x, graph.constant("by_member", [self.members, -1, width], np.int64)])
+        y = graph.node("Mul", [y, graph.constant("scale", scale[:, None, :])])
+        if bias:
+            y = graph.node("Add", [y, graph.constant("bias", bias[0][:, None, :])])
+        return graph.node("Reshape", [y, graph.constant("rows", [-1, width], np.int64)])
+
+    def get_config(self):
+        return {**super().get_config(), "members": self.members, "scale": self.scale, "use_bias": self.use_bias}
+
+
 LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Normalization,
                                         Flatten, PeriodicEmbedding, Embedding, PiecewiseLinearEncoding,
-                                        PiecewiseLinearEmbedding)}
+                                        PiecewiseLinearEmbedding, Adapter)}
 
 
 def deserialize(entry):

@@ -31,6 +31,9 @@ EVAL_ROWS = 1024  # rows per compiled chunk for predict/evaluate/validation when
 # so that signals act within a step and progress shows; a shorter one runs inline, where a thread's start would cost.
 BESIDE_WORK = 50_000_000
 PROGRESS_SECONDS = 0.5  # how often a running epoch reports its steps
+# Sequential subclasses saved with an extra config field, by that field, so load_model rebuilds them as such (the
+# subclass's module registers it: shared_members.SharedMembers).
+MODEL_CLASSES = {}
 
 
 class Sequential:
@@ -348,7 +351,8 @@ class Sequential:
             self._agree_with_rank_0(group, X, Y, W, Xv, Yv, Wv)
             verbose = 0 if group.rank else verbose
         train_rows = min(batch_size, X.shape[0])
-        capacity = max(train_rows, min(0 if Xv is None else Xv.shape[0], EVAL_ROWS))
+        # shared-weight members (plan.members > 1) stack their batches: members times the rows
+        capacity = self.plan.members * max(train_rows, min(0 if Xv is None else Xv.shape[0], EVAL_ROWS))
         verbose = 1 if verbose == "auto" else int(verbose)
         steps = -(-X.shape[0] // train_rows)
         cbs = callbacks_module.CallbackList(callbacks, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
@@ -513,12 +517,13 @@ class Sequential:
         logs = np.zeros(int(objective.metric_slots[-1]), np.float64)
         started = time.perf_counter()
         rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
-        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, Y.shape[1], objective) as session:
+        with BlasThreads(threads, rows * self.plan.n_params), \
+                self._session(rows * self.plan.members, Y.shape[1], objective) as session:
             session.kernels.evaluate(session.net, session.weights, session.ws, objective, session.put(X),
                                            session.put(Y), session.put(W), logs, None)
         result = {k: float(v) for k, v in zip(self._log_names(), self._figures(logs, objective, Y.shape[1], W))}
         if verbose == "auto" or int(verbose):
-            steps = -(-X.shape[0] // session.capacity)
+            steps = -(-X.shape[0] // rows)
             duration = callbacks_module.format_duration(time.perf_counter() - started)
             print(f"{steps}/{steps} - {duration}" + callbacks_module.format_logs(result))
         if return_dict:
@@ -528,13 +533,18 @@ class Sequential:
     def predict(self, x, batch_size=None, verbose=0, threads=None):
         """Inference-mode outputs, shape (rows, units of the last layer), float32 (in a callback during a fit on a
         device, of the weights so far); threads as in fit."""
+        return self._predict(x, batch_size, threads)
+
+    def _predict(self, x, batch_size, threads, each=False):
+        """predict; each (shared-weight members): every member's outputs, member j's rows from row j * rows."""
         self._pull()
         X = as_matrix(x)
         self._ensure_built(X)
         self._read = True
-        out = np.empty((X.shape[0], self.plan.n_out), np.float32)
+        members = self.plan.members
+        out = np.empty((X.shape[0] * (members if each else 1), self.plan.n_out), np.float32)
         rows = min(int(batch_size or EVAL_ROWS), X.shape[0])
-        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows, 1) as session:
+        with BlasThreads(threads, rows * self.plan.n_params), self._session(rows * members, 1) as session:
             result = session.put(out)
             session.kernels.predict(session.net, session.weights, session.ws, session.put(X), result)
             session.device.fetch(result, out)
@@ -702,7 +712,8 @@ def load_network(path, device="auto"):
     themselves (the command line, the sweep's best model)."""
     saved = read_model(path, _layout)
     try:
-        model = Sequential.from_config(saved.model)
+        kind = next((cls for field, cls in MODEL_CLASSES.items() if field in saved.model), Sequential)
+        model = kind.from_config(saved.model)
         model.build((None, saved.input_width))
         model.set_weights(saved.weights)
         if saved.compile:

@@ -50,6 +50,10 @@ SIGNATURES = {
     "_embedding_backward": (F2, D1, F2, F1, F2),
     "_piecewise_forward": (F2, F2, F2),
     "_piecewise_backward": (F2, F2, F2, F2),
+    "_adapter_forward": (F2, F2, F1, "int64", "int64", F2),
+    "_adapter_sums": (F2, F2, "int64", "int64", F2, F1),
+    "_stack": (F2, "int64", "int64", F2),
+    "_average": (F2, "int64", F2),
 }
 
 

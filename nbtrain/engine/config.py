@@ -45,7 +45,8 @@ ENGINE = _engine_hash()
 
 class Config:
     """The constants a target's walkers read as globals (`USE_<code name>` flags, HEAD, HEAD_FUSED, OPTIMIZER,
-    SCHEDULE, PENALTIES), and `key`, a short hash naming the compiled copies of this configuration."""
+    SCHEDULE, PENALTIES, MEMBERS, STACKED, PLAIN_HEAD), and `key`, a short hash naming the compiled copies of this
+    configuration."""
 
     def __init__(self, constants):
         self.constants = dict(sorted(constants.items()))
@@ -89,4 +90,8 @@ def configure(model_plan, loss_code=None, metric_codes=(), optimizer=OPT_SGD, sc
                  for name, code in codes.items()}
     constants.update(HEAD=int(head_code), HEAD_FUSED=bool(fused), OPTIMIZER=int(optimizer), SCHEDULE=int(schedule),
                      PENALTIES=bool((table[:, T_R] >= 0).any()))
+    # Shared-weight members: batches stacked MEMBERS times; inference scores the members' mean output with the loss
+    # in output space (PLAIN_HEAD: the loss as given, never the fused form on the logits).
+    constants.update(MEMBERS=int(model_plan.members), STACKED=model_plan.members > 1,
+                     PLAIN_HEAD=int(loss_code) if loss_code is not None else -1)
     return Config(constants)

@@ -409,6 +409,54 @@ def piecewise_backward(x, edges, dy, dx):
             for t in range(k):
                 acc += dy[i, f * b + t] * piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, k)[1]
             dx[i, f] = acc
+# ---------------------------------------------------------------- shared-weight members' adapters (TabM)
+@njit(**KERNEL)
+def adapter_forward(x, r, b, row0, per, y):
+    """x (n, m), r (members, m), b (members * m,) or (0,) -> y (n, m) = x * r[member] (+ b[member]), where row i
+    is global row row0 + i of a stacked batch of `per` rows per member: member (row0 + i) // per."""
+    n, m = x.shape
+    for i in range(n):
+        k = (row0 + i) // per
+        for c in range(m):
+            y[i, c] = x[i, c] * r[k, c] + (b[k * m + c] if b.size else like(y, 0.0))
+
+
+@njit(**KERNEL)
+def adapter_backward(x, r, dy, row0, per, dr, db, dx):
+    """x, dy (n, m), r (members, m) -> dr (members, m) = sums of dy * x over each member's rows, db (members * m,)
+    or (0,) = sums of dy (both overwritten); dx (n, m) = dy * r[member] unless dx is (n, 0)."""
+    n, m = dy.shape
+    dr[:] = 0
+    db[:] = 0
+    for i in range(n):
+        k = (row0 + i) // per
+        for c in range(m):
+            dr[k, c] += dy[i, c] * x[i, c]
+            if db.size:
+                db[k * m + c] += dy[i, c]
+            if dx.shape[1]:
+                dx[i, c] = dy[i, c] * r[k, c]
+
+
+@njit(**KERNEL)
+def stack(X, a, b, xs):
+    """xs (members * (b - a), n_in) = rows a..b of X, once per member (member-major)."""
+    m = b - a
+    for q in range(xs.shape[0]):
+        for c in range(xs.shape[1]):
+            xs[q, c] = X[a + q % m, c]
+
+
+@njit(**KERNEL)
+def average(y, members, avg):
+    """avg (m, k) = the mean over members j of y[j * m + i] (y (members * m, k), member-major), summed in order."""
+    m, k = avg.shape
+    for i in range(m):
+        for c in range(k):
+            acc = y[i, c]
+            for j in range(1, members):
+                acc += y[j * m + i, c]
+            avg[i, c] = acc / like(avg, members)
 
 
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
@@ -536,6 +584,9 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     Under MPI (comm an array [rank, size]) every rank holds all rows and takes its share of each batch of
     the one global shuffle; gradients, batch statistics and logs are summed over the ranks, so every rank
     applies the same update and the result is the single-process one.
+    Shared-weight members (MEMBERS > 1): each step's batch stacks every member's nb rows, each member's from its own
+    shuffle (member-major), so the gradient is that of the mean of the members' losses; the training logs are the
+    mean of the members' sums, and validation scores the members' mean output (walkers.evaluate_members).
 
     logs receives [loss, *metrics, val_loss, *val_metrics] as weighted sums over the rows (validation NaN when
     absent); the API turns them into Keras's means. Returns the number of steps taken: fewer than the epoch's
@@ -545,7 +596,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     X, Y, W = data.X, data.Y, data.W
     n, n_in = X.shape
     k = Y.shape[1]
-    order = permutation(n, loop.seed, step0, loop.shuffle)
+    order = permutation(n, loop.seed, step0, loop.shuffle, MEMBERS)  # stacked members: member j's from j * n
     width = objective.metric_slots[-1]
     logs[:] = 0.0
     batch_loss = np.zeros(2)  # [loss, stop requests]: one all-reduce agrees on both
@@ -554,10 +605,11 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     for s in range(steps):
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
-        lo, hi = share(nb, comm)
+        lo, hi = share(MEMBERS * nb, comm)  # the stacked batch: member j's nb rows from row j * nb
         xb, yb, wb = _view(ws.xin, 0, hi - lo, n_in), _view(ws.yin, 0, hi - lo, k), ws.win[:hi - lo]
         for r in range(hi - lo):
-            source = order[a + lo + r]
+            j = (lo + r) // nb
+            source = order[j * n + a + lo + r - j * nb]
             for c in range(n_in):
                 xb[r, c] = X[source, c]
             for c in range(k):
@@ -565,7 +617,8 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
             wb[r] = W[source]
         step = step0 + s
         batch_loss[0] = 0.0
-        train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, lo, nb, comm), batch_loss)
+        train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, lo, MEMBERS * nb, comm),
+                   batch_loss)
         logs[0] += batch_loss[0]
         batch_loss[1] = 1.0 if loop.control[STOP] else 0.0
         allreduce_sum(batch_loss, comm)
@@ -578,9 +631,13 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         loop.control[DONE] = s + 1
         if batch_loss[1] > 0.0 and s + 1 < steps:  # asked to stop (on any rank), before the epoch's end
             allreduce_sum(logs[:width], comm)
+            if STACKED:
+                logs[:width] /= MEMBERS
             logs[width:] = np.nan
             return s + 1
     allreduce_sum(logs[:width], comm)
+    if STACKED:  # the mean of the members' sums
+        logs[:width] /= MEMBERS
     if data.Xv.shape[0]:
         evaluate(net, weights, ws, objective, data.Xv, data.Yv, data.Wv, logs[width:], comm)
     else:

@@ -689,6 +689,75 @@ def _gather(X, Y, W, order, start, xb, yb, wb):
             wb[r] = W[src]
 
 
+# ---------------------------------------------------------------- shared-weight members' adapters (TabM)
+@cuda.jit
+def _adapter_forward(x, r, b, row0, per, y):
+    """y = x * r[member] (+ b[member]) element by element; member of row i: (row0 + i) // per."""
+    m = x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, c = e // m, e % m
+        k = (row0 + i) // per
+        y[i, c] = x[i, c] * r[k, c] + (b[k * m + c] if b.size else np.float32(0.0))
+
+
+def adapter_forward(x, r, b, row0, per, y):
+    if x.size:
+        _adapter_forward[_grid(x.size)](x, r, b, row0, per, y)
+
+
+@cuda.jit
+def _adapter_sums(x, dy, row0, per, dr, db):
+    """dr[k, c] = sum of dy * x, db[k * m + c] = sum of dy over member k's rows of this batch (a thread each)."""
+    n, m = dy.shape
+    for e in range(cuda.grid(1), dr.size, cuda.gridsize(1)):
+        k, c = e // m, e % m
+        acc, bias_acc = np.float32(0.0), np.float32(0.0)
+        for i in range(max(k * per - row0, 0), min((k + 1) * per - row0, n)):
+            acc += dy[i, c] * x[i, c]
+            bias_acc += dy[i, c]
+        dr[k, c] = acc
+        if db.size:
+            db[k * m + c] = bias_acc
+
+
+def adapter_backward(x, r, dy, row0, per, dr, db, dx):
+    """cpu.adapter_backward: each member's sums in row order, as on the CPU."""
+    _adapter_sums[_grid(dr.size)](x, dy, row0, per, dr, db)
+    if dx.shape[1] and dx.size:
+        _adapter_forward[_grid(dx.size)](dy, r, db[:0], row0, per, dx)
+
+
+@cuda.jit
+def _stack(X, a, m, xs):
+    """xs[q] = X[a + q % m]: rows a..a + m of X once per member (member-major)."""
+    n_in = xs.shape[1]
+    for e in range(cuda.grid(1), xs.size, cuda.gridsize(1)):
+        q, c = e // n_in, e % n_in
+        xs[q, c] = X[a + q % m, c]
+
+
+def stack(X, a, b, xs):
+    if xs.size:
+        _stack[_grid(xs.size)](X, a, b - a, xs)
+
+
+@cuda.jit
+def _average(y, members, avg):
+    """avg[i, c] = the mean over members j of y[j * m + i, c], summed in member order as on the CPU."""
+    m, k = avg.shape
+    for e in range(cuda.grid(1), avg.size, cuda.gridsize(1)):
+        i, c = e // k, e % k
+        acc = y[i, c]
+        for j in range(1, members):
+            acc += y[j * m + i, c]
+        avg[i, c] = acc / np.float32(members)
+
+
+def average(y, members, avg):
+    if avg.size:
+        _average[_grid(avg.size)](y, members, avg)
+
+
 # ---------------------------------------------------------------- entry points: walkers.py's walks, as host code
 # Written once, bound per configuration by kernels(): they read its constants (e.g. OPTIMIZER and SCHEDULE) and
 # call its copies of the walkers (train_step, evaluate_rows, add_metrics and output are not this module's names).
@@ -713,7 +782,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     X, Y, W = data.X, data.Y, data.W
     n, n_in = X.shape
     k = Y.shape[1]
-    order = cuda.to_device(permutation(n, loop.seed, step0, loop.shuffle))
+    order = cuda.to_device(permutation(n, loop.seed, step0, loop.shuffle, MEMBERS))
     width = objective.metric_slots[-1]
     total = cuda.to_device(np.zeros(logs.size, np.float64))
     halted = cuda.to_device(np.zeros(1, np.int64))
@@ -723,12 +792,16 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     for s in range(steps):
         a = s * loop.batch_size
         nb = min(loop.batch_size, n - a)
-        xb, yb, wb = ws.xin[:nb * n_in].reshape((nb, n_in)), ws.yin[:nb * k].reshape((nb, k)), ws.win[:nb]
-        _gather[_grid(nb * (n_in + k + 1))](X, Y, W, order, a, xb, yb, wb)
+        rows_b = MEMBERS * nb  # stacked members: member j's nb rows from row j * nb, from its own shuffle
+        xb, yb, wb = (ws.xin[:rows_b * n_in].reshape((rows_b, n_in)), ws.yin[:rows_b * k].reshape((rows_b, k)),
+                      ws.win[:rows_b])
+        for j in range(MEMBERS):
+            part = slice(j * nb, (j + 1) * nb)
+            _gather[_grid(nb * (n_in + k + 1))](X, Y, W, order[j * n:(j + 1) * n], a, xb[part], yb[part], wb[part])
         step = step0 + s
-        train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, 0, nb, None), total)
+        train_step(net, weights, ws, objective, xb, yb, wb, Pass(True, loop.seed, step, 0, rows_b, None), total)
         _halt_if_not_finite[1, 1](total, 0, halted, s)
-        add_metrics(objective, output(net, ws, nb), yb, wb, total, 0)
+        add_metrics(objective, output(net, ws, rows_b), yb, wb, total, 0)
         optimizer_update(OPTIMIZER, SCHEDULE, opt, step + 1, weights.theta, ws.grad, halted)
         loop.control[DONE] = s + 1
         if loop.control[STOP] and s + 1 < steps:
@@ -741,6 +814,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
         logs[:] = np.nan
         return stopped - 1
     logs[:] = total.copy_to_host()
+    logs[:width] /= MEMBERS  # stacked members: the mean of the members' sums
     if not data.Xv.shape[0] or stopped_at < steps:
         logs[width:] = np.nan
     return stopped_at

@@ -20,6 +20,9 @@ OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
 # column (first table row of its table or -1 when passed through, its table's rows, its first output column);
 # PIECEWISE (n, F) -> (n, F*B), the piecewise-linear encoding over bin edges (F, B + 1) in state at T_S.
 OP_PERIODIC, OP_FEATURE_DENSE, OP_EMBEDDING, OP_PIECEWISE = 5, 6, 7, 8
+# A per-member elementwise scale (and bias) of shared-weight ensemble members (TabM's adapters): weights (members,
+# width) at T_P, a bias (members, width) at T_P2 or -1; a stacked batch's rows are member-major (plan.members).
+OP_ADAPTER = 9
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8
@@ -117,6 +120,7 @@ class Plan:
     aux_width: int
     feat_size: int
     variables: list = field(default_factory=list)
+    members: int = 1  # shared-weight members whose batches are stacked as rows of one batch (OP_ADAPTER)
 
 
 class Builder:
@@ -127,6 +131,7 @@ class Builder:
     def __init__(self):
         self.rows, self.fparams, self.variables = [], [], []
         self.sizes = {"theta": 0, "state": 0, "act": 0, "aux": 0, "feat": 0}
+        self.members = 1  # set by the adapters of shared-weight members (all of one model's agree)
 
     def take(self, key, n):
         """n entries of the flat buffer `key` (theta, state, act, aux or feat); their first offset."""
@@ -190,6 +195,7 @@ def compile_plan(layers, n_in):
         aux_width=sizes["aux"],
         feat_size=sizes["feat"],
         variables=builder.variables,
+        members=builder.members,
     )
 
 

@@ -35,13 +35,16 @@ def random_uniform(seed, a, b, c):
 
 
 @njit(cache=True)
-def permutation(n, seed, key, shuffle):
+def permutation(n, seed, key, shuffle, members=1):
     """A shuffle of range(n) (Fisher-Yates), each swap drawn from (seed, stream 0, key, position); range(n)
-    itself when not shuffle."""
-    order = np.empty(n, np.int64)
-    for i in range(n):
-        order[i] = i
-    for i in range(n - 1 if shuffle else 0, 0, -1):
-        j = np.int64(random_bits(seed, np.int64(0), key, i) % np.uint64(i + 1))  # stream 0; an int64, not a literal
-        order[i], order[j] = order[j], order[i]
+    itself when not shuffle. members > 1: that many shuffles one after another (members * n entries), member j's
+    from stream -j (member 0's is the one shuffle's; negative streams are no dropout op's)."""
+    order = np.empty(n * members, np.int64)
+    for m in range(members):
+        block = order[m * n:(m + 1) * n]
+        for i in range(n):
+            block[i] = i
+        for i in range(n - 1 if shuffle else 0, 0, -1):
+            j = np.int64(random_bits(seed, np.int64(-m), key, i) % np.uint64(i + 1))  # an int64, not a literal
+            block[i], block[j] = block[j], block[i]
     return order

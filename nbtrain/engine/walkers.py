@@ -23,9 +23,9 @@ from .plan import (
     ACT_SOFTPLUS, ACT_TANH,
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL,
-    METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT,
+    METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_ADAPTER, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE,
     OP_EMBEDDING, OP_FEATURE_DENSE, OP_PERIODIC, OP_PIECEWISE,
-    T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
+    T_A, T_ACT, T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
 )
 
 
@@ -34,14 +34,17 @@ TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_bac
           "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
           "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass",
           "periodic_forward", "periodic_backward", "feature_dense_forward", "feature_dense_backward",
-          "embedding_forward", "embedding_backward", "piecewise_forward", "piecewise_backward")
+          "embedding_forward", "embedding_backward", "piecewise_forward", "piecewise_backward",
+          "adapter_forward", "adapter_backward", "stack", "average")
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
 normalize_forward = normalize_backward = metric_sum = loss_backward = regularize = Pass = None
 periodic_forward = periodic_backward = feature_dense_forward = feature_dense_backward = None
 embedding_forward = embedding_backward = piecewise_forward = piecewise_backward = None
+adapter_forward = adapter_backward = stack = average = None
 WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties",
-           "train_step", "add_metrics", "evaluate_rows", "predict")
+           "train_step", "add_metrics", "evaluate_rows", "predict", "forward_members", "mean_output",
+           "evaluate_members", "predict_members")
 # Walkers inlined into their callers: small, and without calls whose branches need pruning first.
 INLINE = ("activation_step", "loss_head", "output")
 
@@ -179,6 +182,9 @@ def forward(net, weights, ws, x, ps):
             embedding_forward(inp, theta[p:], fparams[fp:fp + 1 + 3 * fan_in], out)
         elif USE_OP_PIECEWISE and kind == OP_PIECEWISE:
             piecewise_forward(inp, matrix(state, table[i, T_S], fan_in, fan_out // fan_in + 1), out)
+        elif USE_OP_ADAPTER and kind == OP_ADAPTER:
+            adapter_forward(inp, matrix(theta, p, MEMBERS, fan_out), bias(theta, table[i, T_P2], MEMBERS * fan_out),
+                            ps.row0, ps.total // MEMBERS, out)
 
 
 def backward(net, weights, ws, x, start, ps):
@@ -190,7 +196,7 @@ def backward(net, weights, ws, x, start, ps):
     for i in range(table.shape[0]):
         op = table[i, T_KIND]
         if (op == OP_DENSE or op == OP_BATCHNORM or op == OP_PERIODIC or op == OP_FEATURE_DENSE
-                or op == OP_EMBEDDING):
+                or op == OP_EMBEDDING or (USE_OP_ADAPTER and op == OP_ADAPTER)):
             first = min(first, i)
     for i in range(start, first - 1, -1):
         kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
@@ -228,6 +234,10 @@ def backward(net, weights, ws, x, start, ps):
             embedding_backward(inp, net.fparams[fp:fp + 1 + 3 * fan_in], dy, grad[p:], dx)
         elif USE_OP_PIECEWISE and kind == OP_PIECEWISE:
             piecewise_backward(inp, matrix(weights.state, table[i, T_S], fan_in, fan_out // fan_in + 1), dy, dx)
+        elif USE_OP_ADAPTER and kind == OP_ADAPTER:
+            q = table[i, T_P2]
+            adapter_backward(inp, matrix(theta, p, MEMBERS, fan_out), dy, ps.row0, ps.total // MEMBERS,
+                             matrix(grad, p, MEMBERS, fan_out), bias(grad, q, MEMBERS * fan_out), dx)
 
 
 def loss_head(net, x, ws):
@@ -291,7 +301,10 @@ def add_metrics(objective, p, y, w, sums, offset):
 
 def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
     """Inference over rows start..stop of (X, Y, W), ws.capacity at a time: sums[offset] gains the weighted loss
-    sum and sums[offset + metric_slots[j]:] metric j's."""
+    sum and sums[offset + metric_slots[j]:] metric j's. Stacked members: evaluate_members."""
+    if STACKED:
+        evaluate_members(net, weights, ws, objective, X, Y, W, start, stop, sums, offset)
+        return
     for a in range(start, stop, ws.capacity):
         b = min(a + ws.capacity, stop)
         xb, yb, wb = X[a:b], Y[a:b], W[a:b]
@@ -303,8 +316,60 @@ def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offse
 
 
 def predict(net, weights, ws, X, out):
-    """Inference-mode outputs for all rows of X (n, n_in) into out (n, n_out), ws.capacity rows at a time."""
+    """Inference-mode outputs for all rows of X (n, n_in) into out (n, n_out), ws.capacity rows at a time. Stacked
+    members: predict_members."""
+    if STACKED:
+        predict_members(net, weights, ws, X, out)
+        return
     for a in range(0, X.shape[0], ws.capacity):
         b = min(a + ws.capacity, X.shape[0])
         forward(net, weights, ws, X[a:b], Pass(False, 0, 0, 0, b - a, None))
         store(out, a, output(net, ws, b - a))
+
+
+# ---------------------------------------------------------------- shared-weight members (MEMBERS > 1, STACKED)
+# A training batch holds each member's rows in turn (member-major); at inference every input row goes to every
+# member and the members' outputs are averaged. Called only from the STACKED branches, so a single model never
+# compiles them.
+def forward_members(net, weights, ws, X, a, b):
+    """Inference forward of rows a..b of X through every member: the rows stacked MEMBERS times into ws.xin."""
+    xs = rows(ws.xin, 0, ws.capacity, MEMBERS * (b - a), X.shape[1])
+    stack(X, a, b, xs)
+    forward(net, weights, ws, xs, Pass(False, 0, 0, 0, MEMBERS * (b - a), None))
+
+
+def mean_output(net, ws, m):
+    """The members' mean output of the last forward_members of m rows, (m, n_out), in ws.dacts (unused at
+    inference)."""
+    avg = rows(ws.dacts, 0, ws.capacity, m, net.table[net.table.shape[0] - 1, T_OUT])
+    average(output(net, ws, MEMBERS * m), MEMBERS, avg)
+    return avg
+
+
+def evaluate_members(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
+    """evaluate_rows of stacked members: the loss (PLAIN_HEAD: the loss in output space, as given) and metrics of
+    the members' mean output, ws.capacity // MEMBERS rows at a time."""
+    for a in range(start, stop, ws.capacity // MEMBERS):
+        b = min(a + ws.capacity // MEMBERS, stop)
+        yb, wb = Y[a:b], W[a:b]
+        forward_members(net, weights, ws, X, a, b)
+        p = mean_output(net, ws, b - a)
+        metric_sum(PLAIN_HEAD, objective.loss_param, p, yb, wb, sums, offset)
+        add_penalties(net, weights, ws.grad, b - a, 0.0, sums, offset)
+        add_metrics(objective, p, yb, wb, sums, offset)
+
+
+def predict_members(net, weights, ws, X, out):
+    """predict of stacked members: out (n, n_out) receives the members' mean output, or out (MEMBERS * n, n_out)
+    each member's (member j's rows from row j * n)."""
+    n = X.shape[0]
+    for a in range(0, n, ws.capacity // MEMBERS):
+        b = min(a + ws.capacity // MEMBERS, n)
+        m = b - a
+        forward_members(net, weights, ws, X, a, b)
+        if out.shape[0] > n:
+            y = output(net, ws, MEMBERS * m)
+            for j in range(MEMBERS):
+                store(out, j * n + a, y[j * m:(j + 1) * m])
+        else:
+            store(out, a, mean_output(net, ws, m))
