@@ -97,6 +97,19 @@ def sequential_proto(model):
                        f"nbtrain Sequential {model.name!r}")
 
 
+def ensemble_proto(members):
+    """Built Sequentials of one architecture as one ONNX model: "input" (N, n_in) -> "output" (N, n_out), the mean of
+    the members' outputs."""
+    graph = Graph("")
+    onnx, float32 = graph.onnx, graph.onnx.TensorProto.FLOAT
+    total = graph.node("Sum", [network(member, graph, "input") for member in members])
+    graph.node("Mul", [total, graph.constant("mean", 1.0 / len(members))], output="output")
+    first = members[0]
+    return model_proto(graph, [onnx.helper.make_tensor_value_info("input", float32, [None, first.plan.n_in])],
+                       [onnx.helper.make_tensor_value_info("output", float32, [None, first.plan.n_out])],
+                       f"nbtrain Ensemble of {len(members)} {first.name!r}")
+
+
 def write(proto, path):
     """The serialized model at path, written atomically."""
     from .files import atomic_write
