@@ -20,6 +20,7 @@ from .errors import DistributedError, InputError, ModelFileError
 from .interrupts import StopRequests
 from .model import EVAL_ROWS, BESIDE_WORK, Sequential, _layout, _make_parent, _own_format
 from .model import load_model as load_sequential
+from .model import load_network as load_sequential_network
 from .monitor import Monitor
 from .saving import SavedModel, read_model, write_model
 from .threads import BlasThreads
@@ -104,6 +105,19 @@ class Ensemble:
     def device(self):
         return self.model.device
 
+    @property
+    def layers(self):
+        """The members' layers (of the template: an ensemble's weights are its members')."""
+        return self.model.layers
+
+    @property
+    def input_shape(self):
+        return self.model.input_shape
+
+    @property
+    def output_shape(self):
+        return self.model.output_shape
+
     def compile(self, optimizer="adam", loss=None, metrics=None, device="auto"):
         """Sequential.compile for every member (one optimizer kind; rates and decays per member as constructed)."""
         self.model.compile(optimizer, loss, metrics, device)
@@ -139,6 +153,10 @@ class Ensemble:
             model.compile(settings["optimizer"], settings["loss"], settings["metrics"], device=self.device)
         return model
 
+    def each_member(self):
+        """Every member as a Sequential (member(j) for each j): what ONNX export averages."""
+        return [self.member(j) for j in range(self.members)]
+
     def get_weights(self):
         """Every member's weights in Keras order, member after member."""
         self._check_built()
@@ -166,8 +184,8 @@ class Ensemble:
             raise ValueError("build or fit the ensemble first")
 
     def count_params(self):
-        self._check_built()
-        return int(self.theta.size + self.state.size)
+        """Every member's parameters (the template's count times the members)."""
+        return self.members * self.model.count_params()
 
     # ------------------------------------------------------------------ fit / evaluate / predict
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -326,7 +344,7 @@ class Ensemble:
             raise ValueError(f"nbtrain exports format='onnx', not {format!r}")
         self._check_built()
         _make_parent(filepath)
-        exporting.write(exporting.ensemble_proto([self.member(j) for j in range(self.members)]), filepath)
+        exporting.write(exporting.sequential_proto(self), filepath)
 
 
 def _mean_buffer(session):
@@ -438,12 +456,27 @@ def _members_layout(architecture, width):
     return shapes * members, slots * members
 
 
+def _read(path):
+    """The SavedModel of any model file, an Ensemble's weights laid out member after member."""
+    return read_model(path, lambda a, w: _members_layout(a, w) if "members" in a else _layout(a, w))
+
+
 def load_model(path, device="auto"):
     """nbtrain.load_model: an Ensemble's file as an Ensemble (weights, compile settings on `device`, optimizer
     state, history), any other file as Sequential's load_model reads it."""
-    saved = read_model(path, lambda a, w: _members_layout(a, w) if "members" in a else _layout(a, w))
-    if "members" not in saved.model:
-        return load_sequential(path, device, saved)
+    saved = _read(path)
+    return _ensemble(saved, path, device) if "members" in saved.model else load_sequential(path, device, saved)
+
+
+def load_network(path, device="auto"):
+    """model.load_network for any model file (the command line's run folders): an Ensemble's as an Ensemble."""
+    saved = _read(path)
+    return _ensemble(saved, path, device) if "members" in saved.model else load_sequential_network(path, device,
+                                                                                                 saved)
+
+
+def _ensemble(saved, path, device):
+    """The Ensemble a SavedModel with a member count holds."""
     config = saved.model
     try:
         ensemble = Ensemble(Sequential.from_config(config), config["members"],

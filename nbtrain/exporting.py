@@ -69,7 +69,12 @@ class Graph:
 
 def network(model, graph, x):
     """Append the inference-mode nodes of a built Sequential to `graph`, from the float32 (N, n_in) tensor named x;
-    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx)."""
+    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx). An Ensemble's output is
+    the mean of its members'."""
+    if hasattr(model, "each_member"):
+        members = model.each_member()
+        total = graph.node("Sum", [network(member, graph, x) for member in members])
+        return graph.node("Mul", [total, graph.constant("mean", 1.0 / len(members))])
     for layer in model.layers:
         x = layer.onnx(graph, x)
     return x
@@ -94,20 +99,7 @@ def sequential_proto(model):
     graph.node("Identity", [network(model, graph, "input")], output="output")
     return model_proto(graph, [onnx.helper.make_tensor_value_info("input", float32, [None, model.plan.n_in])],
                        [onnx.helper.make_tensor_value_info("output", float32, [None, model.plan.n_out])],
-                       f"nbtrain Sequential {model.name!r}")
-
-
-def ensemble_proto(members):
-    """Built Sequentials of one architecture as one ONNX model: "input" (N, n_in) -> "output" (N, n_out), the mean of
-    the members' outputs."""
-    graph = Graph("")
-    onnx, float32 = graph.onnx, graph.onnx.TensorProto.FLOAT
-    total = graph.node("Sum", [network(member, graph, "input") for member in members])
-    graph.node("Mul", [total, graph.constant("mean", 1.0 / len(members))], output="output")
-    first = members[0]
-    return model_proto(graph, [onnx.helper.make_tensor_value_info("input", float32, [None, first.plan.n_in])],
-                       [onnx.helper.make_tensor_value_info("output", float32, [None, first.plan.n_out])],
-                       f"nbtrain Ensemble of {len(members)} {first.name!r}")
+                       f"nbtrain {type(model).__name__} {model.name!r}")
 
 
 def write(proto, path):
