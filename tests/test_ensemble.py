@@ -2,12 +2,14 @@
 uses the course's ionosphere network (4-4-1, Adam, binary cross-entropy: bench/workloads.py), so the file compiles
 one configuration."""
 import numpy as np
+import pandas as pd
 import pytest
 
 import nbtrain
 from nbtrain import Ensemble, Sequential, callbacks, layers, optimizers
 from nbtrain.ensemble import member_seeds
 from nbtrain.errors import InputError, ModelFileError
+from nbtrain.tabular.runfolder import load_run
 
 from bench.workloads import ION_4_4_1
 
@@ -149,3 +151,26 @@ def test_cuda_members_equal_the_cpu_members(data):
     np.testing.assert_allclose(val_gpu, val, rtol=1e-4)
     np.testing.assert_allclose(each_gpu, each, rtol=1e-4, atol=1e-5)
     assert score_gpu == pytest.approx(score, rel=1e-4)
+
+
+def test_the_command_line_fits_predicts_and_exports_an_ensemble(tmp_path):
+    from typer.testing import CliRunner
+    from nbtrain.cli import app
+    from tests.test_cli import TINY, make_shop  # test_cli's binary run's data and network: its configuration
+    make_shop().to_csv(tmp_path / "shop.csv", index=False)
+
+    def run(*args):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result.output
+    out = tmp_path / "run"
+    assert "in an ensemble of 3" in run("fit", tmp_path / "shop.csv", "-t", "bought", "--drop", "id", "--drop",
+                                        "price", *TINY, "--ensemble", "3", "--out", out)
+    model = nbtrain.load_model(out / "model.nbt")
+    assert isinstance(model, Ensemble) and model.members == 3
+    assert len({tuple(model.theta[j]) for j in range(3)}) == 3
+    run("predict", out, tmp_path / "shop.csv", "--output", tmp_path / "p.csv")
+    _, preprocessing = load_run(out)
+    x = preprocessing.transform(pd.read_csv(tmp_path / "shop.csv"))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["probability"], model.predict(x)[:, 0], atol=1e-5)
+    run("export", out, "--onnx", tmp_path / "shop.onnx")  # the members' average in the graph: test_export's checks
