@@ -174,3 +174,19 @@ def test_the_command_line_fits_predicts_and_exports_an_ensemble(tmp_path):
     x = preprocessing.transform(pd.read_csv(tmp_path / "shop.csv"))
     np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["probability"], model.predict(x)[:, 0], atol=1e-5)
     run("export", out, "--onnx", tmp_path / "shop.onnx")  # the members' average in the graph: test_export's checks
+
+
+def test_two_mpi_ranks_give_the_one_process_ensemble(tmp_path):
+    import sys
+    from pathlib import Path
+    from tests import mpi_ensemble
+    from tests.test_mpi import have_mpi, mpiexec
+    if not have_mpi():
+        pytest.skip("needs the mpi extra: pip install 'nbtrain[mpi]'")
+    result = mpiexec((2, [sys.executable, Path(mpi_ensemble.__file__), tmp_path]))
+    assert result.returncode == 0, result.stderr[-2000:]
+    theta, val_loss = mpi_ensemble.fit()
+    for rank in range(2):
+        saved = np.load(tmp_path / f"rank{rank}.npz")
+        np.testing.assert_allclose(saved["theta"], theta, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(saved["val_loss"], val_loss, rtol=1e-6)
