@@ -16,6 +16,7 @@ from . import callbacks as callbacks_module
 from . import utils
 from .arrays import SEED_MAX, as_matrix, as_pair, as_weights, whole_number
 from .engine.bundles import STOP, Loop
+from .engine.plan import SCHEDULE_CONSTANT
 from .errors import DistributedError, InputError, ModelFileError
 from .interrupts import StopRequests
 from .model import EVAL_ROWS, BESIDE_WORK, Sequential, _layout, _make_parent, _own_format
@@ -121,7 +122,7 @@ class Ensemble:
     def compile(self, optimizer="adam", loss=None, metrics=None, device="auto"):
         """Sequential.compile for every member (one optimizer kind; rates and decays per member as constructed)."""
         self.model.compile(optimizer, loss, metrics, device)
-        if self.learning_rates is not None and self.optimizer.schedule()[0] != 0:
+        if self.learning_rates is not None and self.optimizer.schedule()[0] != SCHEDULE_CONSTANT:
             raise ValueError("learning_rates per member need a constant learning rate, not a schedule")
 
     # ------------------------------------------------------------------ weights

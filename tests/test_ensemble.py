@@ -1,6 +1,8 @@
-"""nbtrain.Ensemble: k independent members of one architecture in one compiled call per epoch (issue 29). Every test
-uses the course's ionosphere network (4-4-1, Adam, binary cross-entropy: bench/workloads.py), so the file compiles
-one configuration."""
+"""nbtrain.Ensemble: k independent members of one architecture in one compiled call per epoch (issue 29). The tests
+use the course's ionosphere network (4-4-1, Adam, binary cross-entropy: bench/workloads.py) and the command-line
+test test_cli's binary run's, so the file compiles the members' entry points of two configurations."""
+import importlib.util
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,6 +113,13 @@ def test_bad_input_is_refused_in_one_line(data, tmp_path):
         Ensemble(network(), members=3, learning_rates=[0.1, 0.2])
     with pytest.raises(InputError, match="members"):
         Ensemble(network(), members=0)
+    with pytest.raises(ValueError, match="constant learning rate"):
+        schedule = optimizers.schedules.ExponentialDecay(0.01, 10, 0.9)
+        Ensemble(network(), members=2, learning_rates=[0.1, 0.2]).compile(optimizers.Adam(schedule),
+                                                                             "binary_crossentropy")
+    if importlib.util.find_spec("nbtrain.shared_members") is None:  # until the shared-weight members are merged
+        with pytest.raises(NotImplementedError, match="shared=True"):
+            Ensemble(network(), members=2, shared=True)
     ensemble = Ensemble(network(), members=2)
     ensemble.fit(X, Y, seed=1, **FIT)
     with pytest.raises(InputError, match="expects 34 input features"):
