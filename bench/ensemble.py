@@ -140,7 +140,7 @@ def main():
     targets = "; ".join(f"{name} {ratio:.1f}x, the target of {goal}x {'met' if ratio >= goal else 'not met'}"
                         for name, ratio, goal in (("vs vmap", vmap / together, 5),
                                                   ("vs PyTorch loops", torch_loops / together, 50)))
-    text = f"""Machine: {machine()}; load average (1 min) up to {load:.1f} during the run.
+    text = f"""Machine: {machine()}; load average (1 min) {load:.1f}, the larger of its values at the run's start and end.
 Command: `python -m bench.ensemble --members {k} --epochs {epochs} --torch-loops {loops}`.
 Validated first (20 epochs): ensemble members vs single nbtrain fits with their seeds, largest val_loss difference
 {members_error:.1e}; torch.func vmap members vs PyTorch loops from the same weights, {vmap_error:.1e}.
@@ -160,7 +160,7 @@ sequential nbtrain fits: {sequential / together:.1f}x.
 Where the time goes: the ensemble trains its members one after another inside the compiled call (each member's
 epoch is train_epoch on its row of the stacked arrays), so it costs about {k} members' compiled epochs
 ({k * core:.2f} s) plus the averaged prediction's validation pass; what it saves over {k} fits is each fit's Python
-per epoch (callbacks, logs, the call itself). An ionosphere epoch is one 4-unit batch: its cost is the fixed cost
+per epoch (callbacks, logs, the call itself). An ionosphere epoch is one batch through 4-unit layers: its cost is the fixed cost
 of each kernel call and tiny matrix product, not arithmetic, so the issue's target of one call within 5x one model
 needs the members batched into the same kernel calls (a member axis in every op), which this member loop does not
 do. Against PyTorch, in this run: {targets}.
