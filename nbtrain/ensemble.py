@@ -6,6 +6,7 @@ learning rate and weight decay; member j is bit for bit the Sequential fitted al
 evaluated and early-stopped on that average, and saves, loads and exports as one model. `shared=True` gives the
 TabM-style members that share their weights (shared_members.SharedMembers), with the same methods.
 """
+import copy
 import signal
 import time
 import warnings
@@ -56,7 +57,8 @@ class Ensemble:
         self.members = whole_number(members, "members", 1, MAX_MEMBERS)
         self.learning_rates = self._per_member(learning_rates, "learning_rates")
         self.weight_decays = self._per_member(weight_decays, "weight_decays", low=0.0)
-        self.model = Sequential.from_config(model.get_config())  # the template: architecture, compile settings
+        # the template: architecture (layers copied with what they learnt before fit, e.g. adapt), compile settings
+        self.model = Sequential(copy.deepcopy(model.layers), name=model.name)
         self.name = model.name
         if model.built:
             self.model.build((None, model.plan.n_in))
