@@ -39,6 +39,8 @@ SIGNATURES = {
     "_rmsprop": (F1, F1, F1, F1, "float32", "float32", "float32", "float32", "float32", "boolean", I1),
     "_halt_if_not_finite": (D1, "int64", I1, "int64"),
     "_gather": (F2, F2, F1, I1, "int64", F2, F2, F1),
+    "_add_member": (F2, F2, "int64", "int64"),
+    "_to_logits": ("boolean", F2),
 }
 
 
