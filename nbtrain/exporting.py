@@ -69,9 +69,13 @@ class Graph:
 
 def network(model, graph, x):
     """Append the inference-mode nodes of a built Sequential to `graph`, from the float32 (N, n_in) tensor named x;
-    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx). Shared-weight members
-    (plan.members > 1): every row goes through every member (the rows tiled member-major, as the engine stacks them)
-    and the output is the members' mean."""
+    returns the name of its (N, n_out) output. Each layer writes its own nodes (Layer.onnx). An Ensemble's output is
+    the mean of its members'. Shared-weight members (plan.members > 1): every row goes through every member (the rows
+    tiled member-major, as the engine stacks them) and the output is the members' mean."""
+    if hasattr(model, "each_member"):
+        members = model.each_member()
+        total = graph.node("Sum", [network(member, graph, x) for member in members])
+        return graph.node("Mul", [total, graph.constant("mean", 1.0 / len(members))])
     members = model.plan.members
     if members > 1:
         x = graph.node("Tile", [x, graph.constant("members", [members, 1], np.int64)])
@@ -102,7 +106,7 @@ def sequential_proto(model):
     graph.node("Identity", [network(model, graph, "input")], output="output")
     return model_proto(graph, [onnx.helper.make_tensor_value_info("input", float32, [None, model.plan.n_in])],
                        [onnx.helper.make_tensor_value_info("output", float32, [None, model.plan.n_out])],
-                       f"nbtrain Sequential {model.name!r}")
+                       f"nbtrain {type(model).__name__} {model.name!r}")
 
 
 def write(proto, path):

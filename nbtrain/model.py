@@ -293,8 +293,11 @@ class Sequential:
     def _log_names(self):
         return ["loss"] + [m.name for m in self.metrics]
 
-    def _session(self, capacity, n_targets, objective=None, optimizer=None):
-        return self._engine_target().session(self.plan, self._configuration(objective), self.theta, self.state,
+    def _session(self, capacity, n_targets, objective=None, optimizer=None, weights=None):
+        """The engine session of this model's weights, or of `weights` (theta, state) laid out as its own (an
+        Ensemble's members stacked)."""
+        theta, state = weights or (self.theta, self.state)
+        return self._engine_target().session(self.plan, self._configuration(objective), theta, state,
                                              capacity, n_targets, optimizer)
 
     def _configuration(self, objective):
@@ -687,12 +690,12 @@ class PreprocessingWarning(UserWarning):
     """load_model on a file from `nbtrain fit`: the network alone takes preprocessed inputs."""
 
 
-def load_model(path, device="auto"):
+def load_model(path, device="auto", saved=None):
     """Rebuild a saved model with its weights, compile settings (on `device`), optimizer state and history.
     The file's metadata (or None) is available as model.metadata. A file from `nbtrain fit` also holds its
     preprocessing, which this network does not apply: a PreprocessingWarning names nbtrain.load_table_model, which
     predicts on raw tables as `nbtrain predict` does."""
-    model = load_network(path, device)
+    model = load_network(path, device, saved)
     if isinstance(model.metadata, dict) and "preprocessing" in model.metadata:
         warnings.warn(f"{path} is a model from nbtrain fit: this network takes preprocessed inputs and predicts on "
                       "the standardized scale; nbtrain.load_table_model(path).predict(frame) applies the "
@@ -707,10 +710,10 @@ def _layout(architecture, width):
     return [v.shape for v in plan.variables], plan.n_params
 
 
-def load_network(path, device="auto"):
+def load_network(path, device="auto", saved=None):
     """load_model without the warning: the network alone, for callers that apply a table model's preprocessing
-    themselves (the command line, the sweep's best model)."""
-    saved = read_model(path, _layout)
+    themselves (the command line, the sweep's best model). `saved`: the file's SavedModel, when already read."""
+    saved = read_model(path, _layout) if saved is None else saved
     try:
         kind = next((cls for field, cls in MODEL_CLASSES.items() if field in saved.model), Sequential)
         model = kind.from_config(saved.model)

@@ -1,5 +1,6 @@
 """keras.models' names: Sequential and load_model, where code written for Keras looks for them."""
-from .model import Sequential, load_model, missing_attribute
+from .ensemble import load_model
+from .model import Sequential, missing_attribute
 
 __all__ = ["Sequential", "load_model"]
 

@@ -54,6 +54,8 @@ SIGNATURES = {
     "_adapter_sums": (F2, F2, "int64", "int64", F2, F1),
     "_stack": (F2, "int64", "int64", F2),
     "_average": (F2, "int64", F2),
+    "_add_member": (F2, F2, "int64", "int64"),
+    "_to_logits": ("boolean", F2),
 }
 
 

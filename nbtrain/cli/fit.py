@@ -93,6 +93,9 @@ def fit(
     device: Annotated[Literal[DEVICES], typer.Option(help="Where to train: auto picks a CUDA GPU when one and the "
                                                           "gpu extra are there.")] = FitOptions.device,
     threads: opt.Threads = FitOptions.threads,
+    ensemble: Annotated[int, typer.Option(min=1, metavar="K", help=(
+        "Train K copies of the network with their own seeds in one compiled call and predict their average "
+        "(nbtrain.Ensemble)."))] = FitOptions.ensemble,
     out: opt.out_option("runs/<timestamp>") = None,
     overwrite: opt.Overwrite = False,
     quiet: opt.Quiet = False,
@@ -110,7 +113,7 @@ def fit(
                          dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed,
-                         threads=threads)
+                         threads=threads, ensemble=ensemble)
     from ..tabular.fit import fit_table
     with user_errors():
         group = process_group(distributed)
@@ -162,7 +165,8 @@ def _describe(console, errors, group, quiet, shape, prep, model, options, test_r
     extras = (f", dropout {options.dropout}" if options.dropout else "") + (", batchnorm" if options.batchnorm else "")
     head = model.layers[-1]
     line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> {head.units} "
-         f"{head.activation} output{'s' if head.units > 1 else ''}; {model.count_params():,} parameters")
+         f"{head.activation} output{'s' if head.units > 1 else ''}; {model.count_params():,} parameters"
+         + (f" in an ensemble of {options.ensemble}" if options.ensemble > 1 else ""))
     stops = (f"early stopping on {'val_loss' if len(prep.x_val) else 'loss'} (patience {options.patience})"
              if options.patience else "no early stopping")
     line(f"Training: {options.optimizer} lr {model.optimizer.learning_rate:g}, batch {options.batch_size}, up to "

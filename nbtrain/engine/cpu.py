@@ -20,6 +20,7 @@ from . import cache  # noqa: F401  (first: the kernels below cache in the per-us
 
 from . import walkers
 from .bundles import DONE, STOP, Pass
+from .bundles import Loop, Optimizer, Weights  # the members' bundles
 from .collective import allreduce_sum, share
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, like, loss_grad,
@@ -27,6 +28,8 @@ from .elementwise import (
 )
 from .elementwise import piecewise_value
 from .plan import ACT_SOFTMAX, METRIC_AUC, METRIC_PRECISION, METRIC_RECALL, OPT_ADAM, OPT_RMSPROP, ROW_CODES
+from .elementwise import BCE_EPSILON
+from .members import evaluate_members, predict_members, score_average, train_members  # noqa: F401  (entry points)
 from .rng import permutation
 
 KERNEL = dict(cache=True, error_model="numpy", nogil=True)
@@ -645,8 +648,42 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     return steps
 
 
+# ---------------------------------------------------------------- members: many models of one architecture
+@njit(**KERNEL)
+def add_member(mean, part, j, k):
+    """mean (n, m) gains member j's output part (n, m) of k members: member 0's overwrites it, the last one's
+    divides the sum by k, so mean ends as the members' average."""
+    scale = like(mean, k)
+    for i in range(part.shape[0]):
+        for c in range(part.shape[1]):
+            v = part[i, c] if j == 0 else mean[i, c] + part[i, c]
+            mean[i, c] = v / scale if j == k - 1 else v
+
+
+@njit(**KERNEL)
+def to_logits(binary, p):
+    """p (n, m) of probabilities, clipped to [1e-7, 1 - 1e-7] as Keras clips them, -> in place the logits a fused
+    loss head scores (walkers.loss_head): log(p / (1 - p)) of a sigmoid output (binary), else log p, whose softmax
+    is p again."""
+    eps, one = like(p, BCE_EPSILON), like(p, 1.0)
+    for i in range(p.shape[0]):
+        for c in range(p.shape[1]):
+            q = min(max(p[i, c], eps), one - eps)
+            p[i, c] = math.log(q) - math.log(one - q) if binary else math.log(q)
+
+
+def average_scores(net, weights, ws, objective, X, Y, W, mean, logs, comm):
+    """logs = [loss, *metrics] of the members' averaged output over all rows of (X, Y, W) as weighted sums
+    (members.score_average); each rank of comm scores its share of the rows and the sums are reduced."""
+    logs[:] = 0.0
+    start, stop = share(X.shape[0], comm)
+    score_average(net, weights, ws, objective, X, Y, W, start, stop, mean, logs, np.int64(0))
+    allreduce_sum(logs, comm)
+
+
 # ---------------------------------------------------------------- one configuration's compiled engine
-ENTRY_POINTS = ("train_epoch", "evaluate")  # this module's functions that call the walkers
+ENTRY_POINTS = ("train_epoch", "evaluate",  # this module's functions that call the walkers, and members.py's
+                "average_scores", "score_average", "train_members", "evaluate_members", "predict_members")
 _compiled = {}
 
 

@@ -16,12 +16,15 @@ from . import cache  # noqa: F401  (first: the kernels below cache in the per-us
 
 from . import walkers
 from .bundles import DONE, STOP, Pass
+from .bundles import Loop, Optimizer, Weights  # the members' bundles
 from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, loss_grad,
     count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
 from .elementwise import piecewise_value
 from .plan import ACT_SOFTMAX, COUNTING_CODES, OPT_ADAM, OPT_RMSPROP, ROW_CODES
+from .elementwise import BCE_EPSILON
+from .members import evaluate_members, predict_members, score_average, train_members  # noqa: F401  (entry points)
 from .rng import permutation
 
 # The simulator runs every GPU thread as a Python thread: keep its blocks small.
@@ -830,8 +833,50 @@ def upload(array):
     return cuda.to_device(np.ascontiguousarray(array))
 
 
+# ---------------------------------------------------------------- members: many models of one architecture
+@cuda.jit
+def _add_member(mean, part, j, k):
+    m = part.shape[1]
+    scale = np.float32(k)
+    for e in range(cuda.grid(1), part.size, cuda.gridsize(1)):
+        i, c = e // m, e % m
+        v = part[i, c] if j == 0 else mean[i, c] + part[i, c]
+        mean[i, c] = v / scale if j == k - 1 else v
+
+
+def add_member(mean, part, j, k):
+    """mean (n, m) gains member j's output part (n, m) of k members (cpu.add_member)."""
+    if part.size:
+        _add_member[_grid(part.size)](mean, part, j, k)
+
+
+@cuda.jit
+def _to_logits(binary, p):
+    m = p.shape[1]
+    eps, one = np.float32(BCE_EPSILON), np.float32(1.0)
+    for e in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        i, c = e // m, e % m
+        q = min(max(p[i, c], eps), one - eps)
+        p[i, c] = math.log(q) - math.log(one - q) if binary else math.log(q)
+
+
+def to_logits(binary, p):
+    """p (n, m) of probabilities -> in place the logits a fused loss head scores (cpu.to_logits)."""
+    if p.size:
+        _to_logits[_grid(p.size)](binary, p)
+
+
+def average_scores(net, weights, ws, objective, X, Y, W, mean, logs, comm):
+    """logs = [loss, *metrics] of the members' averaged output over all rows of (X, Y, W) as weighted sums."""
+    _one_process(comm)
+    total = cuda.to_device(np.zeros(logs.size, np.float64))
+    score_average(net, weights, ws, objective, X, Y, W, 0, X.shape[0], mean, total, 0)
+    logs[:] = total.copy_to_host()
+
+
 # ---------------------------------------------------------------- one configuration's engine
-ENTRY_POINTS = ("train_epoch", "evaluate")  # this module's functions that call the walkers
+ENTRY_POINTS = ("train_epoch", "evaluate",  # this module's functions that call the walkers, and members.py's
+                "average_scores", "score_average", "train_members", "evaluate_members", "predict_members")
 _bound = {}
 
 

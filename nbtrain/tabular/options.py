@@ -48,6 +48,7 @@ class FitOptions:
     device: str = "auto"
     distributed: str = "none"
     threads: int = None
+    ensemble: int = 1  # members of an nbtrain.Ensemble (1: one Sequential); README's --ensemble says why 1
 
     def with_loss(self, loss):
         """These options with the loss the task resolved to."""

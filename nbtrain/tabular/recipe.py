@@ -106,7 +106,8 @@ def fit_bytes(width, options, outputs, val_rows):
     gradients and the layer's own buffers for a batch (or a chunk of the validation rows), float32."""
     from ..model import EVAL_ROWS
     widths = [width, *options.layers, outputs]
-    params = sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 4 * sum(options.layers) * options.batchnorm
+    params = (sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 4 * sum(options.layers) * options.batchnorm) \
+        * options.ensemble
     units = sum(widths) * (2 + options.batchnorm + (options.dropout > 0))
     return 4 * (COPIES * params + 3 * units * max(options.batch_size, min(val_rows, EVAL_ROWS)))
 
@@ -156,6 +157,9 @@ def build_model(width, task, options, seed, outputs=1):
         **({"learning_rate": options.lr} if options.lr else {}))
     model.compile(opt, options.loss, [task_metric(task)],
                   device="cpu" if options.distributed == "mpi" else options.device)
+    if options.ensemble > 1:  # the members' weights are drawn at fit, from the fit's seed (ensemble.member_seeds)
+        from ..ensemble import Ensemble
+        return Ensemble(model, options.ensemble)
     return model
 
 

@@ -208,7 +208,7 @@ def load_run(path, device="auto"):
     """A model written by `nbtrain fit` (or a sweep's best) and its preprocessing, checked: the training record's
     fields by type and range, and the preprocessing's inputs and outputs against the network's. `path` is the model
     file or its run folder (model_file)."""
-    from ..model import load_network
+    from ..ensemble import load_network
     from .preprocessing import Preprocessing
     path = model_file(path)
     model = load_network(path, device)
