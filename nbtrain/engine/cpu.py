@@ -589,7 +589,7 @@ def train_epoch(net, weights, opt, ws, objective, data, loop, step0, logs, comm)
     applies the same update and the result is the single-process one.
     Shared-weight members (MEMBERS > 1): each step's batch stacks every member's nb rows, each member's from its own
     shuffle (member-major), so the gradient is that of the mean of the members' losses; the training logs are the
-    mean of the members' sums, and validation scores the members' mean output (walkers.evaluate_members).
+    mean of the members' sums, and validation scores the members' mean output (walkers.evaluate_stacked).
 
     logs receives [loss, *metrics, val_loss, *val_metrics] as weighted sums over the rows (validation NaN when
     absent); the API turns them into Keras's means. Returns the number of steps taken: fewer than the epoch's

@@ -43,8 +43,8 @@ periodic_forward = periodic_backward = feature_dense_forward = feature_dense_bac
 embedding_forward = embedding_backward = piecewise_forward = piecewise_backward = None
 adapter_forward = adapter_backward = stack = average = None
 WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties",
-           "train_step", "add_metrics", "evaluate_rows", "predict", "forward_members", "mean_output",
-           "evaluate_members", "predict_members")
+           "train_step", "add_metrics", "evaluate_rows", "predict", "forward_stacked", "mean_output",
+           "evaluate_stacked", "predict_stacked")
 # Walkers inlined into their callers: small, and without calls whose branches need pruning first.
 INLINE = ("activation_step", "loss_head", "output")
 
@@ -301,9 +301,9 @@ def add_metrics(objective, p, y, w, sums, offset):
 
 def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
     """Inference over rows start..stop of (X, Y, W), ws.capacity at a time: sums[offset] gains the weighted loss
-    sum and sums[offset + metric_slots[j]:] metric j's. Stacked members: evaluate_members."""
+    sum and sums[offset + metric_slots[j]:] metric j's. Stacked members: evaluate_stacked."""
     if STACKED:
-        evaluate_members(net, weights, ws, objective, X, Y, W, start, stop, sums, offset)
+        evaluate_stacked(net, weights, ws, objective, X, Y, W, start, stop, sums, offset)
         return
     for a in range(start, stop, ws.capacity):
         b = min(a + ws.capacity, stop)
@@ -317,9 +317,9 @@ def evaluate_rows(net, weights, ws, objective, X, Y, W, start, stop, sums, offse
 
 def predict(net, weights, ws, X, out):
     """Inference-mode outputs for all rows of X (n, n_in) into out (n, n_out), ws.capacity rows at a time. Stacked
-    members: predict_members."""
+    members: predict_stacked."""
     if STACKED:
-        predict_members(net, weights, ws, X, out)
+        predict_stacked(net, weights, ws, X, out)
         return
     for a in range(0, X.shape[0], ws.capacity):
         b = min(a + ws.capacity, X.shape[0])
@@ -331,7 +331,7 @@ def predict(net, weights, ws, X, out):
 # A training batch holds each member's rows in turn (member-major); at inference every input row goes to every
 # member and the members' outputs are averaged. Called only from the STACKED branches, so a single model never
 # compiles them.
-def forward_members(net, weights, ws, X, a, b):
+def forward_stacked(net, weights, ws, X, a, b):
     """Inference forward of rows a..b of X through every member: the rows stacked MEMBERS times into ws.xin."""
     xs = rows(ws.xin, 0, ws.capacity, MEMBERS * (b - a), X.shape[1])
     stack(X, a, b, xs)
@@ -339,34 +339,34 @@ def forward_members(net, weights, ws, X, a, b):
 
 
 def mean_output(net, ws, m):
-    """The members' mean output of the last forward_members of m rows, (m, n_out), in ws.dacts (unused at
+    """The members' mean output of the last forward_stacked of m rows, (m, n_out), in ws.dacts (unused at
     inference)."""
     avg = rows(ws.dacts, 0, ws.capacity, m, net.table[net.table.shape[0] - 1, T_OUT])
     average(output(net, ws, MEMBERS * m), MEMBERS, avg)
     return avg
 
 
-def evaluate_members(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
+def evaluate_stacked(net, weights, ws, objective, X, Y, W, start, stop, sums, offset):
     """evaluate_rows of stacked members: the loss (PLAIN_HEAD: the loss in output space, as given) and metrics of
     the members' mean output, ws.capacity // MEMBERS rows at a time."""
     for a in range(start, stop, ws.capacity // MEMBERS):
         b = min(a + ws.capacity // MEMBERS, stop)
         yb, wb = Y[a:b], W[a:b]
-        forward_members(net, weights, ws, X, a, b)
+        forward_stacked(net, weights, ws, X, a, b)
         p = mean_output(net, ws, b - a)
         metric_sum(PLAIN_HEAD, objective.loss_param, p, yb, wb, sums, offset)
         add_penalties(net, weights, ws.grad, b - a, 0.0, sums, offset)
         add_metrics(objective, p, yb, wb, sums, offset)
 
 
-def predict_members(net, weights, ws, X, out):
+def predict_stacked(net, weights, ws, X, out):
     """predict of stacked members: out (n, n_out) receives the members' mean output, or out (MEMBERS * n, n_out)
     each member's (member j's rows from row j * n)."""
     n = X.shape[0]
     for a in range(0, n, ws.capacity // MEMBERS):
         b = min(a + ws.capacity // MEMBERS, n)
         m = b - a
-        forward_members(net, weights, ws, X, a, b)
+        forward_stacked(net, weights, ws, X, a, b)
         if out.shape[0] > n:
             y = output(net, ws, MEMBERS * m)
             for j in range(MEMBERS):
