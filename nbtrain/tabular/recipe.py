@@ -135,12 +135,19 @@ def check_memory(width, options, outputs, val_rows):
                          f"{free / 2**30:.1f} GiB of memory available; use narrower or fewer layers")
 
 
-def build_model(width, task, options, seed, outputs=1):
-    """The course's network for `options` (a FitOptions whose loss is resolved): Dense ReLU layers (each followed
+def smoothing(options, task):
+    """The label smoothing a fit of `options` trains a `task` with (multiclass only: the engine's categorical
+    cross-entropy takes it, on one-hot targets)."""
+    return options.settings.label_smoothing if task == "multiclass" else 0.0
+
+
+def build_model(width, task, options, seed, outputs=1, rows=None):
+    """The network for `options` (a resolved FitOptions whose loss is resolved): Dense ReLU layers (each followed
     by Dropout and BatchNormalization when asked), then one linear output, one sigmoid output for binary
     classification or `outputs` softmax ones for multiclass; initialized from `seed`, compiled on options.device
-    (the CPU for an MPI fit)."""
-    from .. import layers, optimizers
+    (the CPU for an MPI fit) with the recipe's optimizer settings, label smoothing and schedule (a cosine one
+    spans options.epochs of `rows` training rows)."""
+    from .. import layers, losses, optimizers, schedules
     from ..model import Sequential
     stack = []
     for n in options.layers:
@@ -152,10 +159,15 @@ def build_model(width, task, options, seed, outputs=1):
     activation = CLASSIFIERS[task][0] if task in CLASSIFIERS else None
     model = Sequential(stack + [layers.Dense(outputs, activation=activation)])
     model.build((None, width), seed=seed)
-    opt = (optimizers.Adam if options.optimizer == "adam" else optimizers.SGD)(
-        **({"learning_rate": options.lr} if options.lr else {}))
-    model.compile(opt, options.loss, [task_metric(task)],
-                  device="cpu" if options.distributed == "mpi" else options.device)
+    recipe = options.settings
+    adam = options.optimizer == "adam"
+    rate = options.lr or (optimizers.Adam if adam else optimizers.SGD)().learning_rate
+    if recipe.schedule == "cosine" and rows:
+        rate = schedules.CosineDecay(rate, options.epochs * math.ceil(rows / options.batch_size))
+    opt = optimizers.Adam(rate, beta_2=recipe.beta_2) if adam else optimizers.SGD(rate)
+    loss = losses.CategoricalCrossentropy(label_smoothing=smoothing(options, task)) if smoothing(options, task) \
+        else options.loss
+    model.compile(opt, loss, [task_metric(task)], device="cpu" if options.distributed == "mpi" else options.device)
     return model
 
 
@@ -184,11 +196,15 @@ def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
     best = BestEpoch(stopper)
     recorder = History()
     units = [TargetUnits(target_scale)] if task == "regression" else []
+    weights = class_weights(options.class_weight, y)
+    if smoothing(options, task):  # the categorical cross-entropy takes one-hot targets
+        outputs = model.layers[-1].units
+        y, y_val = (np.eye(outputs, dtype=np.float32)[np.asarray(t).astype(int).ravel()] for t in (y, y_val))
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported in the outcome
         model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size,
-                  epochs=epochs, verbose=0, seed=seed, class_weight=class_weights(options.class_weight, y),
+                  epochs=epochs, verbose=0, seed=seed, class_weight=weights,
                   callbacks=units + [recorder, stopper, best] + extra_callbacks(recorder, best),
                   distribute="mpi" if options.distributed == "mpi" else None, threads=options.threads)
     diverged = model.stop_cause == "nonfinite"
