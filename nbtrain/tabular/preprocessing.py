@@ -141,7 +141,7 @@ class Feature:
     def scaled(self, values):
         """Filled float64 values of this numeric column as model inputs (float64): scaled, and clipped if asked."""
         x = (values - self.center) / self.scale
-        return x / np.sqrt(1.0 + (x / self.clip) ** 2) if self.clip else x
+        return x / np.hypot(1.0, x / self.clip) if self.clip else x
 
     def transform(self, series, what):
         """This column's block of model inputs, float64 (rows, len(outputs)). Numbers are read at float32's
