@@ -154,8 +154,9 @@ def _describe(console, errors, group, quiet, shape, prep, model, options, test_r
     line(f"Data: {'standard input' if options.data == '-' else options.data}: {shape[0]} rows x {shape[1]} columns")
     if target.task != "regression":
         weights = f"; class weights {options.class_weight}" if options.class_weight else ""
+        smooth = getattr(model.loss, "label_smoothing", 0)
         line(f"Task: {target.task} classification of {target.name!r}: {target.mapping(counts=True)} "
-             f"(loss {options.loss}{weights})")
+             f"(loss {options.loss}{f' with label smoothing {smooth:g}' if smooth else ''}{weights})")
     else:
         line(f"Task: regression of {target.name!r} (loss {options.loss}; trained on the standardized target, "
              f"mean {target.center:.4g}, sd {target.scale:.4g}; mae is in the target's units)")
@@ -175,9 +176,8 @@ def _describe(console, errors, group, quiet, shape, prep, model, options, test_r
     optimizer = model.optimizer
     rate = f"lr {optimizer.learning_rate:g}" + (" cosine to 0" if options.settings.schedule == "cosine" else "")
     adam = f" (beta_2 {optimizer.beta_2:g})" if hasattr(optimizer, "beta_2") else ""
-    smooth = f", label smoothing {model.loss.label_smoothing:g}" if getattr(model.loss, "label_smoothing", 0) else ""
     line(f"Training: {options.optimizer}{adam} {rate}, batch {options.batch_size}, up to "
-         f"{options.epochs} epochs, {stops}, best epoch kept{smooth}; device {model.device}"
+         f"{options.epochs} epochs, {stops}, best epoch kept; device {model.device}"
          + (f", data-parallel over {group.size} MPI ranks" if group else ""))
     for note in prep.notes:
         line(f"Note: {note}")
