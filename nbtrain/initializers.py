@@ -9,14 +9,24 @@ def _fans(shape):
     return (shape[0], shape[1]) if len(shape) == 2 else (shape[0], shape[0])
 
 
-def _truncated_normal(rng, std, shape):
-    """Normal draws with standard deviation std, redrawn until within two of it (Keras's TruncatedNormal)."""
+def _truncated_normal(rng, std, shape, limit=2.0):
+    """Normal draws with standard deviation std, redrawn until within `limit` of it (Keras's TruncatedNormal: 2)."""
     values = rng.normal(0.0, std, size=shape)
-    outside = np.abs(values) > 2 * std
+    outside = np.abs(values) > limit * std
     while outside.any():
         values[outside] = rng.normal(0.0, std, size=int(outside.sum()))
-        outside = np.abs(values) > 2 * std
+        outside = np.abs(values) > limit * std
     return values
+
+
+def truncated_normal(std, limit):
+    """Normal draws with standard deviation std within `limit` of them (torch's trunc_normal_ at +-limit std)."""
+    return lambda shape, rng: _truncated_normal(rng, std, shape, limit)
+
+
+def uniform(limit):
+    """Uniform draws in [-limit, limit) (Keras's RandomUniform(-limit, limit))."""
+    return lambda shape, rng: rng.uniform(-limit, limit, size=shape)
 
 
 def variance_scaling(scale, mode, distribution):
@@ -40,4 +50,6 @@ INITIALIZERS = {
     "lecun_normal": variance_scaling(1.0, "fan_in", "truncated_normal"),
     "zeros": lambda shape, rng: np.zeros(shape),
     "ones": lambda shape, rng: np.ones(shape),
+    "uniform": uniform(0.05),  # Keras's "uniform" and "random_uniform": RandomUniform(-0.05, 0.05)
+    "random_uniform": uniform(0.05),
 }

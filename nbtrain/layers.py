@@ -2,12 +2,17 @@
 
 After the model is built, each layer's `weights` are live views into the model's flat parameter vectors.
 """
+import math
+
 import numpy as np
 
 from . import regularizers
-from .engine.plan import ACTIVATIONS, NORMALIZATION_EPSILON, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE
-from .errors import missing, unknown
-from .initializers import INITIALIZERS
+from .engine.plan import (
+    ACTIVATIONS, NORMALIZATION_EPSILON, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_EMBEDDING, OP_FEATURE_DENSE,
+    OP_NORMALIZE, OP_PERIODIC,
+)
+from .errors import InputError, missing, unknown
+from .initializers import INITIALIZERS, truncated_normal, uniform
 
 _name_counts = {}
 
@@ -59,6 +64,10 @@ class Layer:
         """Describe this layer to the engine (plan.Builder): its weights, ops and parameters, for inputs of `width`
         columns; returns its output width. Layer number `index` in the model."""
         raise TypeError(f"nbtrain cannot compile a layer of type {type(self).__name__}")
+
+    def check_input(self, x):
+        """Refuse model inputs x (rows x features) this layer cannot take, with a one-line InputError; most layers
+        take any finite numbers (the model calls it before the engine runs)."""
 
     def onnx(self, graph, x):
         """Append this layer's inference-mode ONNX nodes to `graph` (exporting.Graph) after the tensor named x;
@@ -310,7 +319,181 @@ class Normalization(Layer):
         return config
 
 
-LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Normalization)}
+def _positive(value, what):
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Flatten(Layer):
+    """Keras's Flatten: the rows are flat already (Embedding's output included), so it computes nothing; there so
+    that Keras code Embedding(...) then Flatten() runs unchanged."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+
+    def add_ops(self, builder, index, width):
+        return width
+
+    def onnx(self, graph, x):
+        return x
+
+
+class PeriodicEmbedding(Layer):
+    """Periodic embeddings of numerical features (rtdl_num_embeddings' PeriodicEmbeddings, lite=False; Gorishniy et
+    al. 2022): per feature f, v = 2 pi c[f] x_f with trainable frequencies c (F, n_frequencies) drawn N(0,
+    frequency_init_scale) within 3 of it, then [cos v, sin v] through a dense map of the feature's own (2K ->
+    embedding_dim, with bias) and the activation. Input (n, F), output (n, F * embedding_dim), feature by feature."""
+
+    def __init__(self, n_frequencies=48, frequency_init_scale=0.01, embedding_dim=24, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.n_frequencies = _positive(n_frequencies, "PeriodicEmbedding n_frequencies")
+        self.embedding_dim = _positive(embedding_dim, "PeriodicEmbedding embedding_dim")
+        if not frequency_init_scale > 0:
+            raise ValueError(f"PeriodicEmbedding frequency_init_scale must be positive, got {frequency_init_scale!r}")
+        self.frequency_init_scale = float(frequency_init_scale)
+        self.activation = _activation_name(activation)
+
+    def variable_specs(self, n_in):
+        k, d = self.n_frequencies, self.embedding_dim
+        limit = 1.0 / math.sqrt(2 * k)  # rtdl's per-feature linear layers: uniform within 1 / sqrt(fan in)
+        return [("frequencies", (n_in, k), True, truncated_normal(self.frequency_init_scale, 3.0)),
+                ("kernel", (n_in, 2 * k, d), True, uniform(limit)), ("bias", (n_in, d), True, uniform(limit))]
+
+    def output_width(self, n_in):
+        return n_in * self.embedding_dim
+
+    def add_ops(self, builder, index, width):
+        frequencies, kernel, bias = builder.add_variables(index, self.variable_specs(width))
+        waves, out = width * 2 * self.n_frequencies, width * self.embedding_dim
+        builder.op(OP_PERIODIC, width, waves, T_P=frequencies)
+        builder.op(OP_FEATURE_DENSE, waves, out, T_P=kernel, T_P2=bias, T_FP=builder.params([width]))
+        builder.activation(out, self.activation)
+        return out
+
+    def onnx(self, graph, x):
+        c, kernel, bias = self.get_weights()
+        m, k = c.shape
+        v = graph.node("Mul", [graph.node("Reshape", [x, graph.constant("shape", [0, m, 1], np.int64)]),
+                               graph.constant("frequencies", np.float32(2 * math.pi) * c)])  # (N, F, K)
+        waves = graph.node("Concat", [graph.node("Cos", [v]), graph.node("Sin", [v])], axis=2)  # (N, F, 2K)
+        return graph.activation(self.activation, _feature_dense_onnx(graph, waves, kernel, bias))
+
+    def get_config(self):
+        return {**super().get_config(), "n_frequencies": self.n_frequencies,
+                "frequency_init_scale": self.frequency_init_scale, "embedding_dim": self.embedding_dim,
+                "activation": self.activation}
+
+
+def _feature_dense_onnx(graph, x, kernel, bias):
+    """The ONNX nodes of a per-feature dense map (FEATURE_DENSE) of x, any shape whose rows hold F groups of a
+    values, with kernel (F, a, b) and bias (F, b): (N, F*b)."""
+    m, a, b = kernel.shape
+    grouped = graph.node("Reshape", [x, graph.constant("shape", [0, m, 1, a], np.int64)])
+    y = graph.node("MatMul", [grouped, graph.constant("kernel", kernel)])  # (N, F, 1, b)
+    flat = graph.node("Reshape", [y, graph.constant("shape", [0, m * b], np.int64)])
+    return graph.node("Add", [flat, graph.constant("bias", bias.reshape(-1))])
+
+
+class Embedding(Layer):
+    """Keras's Embedding for integer category codes carried as float values in x: each code becomes a trainable
+    row of output_dim values. columns=None embeds every input column (output (n, L * output_dim): Keras's (n, L,
+    output_dim) followed by Flatten); columns=[i, ...] embeds those columns and passes the others on unchanged, so
+    numeric and categorical columns go side by side: the output holds the passed-through columns first (in input
+    order), then each embedded column's output_dim values (in the order of `columns`). input_dim: one table shared
+    by the embedded columns (as Keras), or a list, one table size per embedded column. Codes must be whole numbers
+    in [0, input_dim); it must be the model's first computing layer, as it reads the model's input columns."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", columns=None, **kwargs):
+        super().__init__(**kwargs)
+        sizes = input_dim if isinstance(input_dim, (list, tuple)) else [input_dim]
+        self.sizes = [_positive(size, "Embedding input_dim") for size in sizes]
+        self.input_dim = self.sizes if isinstance(input_dim, (list, tuple)) else self.sizes[0]
+        self.output_dim = _positive(output_dim, "Embedding output_dim")
+        if embeddings_initializer not in INITIALIZERS:
+            raise ValueError(unknown("initializer", embeddings_initializer, list(INITIALIZERS)))
+        self.embeddings_initializer = embeddings_initializer
+        if columns is not None:
+            columns = [int(c) for c in ([columns] if np.isscalar(columns) else columns)]
+            if not columns or min(columns) < 0 or len(set(columns)) != len(columns):
+                raise ValueError(f"Embedding columns must be distinct input column numbers from 0, got {columns!r}")
+            if len(self.sizes) > 1 and len(self.sizes) != len(columns):
+                raise ValueError(f"Embedding has {len(self.sizes)} input_dim sizes for {len(columns)} columns")
+        self.columns = columns
+        self.width = None  # the input width, once built
+
+    def _embedded(self, width):
+        """The embedded columns of an input `width` columns wide, in order, and for each the first row of its table
+        in the tables stacked and the table's rows."""
+        columns = list(range(width)) if self.columns is None else self.columns
+        if max(columns) >= width:
+            raise ValueError(f"Embedding column {max(columns)} is not among the input's {width} columns")
+        if len(self.sizes) > 1 and len(self.sizes) != len(columns):
+            raise ValueError(f"Embedding has {len(self.sizes)} input_dim sizes for {len(columns)} input columns")
+        starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(int)
+        tables = [t if len(self.sizes) > 1 else 0 for t in range(len(columns))]
+        return columns, [int(starts[t]) for t in tables], [self.sizes[t] for t in tables]
+
+    def variable_specs(self, n_in):
+        if not isinstance(self.input_dim, list):
+            return [("embeddings", (self.input_dim, self.output_dim), True, self.embeddings_initializer)]
+        return [(f"embeddings_{t}", (size, self.output_dim), True, self.embeddings_initializer)
+                for t, size in enumerate(self.sizes)]
+
+    def output_width(self, n_in):
+        columns = self._embedded(n_in)[0]
+        return n_in - len(columns) + len(columns) * self.output_dim
+
+    def add_ops(self, builder, index, width):
+        if builder.rows:
+            raise ValueError("Embedding must be the model's first computing layer: it reads category codes from the "
+                             "model's input columns")
+        columns, starts, sizes = self._embedded(width)
+        offsets = builder.add_variables(index, self.variable_specs(width))
+        layout, passed, first = [self.output_dim], 0, width - len(columns)  # first: the embeddings' first column
+        for j in range(width):
+            if j in columns:
+                n = columns.index(j)
+                layout += [starts[n], sizes[n], first + n * self.output_dim]
+            else:
+                layout += [-1, 0, passed]
+                passed += 1
+        out, self.width = self.output_width(width), width
+        builder.op(OP_EMBEDDING, width, out, T_P=offsets[0], T_FP=builder.params(layout))
+        return out
+
+    def check_input(self, x):
+        columns, _, sizes = self._embedded(x.shape[1])
+        for j, size in zip(columns, sizes):
+            codes = x[:, j]
+            bad = np.flatnonzero((codes != np.floor(codes)) | (codes < 0) | (codes >= size))
+            if bad.size:
+                raise InputError(f"{self.name}: input column {j} has {codes[bad[0]]:g} at row {bad[0]} "
+                                 f"({bad.size} such rows): category codes must be whole numbers in "
+                                 f"[0, {size}) (input_dim)")
+
+    def onnx(self, graph, x):
+        columns, starts, _ = self._embedded(self.width)
+        codes = graph.node("Cast", [graph.node("Gather", [x, graph.constant("columns", columns, np.int64)], axis=1)],
+                           to=graph.onnx.TensorProto.INT64)
+        rows = graph.node("Add", [codes, graph.constant("starts", starts, np.int64)])  # rows of the tables, stacked
+        vectors = graph.node("Gather", [graph.constant("embeddings", np.concatenate(self.get_weights())), rows],
+                             axis=0)  # (N, E, d)
+        embedded = graph.node("Reshape", [vectors, graph.constant("shape", [0, len(columns) * self.output_dim],
+                                                                  np.int64)])
+        passed = [j for j in range(self.width) if j not in columns]
+        if not passed:
+            return embedded
+        kept = graph.node("Gather", [x, graph.constant("columns", passed, np.int64)], axis=1)
+        return graph.node("Concat", [kept, embedded], axis=1)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": self.embeddings_initializer, "columns": self.columns}
+
+
+LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Normalization,
+                                        Flatten, PeriodicEmbedding, Embedding)}
 
 
 def deserialize(entry):
@@ -322,6 +505,6 @@ def deserialize(entry):
 
 
 def __getattr__(name):
-    """A Keras layer nbtrain lacks (LayerNormalization, Conv1D, Embedding, ...): one line naming the layers it has,
+    """A Keras layer nbtrain lacks (LayerNormalization, Conv1D, LSTM, ...): one line naming the layers it has,
     those of dense networks for tabular data."""
     raise missing(__name__, "layer", name, [*LAYERS, "Input"])

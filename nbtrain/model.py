@@ -162,6 +162,8 @@ class Sequential:
             self.build((None, X.shape[1]), seed=seed)
         elif X.shape[1] != self.plan.n_in:
             raise InputError(f"the model expects {self.plan.n_in} input features but the data has {X.shape[1]}")
+        for layer in self.layers:
+            layer.check_input(X)
 
     def _build_if_declared(self):
         """Build now (weights from the global generator, as Keras does at construction) when the input width is

@@ -245,6 +245,119 @@ def normalize_backward(variance, invert, dy, dx):
             dx[i, j] = dy[i, j] * s if invert else dy[i, j] / s
 
 
+# ---------------------------------------------------------------- per-feature embeddings
+@njit(**KERNEL)
+def periodic_forward(x, c, y):
+    """x (n, F), c (F, K) -> y (n, F*2K): feature f's 2K columns are cos v then sin v, v = 2 pi c[f] x[:, f]."""
+    m, k = c.shape
+    two_pi = like(x, 2.0 * math.pi)
+    for i in range(x.shape[0]):
+        for f in range(m):
+            for j in range(k):
+                v = two_pi * c[f, j] * x[i, f]
+                y[i, 2 * k * f + j] = math.cos(v)
+                y[i, 2 * k * f + k + j] = math.sin(v)
+
+
+@njit(**KERNEL)
+def periodic_backward(x, c, y, dy, dc, dx):
+    """x (n, F), c (F, K), y and dy (n, F*2K) -> dc (F, K) (overwritten) and dx (n, F) unless dx is (n, 0): the
+    slope of cos v is -sin v and of sin v is cos v, both read from y."""
+    m, k = c.shape
+    two_pi = like(x, 2.0 * math.pi)
+    dc[:] = 0
+    if dx.shape[1]:
+        dx[:] = 0
+    for i in range(x.shape[0]):
+        for f in range(m):
+            for j in range(k):
+                a, b = 2 * k * f + j, 2 * k * f + k + j
+                g = two_pi * (dy[i, b] * y[i, a] - dy[i, a] * y[i, b])  # d/dv, times 2 pi
+                dc[f, j] += g * x[i, f]
+                if dx.shape[1]:
+                    dx[i, f] += g * c[f, j]
+
+
+@njit(**KERNEL)
+def feature_dense_forward(x, w, b, y):
+    """x (n, F*a), w (F*a, o), b (F, o) -> y (n, F*o): feature f's columns y[:, f*o:(f+1)*o] = x[:, f*a:(f+1)*a]
+    w[f*a:(f+1)*a] + b[f], a dense map of its own per feature."""
+    m, o = b.shape
+    a = w.shape[0] // m
+    for i in range(x.shape[0]):
+        for f in range(m):
+            for q in range(o):
+                y[i, f * o + q] = b[f, q]
+            for p in range(a):
+                v = x[i, f * a + p]
+                for q in range(o):
+                    y[i, f * o + q] += v * w[f * a + p, q]
+
+
+@njit(**KERNEL)
+def feature_dense_backward(x, w, dy, dw, db, dx):
+    """x (n, F*a), w (F*a, o), dy (n, F*o) -> dw (F*a, o), db (F, o) (overwritten) and dx (n, F*a) unless dx is
+    (n, 0)."""
+    m, o = db.shape
+    a = w.shape[0] // m
+    dw[:] = 0
+    db[:] = 0
+    for i in range(x.shape[0]):
+        for f in range(m):
+            for q in range(o):
+                db[f, q] += dy[i, f * o + q]
+            for p in range(a):
+                v, acc = x[i, f * a + p], like(x, 0.0)
+                for q in range(o):
+                    g = dy[i, f * o + q]
+                    dw[f * a + p, q] += v * g
+                    acc += g * w[f * a + p, q]
+                if dx.shape[1]:
+                    dx[i, f * a + p] = acc
+
+
+@njit(**KERNEL)
+def embedding_forward(x, tables, layout, y):
+    """x (n, m) with category codes, tables (flat rows of width d = layout[0]), layout (1 + 3m,) -> y (n, out):
+    input column j with layout[1 + 3j] = r >= 0 writes row r + code of the tables (code clipped to its table's
+    layout[2 + 3j] rows; the API refuses codes outside them) at output columns layout[3 + 3j] on; a column with
+    r < 0 is copied to output column layout[3 + 3j]."""
+    d = int(layout[0])
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            start, size, to = int(layout[1 + 3 * j]), int(layout[2 + 3 * j]), int(layout[3 + 3 * j])
+            if start < 0:
+                y[i, to] = x[i, j]
+            else:
+                row = (start + min(max(int(x[i, j]), 0), size - 1)) * d
+                for q in range(d):
+                    y[i, to + q] = tables[row + q]
+
+
+@njit(**KERNEL)
+def embedding_backward(x, layout, dy, dtables, dx):
+    """x (n, m), layout as in embedding_forward, dy (n, out) -> dtables (the tables' rows, overwritten: each
+    code's row gains the gradients of the outputs it gave) and dx (n, m) unless dx is (n, 0): dy of the columns
+    passed through, 0 for the codes."""
+    d = int(layout[0])
+    for j in range(x.shape[1]):
+        start, size = int(layout[1 + 3 * j]), int(layout[2 + 3 * j])
+        if start >= 0:
+            dtables[start * d:(start + size) * d] = 0
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            start, size, to = int(layout[1 + 3 * j]), int(layout[2 + 3 * j]), int(layout[3 + 3 * j])
+            if start < 0:
+                if dx.shape[1]:
+                    dx[i, j] = dy[i, to]
+            else:
+                if dx.shape[1]:
+                    dx[i, j] = 0
+                row = (start + min(max(int(x[i, j]), 0), size - 1)) * d
+                for q in range(d):
+                    dtables[row + q] += dy[i, to + q]
+
+
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
 @njit(**BY_CODE)
 def loss_backward(code, param, p, y, w, scale, dp):

@@ -379,6 +379,170 @@ def normalize_backward(variance, invert, dy, dx):
         _normalize[_grid(dx.size)](dy, variance, variance, invert, True, dx)
 
 
+# ---------------------------------------------------------------- per-feature embeddings
+TWO_PI = np.float32(2.0 * math.pi)
+
+
+@cuda.jit
+def _periodic_forward(x, c, y):
+    m, k = c.shape
+    for e in range(cuda.grid(1), x.shape[0] * m * k, cuda.gridsize(1)):
+        i, f, j = e // (m * k), e % (m * k) // k, e % k
+        v = TWO_PI * c[f, j] * x[i, f]
+        y[i, 2 * k * f + j] = math.cos(v)
+        y[i, 2 * k * f + k + j] = math.sin(v)
+
+
+def periodic_forward(x, c, y):
+    _periodic_forward[_grid(x.shape[0] * c.size)](x, c, y)
+
+
+@cuda.jit
+def _periodic_dc(x, c, y, dy, dc):
+    """dc[f, j] = sum over rows of d/dv times 2 pi x (one thread per frequency)."""
+    m, k = c.shape
+    for e in range(cuda.grid(1), m * k, cuda.gridsize(1)):
+        f, j = e // k, e % k
+        a, b = 2 * k * f + j, 2 * k * f + k + j
+        acc = np.float32(0.0)
+        for i in range(x.shape[0]):
+            acc += TWO_PI * (dy[i, b] * y[i, a] - dy[i, a] * y[i, b]) * x[i, f]
+        dc[f, j] = acc
+
+
+@cuda.jit
+def _periodic_dx(c, y, dy, dx):
+    """dx[i, f] = sum over frequencies of d/dv times 2 pi c (one thread per input element)."""
+    m, k = c.shape
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        i, f = e // m, e % m
+        acc = np.float32(0.0)
+        for j in range(k):
+            a, b = 2 * k * f + j, 2 * k * f + k + j
+            acc += TWO_PI * (dy[i, b] * y[i, a] - dy[i, a] * y[i, b]) * c[f, j]
+        dx[i, f] = acc
+
+
+def periodic_backward(x, c, y, dy, dc, dx):
+    _periodic_dc[_grid(c.size)](x, c, y, dy, dc)
+    if dx.shape[1]:
+        _periodic_dx[_grid(dx.size)](c, y, dy, dx)
+
+
+@cuda.jit
+def _feature_dense_forward(x, w, b, y):
+    m, o = b.shape
+    a = w.shape[0] // m
+    for e in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+        i, f, q = e // (m * o), e % (m * o) // o, e % o
+        acc = b[f, q]
+        for p in range(a):
+            acc += x[i, f * a + p] * w[f * a + p, q]
+        y[i, f * o + q] = acc
+
+
+def feature_dense_forward(x, w, b, y):
+    _feature_dense_forward[_grid(y.size)](x, w, b, y)
+
+
+@cuda.jit
+def _feature_dense_dw(x, dy, dw, db):
+    """dw[f*a + p, q] = sum over rows of x dy (one thread per weight); the threads of p = 0 also sum db."""
+    m, o = db.shape
+    a = dw.shape[0] // m
+    for e in range(cuda.grid(1), dw.size, cuda.gridsize(1)):
+        r, q = e // o, e % o
+        f = r // a
+        acc, bias = np.float32(0.0), np.float32(0.0)
+        for i in range(x.shape[0]):
+            acc += x[i, r] * dy[i, f * o + q]
+            bias += dy[i, f * o + q]
+        dw[r, q] = acc
+        if r % a == 0:
+            db[f, q] = bias
+
+
+@cuda.jit
+def _feature_dense_dx(w, dy, dx):
+    o = w.shape[1]
+    a = w.shape[0] * o // dy.shape[1]
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        i, r = e // dx.shape[1], e % dx.shape[1]
+        f = r // a
+        acc = np.float32(0.0)
+        for q in range(o):
+            acc += dy[i, f * o + q] * w[r, q]
+        dx[i, r] = acc
+
+
+def feature_dense_backward(x, w, dy, dw, db, dx):
+    _feature_dense_dw[_grid(dw.size)](x, dy, dw, db)
+    if dx.shape[1]:
+        _feature_dense_dx[_grid(dx.size)](w, dy, dx)
+
+
+_layouts = {}  # an Embedding op's layout (host float64) -> (its device copy, its tables' size)
+
+
+def _layout(layout):
+    """The device copy of an Embedding layout (uploaded once) and the number of values in its tables."""
+    key = layout.tobytes()
+    if key not in _layouts:
+        d, cells = int(layout[0]), layout[1:].reshape(-1, 3)
+        used = cells[cells[:, 0] >= 0]
+        _layouts[key] = (cuda.to_device(np.ascontiguousarray(layout)), int((used[:, 0] + used[:, 1]).max()) * d)
+    return _layouts[key]
+
+
+@cuda.jit
+def _embedding_forward(x, tables, layout, y):
+    d, m = int(layout[0]), x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        start, size, to = int(layout[1 + 3 * j]), int(layout[2 + 3 * j]), int(layout[3 + 3 * j])
+        if start < 0:
+            y[i, to] = x[i, j]
+        else:
+            row = (start + min(max(int(x[i, j]), 0), size - 1)) * d
+            for q in range(d):
+                y[i, to + q] = tables[row + q]
+
+
+def embedding_forward(x, tables, layout, y):
+    _embedding_forward[_grid(x.size)](x, tables, _layout(layout)[0], y)
+
+
+@cuda.jit
+def _zero(a):
+    for e in range(cuda.grid(1), a.size, cuda.gridsize(1)):
+        a[e] = np.float32(0.0)
+
+
+@cuda.jit
+def _embedding_backward(x, layout, dy, dtables, dx):
+    """Scatter-add of each code's output gradients into its row (atomic adds); dx: dy of the columns passed
+    through, 0 for the codes."""
+    d, m = int(layout[0]), x.shape[1]
+    for e in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        i, j = e // m, e % m
+        start, size, to = int(layout[1 + 3 * j]), int(layout[2 + 3 * j]), int(layout[3 + 3 * j])
+        if start < 0:
+            if dx.shape[1]:
+                dx[i, j] = dy[i, to]
+        else:
+            if dx.shape[1]:
+                dx[i, j] = np.float32(0.0)
+            row = (start + min(max(int(x[i, j]), 0), size - 1)) * d
+            for q in range(d):
+                cuda.atomic.add(dtables, row + q, dy[i, to + q])
+
+
+def embedding_backward(x, layout, dy, dtables, dx):
+    device_layout, size = _layout(layout)
+    _zero[_grid(size)](dtables[:size])
+    _embedding_backward[_grid(x.size)](x, device_layout, dy, dtables, dx)
+
+
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)
 @cuda.jit
 def _count(code, param, p, y, w, total, slot):

@@ -24,6 +24,7 @@ from .plan import (
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL,
     METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT,
+    OP_EMBEDDING, OP_FEATURE_DENSE, OP_PERIODIC,
     T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
 )
 
@@ -31,10 +32,14 @@ from .plan import (
 # What each target module defines for the walkers (its own kernels and views); unbound here.
 TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_backward", "activation_forward",
           "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
-          "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass")
+          "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass",
+          "periodic_forward", "periodic_backward", "feature_dense_forward", "feature_dense_backward",
+          "embedding_forward", "embedding_backward")
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
 normalize_forward = normalize_backward = metric_sum = loss_backward = regularize = Pass = None
+periodic_forward = periodic_backward = feature_dense_forward = feature_dense_backward = None
+embedding_forward = embedding_backward = None
 WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties",
            "train_step", "add_metrics", "evaluate_rows", "predict")
 # Walkers inlined into their callers: small, and without calls whose branches need pruning first.
@@ -164,6 +169,14 @@ def forward(net, weights, ws, x, ps):
         elif USE_OP_NORMALIZE and kind == OP_NORMALIZE:
             s = table[i, T_S]
             normalize_forward(inp, state[s:s + fan_out], state[s + fan_out:s + 2 * fan_out], fparams[fp] != 0.0, out)
+        elif USE_OP_PERIODIC and kind == OP_PERIODIC:
+            periodic_forward(inp, matrix(theta, p, fan_in, fan_out // (2 * fan_in)), out)
+        elif USE_OP_FEATURE_DENSE and kind == OP_FEATURE_DENSE:
+            m = np.int64(fparams[fp])
+            feature_dense_forward(inp, matrix(theta, p, fan_in, fan_out // m),
+                                  matrix(theta, table[i, T_P2], m, fan_out // m), out)
+        elif USE_OP_EMBEDDING and kind == OP_EMBEDDING:
+            embedding_forward(inp, theta[p:], fparams[fp:fp + 1 + 3 * fan_in], out)
 
 
 def backward(net, weights, ws, x, start, ps):
@@ -173,7 +186,9 @@ def backward(net, weights, ws, x, start, ps):
     n = x.shape[0]
     first = table.shape[0]
     for i in range(table.shape[0]):
-        if table[i, T_KIND] == OP_DENSE or table[i, T_KIND] == OP_BATCHNORM:
+        op = table[i, T_KIND]
+        if (op == OP_DENSE or op == OP_BATCHNORM or op == OP_PERIODIC or op == OP_FEATURE_DENSE
+                or op == OP_EMBEDDING):
             first = min(first, i)
     for i in range(start, first - 1, -1):
         kind, fan_in, fan_out = table[i, T_KIND], table[i, T_IN], table[i, T_OUT]
@@ -199,6 +214,16 @@ def backward(net, weights, ws, x, start, ps):
         elif USE_OP_NORMALIZE and kind == OP_NORMALIZE:
             s = table[i, T_S]
             normalize_backward(weights.state[s + fan_out:s + 2 * fan_out], net.fparams[table[i, T_FP]] != 0.0, dy, dx)
+        elif USE_OP_PERIODIC and kind == OP_PERIODIC:
+            k = fan_out // (2 * fan_in)
+            periodic_backward(inp, matrix(theta, p, fan_in, k), out, dy, matrix(grad, p, fan_in, k), dx)
+        elif USE_OP_FEATURE_DENSE and kind == OP_FEATURE_DENSE:
+            m, q = np.int64(net.fparams[table[i, T_FP]]), table[i, T_P2]
+            feature_dense_backward(inp, matrix(theta, p, fan_in, fan_out // m), dy,
+                                   matrix(grad, p, fan_in, fan_out // m), matrix(grad, q, m, fan_out // m), dx)
+        elif USE_OP_EMBEDDING and kind == OP_EMBEDDING:
+            fp = table[i, T_FP]
+            embedding_backward(inp, net.fparams[fp:fp + 1 + 3 * fan_in], dy, grad[p:], dx)
 
 
 def loss_head(net, x, ws):
