@@ -9,7 +9,7 @@ import numpy as np
 from . import regularizers
 from .engine.plan import (
     ACTIVATIONS, NORMALIZATION_EPSILON, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_EMBEDDING, OP_FEATURE_DENSE,
-    OP_NORMALIZE, OP_PERIODIC,
+    OP_NORMALIZE, OP_PERIODIC, OP_PIECEWISE,
 )
 from .errors import InputError, missing, unknown
 from .initializers import INITIALIZERS, truncated_normal, uniform
@@ -355,21 +355,17 @@ class PeriodicEmbedding(Layer):
         self.activation = _activation_name(activation)
 
     def variable_specs(self, n_in):
-        k, d = self.n_frequencies, self.embedding_dim
-        limit = 1.0 / math.sqrt(2 * k)  # rtdl's per-feature linear layers: uniform within 1 / sqrt(fan in)
-        return [("frequencies", (n_in, k), True, truncated_normal(self.frequency_init_scale, 3.0)),
-                ("kernel", (n_in, 2 * k, d), True, uniform(limit)), ("bias", (n_in, d), True, uniform(limit))]
+        return [("frequencies", (n_in, self.n_frequencies), True, truncated_normal(self.frequency_init_scale, 3.0)),
+                *_feature_dense_specs(n_in, 2 * self.n_frequencies, self.embedding_dim)]
 
     def output_width(self, n_in):
         return n_in * self.embedding_dim
 
     def add_ops(self, builder, index, width):
         frequencies, kernel, bias = builder.add_variables(index, self.variable_specs(width))
-        waves, out = width * 2 * self.n_frequencies, width * self.embedding_dim
-        builder.op(OP_PERIODIC, width, waves, T_P=frequencies)
-        builder.op(OP_FEATURE_DENSE, waves, out, T_P=kernel, T_P2=bias, T_FP=builder.params([width]))
-        builder.activation(out, self.activation)
-        return out
+        builder.op(OP_PERIODIC, width, width * 2 * self.n_frequencies, T_P=frequencies)
+        return _feature_dense_ops(builder, kernel, bias, width, 2 * self.n_frequencies, self.embedding_dim,
+                                  self.activation)
 
     def onnx(self, graph, x):
         c, kernel, bias = self.get_weights()
@@ -383,6 +379,20 @@ class PeriodicEmbedding(Layer):
         return {**super().get_config(), "n_frequencies": self.n_frequencies,
                 "frequency_init_scale": self.frequency_init_scale, "embedding_dim": self.embedding_dim,
                 "activation": self.activation}
+
+
+def _feature_dense_specs(features, a, b):
+    """The weights of a per-feature dense map from a to b values per feature, drawn as rtdl's (uniform within
+    1 / sqrt(a))."""
+    limit = 1.0 / math.sqrt(a)
+    return [("kernel", (features, a, b), True, uniform(limit)), ("bias", (features, b), True, uniform(limit))]
+
+
+def _feature_dense_ops(builder, kernel, bias, features, a, b, activation):
+    """A FEATURE_DENSE op from a to b values per feature and its activation; its output width."""
+    builder.op(OP_FEATURE_DENSE, features * a, features * b, T_P=kernel, T_P2=bias, T_FP=builder.params([features]))
+    builder.activation(features * b, activation)
+    return features * b
 
 
 def _feature_dense_onnx(graph, x, kernel, bias):
@@ -492,8 +502,111 @@ class Embedding(Layer):
                 "embeddings_initializer": self.embeddings_initializer, "columns": self.columns}
 
 
+class PiecewiseLinearEncoding(Layer):
+    """rtdl_num_embeddings' PiecewiseLinearEncoding over quantile bins (Gorishniy et al. 2022): adapt(data) takes
+    n_bins + 1 quantiles of each feature as its bin edges (fewer bins where a feature has fewer distinct
+    quantiles); bin t of a feature encodes x as (x - e_t) / (e_t+1 - e_t) clipped to [0, 1], the first bin
+    unclipped below and the last above. Input (n, F), output (n, F * n_bins), feature after feature; a feature's
+    unused bins output 0. The edges are a non-trainable weight (F, n_bins + 1), saved with the model; until
+    adapted, n_bins equal bins over [-1, 1]."""
+
+    def __init__(self, n_bins=48, **kwargs):
+        super().__init__(**kwargs)
+        self.n_bins = _positive(n_bins, f"{type(self).__name__} n_bins")
+        self.adapted = None
+
+    def adapt(self, data):
+        """Each feature's bin edges from the quantiles of data (rows x features), as rtdl's compute_bins; features
+        with fewer distinct quantiles get fewer bins, padded with their last edge."""
+        from .arrays import as_matrix
+        x = as_matrix(data, "adapt data").astype(np.float64)
+        quantiles = np.quantile(x, np.linspace(0.0, 1.0, self.n_bins + 1), axis=0).astype(np.float32)
+        edges = np.empty((x.shape[1], self.n_bins + 1), np.float32)
+        for f in range(x.shape[1]):
+            distinct = np.unique(quantiles[:, f])  # in float32, the engine's precision: no bin of width 0
+            edges[f] = np.r_[distinct, np.repeat(distinct[-1], self.n_bins + 1 - distinct.size)]
+        self.adapted = edges
+        if self.weights:  # built: the model's state view takes the edges at once
+            if self.weights[0].shape != edges.shape:
+                raise ValueError(f"adapt data has {x.shape[1]} features but the layer was built for "
+                                 f"{self.weights[0].shape[0]}")
+            self.weights[0][...] = edges
+
+    def _edges(self, shape, rng):
+        """The adapted edges, or n_bins equal bins over [-1, 1] for every feature."""
+        if self.adapted is None:
+            return np.broadcast_to(np.linspace(-1.0, 1.0, self.n_bins + 1), shape)
+        if self.adapted.shape != tuple(shape):
+            raise ValueError(f"{type(self).__name__} was adapted to {self.adapted.shape[0]} features, the input has "
+                             f"{shape[0]}")
+        return self.adapted
+
+    def variable_specs(self, n_in):
+        return [("edges", (n_in, self.n_bins + 1), False, self._edges)]
+
+    def output_width(self, n_in):
+        return n_in * self.n_bins
+
+    def add_ops(self, builder, index, width):
+        edges, *dense = builder.add_variables(index, self.variable_specs(width))
+        builder.op(OP_PIECEWISE, width, width * self.n_bins, T_S=edges)
+        if not dense:
+            return width * self.n_bins
+        return _feature_dense_ops(builder, *dense, width, self.n_bins, self.embedding_dim, self.activation)
+
+    def onnx(self, graph, x):
+        return graph.node("Reshape", [self._encoding_onnx(graph, x),
+                                      graph.constant("shape", [0, self.weights[0].shape[0] * self.n_bins], np.int64)])
+
+    def _encoding_onnx(self, graph, x):
+        """The encoding as (N, F, n_bins): (x - left) / width, clipped between per-bin bounds, 0 in unused bins."""
+        edges = self.weights[0].astype(np.float64)
+        left, width = edges[:, :-1], np.diff(edges, axis=1)
+        used = width > 0
+        counts = used.sum(axis=1, keepdims=True)
+        t = np.arange(self.n_bins)[None]
+        low = np.where((t > 0) & (counts > 1), 0.0, -np.inf)
+        high = np.where(t < counts - 1, 1.0, np.inf)
+        m = edges.shape[0]
+        z = graph.node("Div", [graph.node("Sub", [graph.node("Reshape", [x, graph.constant("shape", [0, m, 1],
+                                                                                          np.int64)]),
+                                                  graph.constant("left", left)]),
+                               graph.constant("width", np.where(used, width, 1.0))])
+        clipped = graph.node("Min", [graph.node("Max", [z, graph.constant("low", low)]), graph.constant("high", high)])
+        return graph.node("Mul", [clipped, graph.constant("used", used)])
+
+    def get_config(self):
+        return {**super().get_config(), "n_bins": self.n_bins}
+
+
+class PiecewiseLinearEmbedding(PiecewiseLinearEncoding):
+    """rtdl_num_embeddings' PiecewiseLinearEmbeddings: the piecewise-linear encoding (adapt it as
+    PiecewiseLinearEncoding), then a dense map of each feature's own from its n_bins values to embedding_dim (with
+    bias), then the activation. Input (n, F), output (n, F * embedding_dim)."""
+
+    def __init__(self, n_bins=48, embedding_dim=24, activation="relu", **kwargs):
+        super().__init__(n_bins, **kwargs)
+        self.embedding_dim = _positive(embedding_dim, "PiecewiseLinearEmbedding embedding_dim")
+        self.activation = _activation_name(activation)
+
+    def variable_specs(self, n_in):
+        return super().variable_specs(n_in) + _feature_dense_specs(n_in, self.n_bins, self.embedding_dim)
+
+    def output_width(self, n_in):
+        return n_in * self.embedding_dim
+
+    def onnx(self, graph, x):
+        _, kernel, bias = self.get_weights()
+        return graph.activation(self.activation, _feature_dense_onnx(graph, self._encoding_onnx(graph, x), kernel,
+                                                                     bias))
+
+    def get_config(self):
+        return {**super().get_config(), "embedding_dim": self.embedding_dim, "activation": self.activation}
+
+
 LAYERS = {cls.__name__: cls for cls in (InputLayer, Dense, Activation, Dropout, BatchNormalization, Normalization,
-                                        Flatten, PeriodicEmbedding, Embedding)}
+                                        Flatten, PeriodicEmbedding, Embedding, PiecewiseLinearEncoding,
+                                        PiecewiseLinearEmbedding)}
 
 
 def deserialize(entry):

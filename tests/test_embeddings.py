@@ -190,6 +190,8 @@ def test_fit_learns_saves_and_exports(rng, tmp_path):
     (lambda: layers.PeriodicEmbedding(n_frequencies=0), "n_frequencies must be a positive integer"),
     (lambda: layers.PeriodicEmbedding(frequency_init_scale=0), "frequency_init_scale must be positive"),
     (lambda: layers.PeriodicEmbedding(activation="rleu"), "did you mean 'relu'"),
+    (lambda: layers.PiecewiseLinearEncoding(n_bins=0), "PiecewiseLinearEncoding n_bins must be a positive integer"),
+    (lambda: layers.PiecewiseLinearEmbedding(embedding_dim=-2), "embedding_dim must be a positive integer"),
 ])
 def test_bad_arguments_are_one_line_errors(make, message):
     with pytest.raises(ValueError, match=message) as error:
@@ -224,6 +226,81 @@ def test_codes_outside_the_tables_are_refused_before_the_engine_runs(rng, bad, s
         np.testing.assert_array_equal(a, b)
 
 
+
+# ---------------------------------------------------------------- piecewise-linear encoding and embedding
+EDGES = np.array([[-1.0, -0.2, 0.3, 1.0, 2.0],  # four bins
+                  [0.0, 1.0, 3.0, 3.0, 3.0],  # two bins, padded with the last edge
+                  [0.0, 2.0, 2.0, 2.0, 2.0],  # one bin: unclipped on both sides
+                  [1.0, 1.0, 1.0, 1.0, 1.0]])  # a constant feature: no bin
+
+
+def piecewise_reference(x, edges):
+    """rtdl's _PiecewiseLinearEncodingImpl, feature by feature, with a feature's unused bins 0."""
+    out = np.zeros((len(x), edges.shape[0], edges.shape[1] - 1))
+    for f, e in enumerate(edges):
+        k = int(np.sum(np.diff(e) > 0))
+        z = (x[:, f:f + 1] - e[:k]) / np.diff(e)[:k]
+        if k > 1:
+            z = np.c_[np.minimum(z[:, :1], 1.0), np.clip(z[:, 1:k - 1], 0.0, 1.0), np.maximum(z[:, k - 1:], 0.0)]
+        out[:, f, :k] = z
+    return out.reshape(len(x), -1)
+
+
+def test_piecewise_kernels(rng):
+    x = rng.normal(size=(9, 4)) * 2
+    r = rng.normal(size=(9, 16))
+    y = np.zeros((9, 16))
+
+    def f():
+        cpu.piecewise_forward(x, EDGES, y)
+        return np.sum(r * y)
+
+    f()
+    np.testing.assert_allclose(y, piecewise_reference(x, EDGES), rtol=1e-12)
+    assert (y[:, 0] <= 1).all() and (y[:, 3] >= 0).all() and (y[:, 14:] == 0).all()
+    dx = np.zeros_like(x)
+    cpu.piecewise_backward(x, EDGES, r, dx)
+    assert_close(dx, numeric_grad(f, x))
+
+
+def test_adapt_takes_quantile_bins(rng):
+    """rtdl's compute_bins: n_bins + 1 quantiles per feature, repeats dropped (a feature of 3 values gets 2 bins,
+    padded with its last edge); refit to data of another width once built is refused."""
+    x = np.c_[rng.normal(size=200), rng.integers(0, 3, 200)]
+    layer = layers.PiecewiseLinearEncoding(n_bins=4)
+    layer.adapt(x)
+    np.testing.assert_allclose(layer.adapted[0], np.quantile(x[:, 0], [0, 0.25, 0.5, 0.75, 1]), rtol=1e-6)
+    np.testing.assert_array_equal(layer.adapted[1], [0, 1, 2, 2, 2])
+    model = Sequential([layers.Input(shape=(2,)), layer])
+    np.testing.assert_array_equal(model.get_weights()[0], layer.adapted)
+    with pytest.raises(ValueError, match="adapt data has 3 features but the layer was built for 2"):
+        layer.adapt(np.c_[x, x[:, 0]])
+
+
+def test_piecewise_embedding_fits_saves_and_exports(rng, tmp_path):
+    """A PiecewiseLinearEmbedding model learns; saved and loaded it predicts the same (its edges included); its
+    ONNX graph gives predict's outputs in onnxruntime, outside the adapted range too."""
+    x = rng.normal(size=(60, 3)).astype(np.float32)
+    x[:, 2] = rng.integers(0, 3, 60)
+    y = np.sin(3 * x[:, 0]) + x[:, 1] ** 2 + x[:, 2]
+    embedding = layers.PiecewiseLinearEmbedding(n_bins=4, embedding_dim=2)
+    embedding.adapt(x)
+    model = Sequential([layers.Input(shape=(3,)), embedding, layers.Dense(1)])
+    model.build(seed=0)
+    model.compile(optimizer=optimizers.SGD(learning_rate=0.05), loss="mse")
+    losses = model.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=1).history["loss"]
+    assert losses[-1] < losses[0]
+    model.save(tmp_path / "m.nbt")
+    loaded = load_model(tmp_path / "m.nbt")
+    assert loaded.layers[1].get_config() == embedding.get_config()
+    np.testing.assert_array_equal(loaded.get_weights()[0], embedding.adapted)
+    wide = np.r_[x, 3 * x].astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(wide), model.predict(wide))
+    ort = pytest.importorskip("onnxruntime", reason="the export is checked in onnxruntime (the test extra installs it)")
+    model.export(tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": wide})[0], model.predict(wide), rtol=1e-5, atol=1e-5)
+
 # ---------------------------------------------------------------- the CUDA kernels (simulator in CI, or a GPU)
 @pytest.fixture
 def gpu():
@@ -238,30 +315,30 @@ def gpu():
 
 @pytest.mark.cuda
 def test_cuda_kernels_match_cpu(gpu, rng):
-    """Periodic, per-feature dense and embedding kernels, forward and backward, on both targets in float32."""
+    """The periodic, per-feature dense, embedding and piecewise-linear kernels, forward and backward, on both
+    targets in float32."""
     from numba import cuda
-    f32 = np.float32
-    x, c = rng.normal(size=(5, 3)).astype(f32), (rng.normal(size=(3, 4)) * 0.3).astype(f32)
-    w, b = rng.normal(size=(24, 2)).astype(f32), rng.normal(size=(3, 2)).astype(f32)
     codes, tables, layout = embedding_case(rng, 5)
-    codes, tables = codes.astype(f32), tables.astype(f32)
-    dy = [rng.normal(size=(5, k)).astype(f32) for k in (24, 6, 6)]
-    host = {name: np.zeros(shape, f32) for name, shape in (("waves", (5, 24)), ("dc", (3, 4)), ("dx", (5, 3)),
-                                                            ("y", (5, 6)), ("dw", (24, 2)), ("db", (3, 2)),
-                                                            ("dwaves", (5, 24)), ("e", (5, 6)), ("dt", (14,)),
-                                                            ("dcodes", (5, 4)))}
+    given = {name: a.astype(np.float32) for name, a in (
+        ("x", rng.normal(size=(5, 3))), ("c", rng.normal(size=(3, 4)) * 0.3), ("w", rng.normal(size=(24, 2))),
+        ("b", rng.normal(size=(3, 2))), ("codes", codes), ("tables", tables), ("x4", rng.normal(size=(5, 4)) * 2),
+        ("edges", EDGES), ("dy0", rng.normal(size=(5, 24))), ("dy1", rng.normal(size=(5, 6))),
+        ("dy2", rng.normal(size=(5, 6))), ("dy3", rng.normal(size=(5, 16))))}
+    shapes = {"waves": (5, 24), "dc": (3, 4), "dx": (5, 3), "y": (5, 6), "dw": (24, 2), "db": (3, 2),
+              "dwaves": (5, 24), "e": (5, 6), "dt": (14,), "dcodes": (5, 4), "pw": (5, 16), "dx4": (5, 4)}
+    host = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
     dev = {name: cuda.to_device(a) for name, a in host.items()}
-    d = {name: cuda.to_device(a) for name, a in (("x", x), ("c", c), ("w", w), ("b", b), ("codes", codes),
-                                                 ("tables", tables), ("dy0", dy[0]), ("dy1", dy[1]), ("dy2", dy[2]))}
-    for module, out, arg in ((cpu, host, dict(x=x, c=c, w=w, b=b, codes=codes, tables=tables, dy0=dy[0],
-                                              dy1=dy[1], dy2=dy[2])), (gpu, dev, d)):
-        module.periodic_forward(arg["x"], arg["c"], out["waves"])
-        module.periodic_backward(arg["x"], arg["c"], out["waves"], arg["dy0"], out["dc"], out["dx"])
-        module.feature_dense_forward(out["waves"], arg["w"], arg["b"], out["y"])
-        module.feature_dense_backward(out["waves"], arg["w"], arg["dy1"], out["dw"], out["db"], out["dwaves"])
-        module.embedding_forward(arg["codes"], arg["tables"], layout, out["e"])
-        module.embedding_backward(arg["codes"], layout, arg["dy2"], out["dt"], out["dcodes"])
+    for module, out, a in ((cpu, host, given), (gpu, dev, {k: cuda.to_device(v) for k, v in given.items()})):
+        module.periodic_forward(a["x"], a["c"], out["waves"])
+        module.periodic_backward(a["x"], a["c"], out["waves"], a["dy0"], out["dc"], out["dx"])
+        module.feature_dense_forward(out["waves"], a["w"], a["b"], out["y"])
+        module.feature_dense_backward(out["waves"], a["w"], a["dy1"], out["dw"], out["db"], out["dwaves"])
+        module.embedding_forward(a["codes"], a["tables"], layout, out["e"])
+        module.embedding_backward(a["codes"], layout, a["dy2"], out["dt"], out["dcodes"])
+        module.piecewise_forward(a["x4"], a["edges"], out["pw"])
+        module.piecewise_backward(a["x4"], a["edges"], a["dy3"], out["dx4"])
     for name, expected in host.items():
+        assert np.abs(expected).max() > 0, name
         np.testing.assert_allclose(dev[name].copy_to_host(), expected, rtol=2e-5, atol=1e-5, err_msg=name)
 
 

@@ -25,6 +25,7 @@ from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, like, loss_grad,
     count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
+from .elementwise import piecewise_value
 from .plan import ACT_SOFTMAX, METRIC_AUC, METRIC_PRECISION, METRIC_RECALL, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
@@ -279,19 +280,26 @@ def periodic_backward(x, c, y, dy, dc, dx):
 
 
 @njit(**KERNEL)
+def _columns(x, start, width, out):
+    """out (n, width) = x[:, start:start + width], contiguous for BLAS."""
+    for i in range(x.shape[0]):
+        for p in range(width):
+            out[i, p] = x[i, start + p]
+
+
+@njit(**KERNEL)
 def feature_dense_forward(x, w, b, y):
     """x (n, F*a), w (F*a, o), b (F, o) -> y (n, F*o): feature f's columns y[:, f*o:(f+1)*o] = x[:, f*a:(f+1)*a]
-    w[f*a:(f+1)*a] + b[f], a dense map of its own per feature."""
+    w[f*a:(f+1)*a] + b[f], a dense map of its own per feature (one matrix product each)."""
     m, o = b.shape
-    a = w.shape[0] // m
-    for i in range(x.shape[0]):
-        for f in range(m):
+    a, n = w.shape[0] // m, x.shape[0]
+    part, out = np.empty((n, a), x.dtype), np.empty((n, o), x.dtype)
+    for f in range(m):
+        _columns(x, f * a, a, part)
+        np.dot(part, np.ascontiguousarray(w[f * a:(f + 1) * a]), out)
+        for i in range(n):
             for q in range(o):
-                y[i, f * o + q] = b[f, q]
-            for p in range(a):
-                v = x[i, f * a + p]
-                for q in range(o):
-                    y[i, f * o + q] += v * w[f * a + p, q]
+                y[i, f * o + q] = out[i, q] + b[f, q]
 
 
 @njit(**KERNEL)
@@ -299,21 +307,28 @@ def feature_dense_backward(x, w, dy, dw, db, dx):
     """x (n, F*a), w (F*a, o), dy (n, F*o) -> dw (F*a, o), db (F, o) (overwritten) and dx (n, F*a) unless dx is
     (n, 0)."""
     m, o = db.shape
-    a = w.shape[0] // m
-    dw[:] = 0
-    db[:] = 0
-    for i in range(x.shape[0]):
-        for f in range(m):
-            for q in range(o):
-                db[f, q] += dy[i, f * o + q]
+    a, n = w.shape[0] // m, x.shape[0]
+    part, g, back = np.empty((a, n), x.dtype), np.empty((n, o), x.dtype), np.empty((n, a), x.dtype)
+    grad, wt = np.empty((a, o), x.dtype), np.empty((o, a), x.dtype)
+    for f in range(m):
+        for i in range(n):
             for p in range(a):
-                v, acc = x[i, f * a + p], like(x, 0.0)
+                part[p, i] = x[i, f * a + p]
+        _columns(dy, f * o, o, g)
+        np.dot(part, g, grad)
+        dw[f * a:(f + 1) * a] = grad
+        db[f] = 0
+        for i in range(n):
+            for q in range(o):
+                db[f, q] += g[i, q]
+        if dx.shape[1]:
+            for p in range(a):
                 for q in range(o):
-                    g = dy[i, f * o + q]
-                    dw[f * a + p, q] += v * g
-                    acc += g * w[f * a + p, q]
-                if dx.shape[1]:
-                    dx[i, f * a + p] = acc
+                    wt[q, p] = w[f * a + p, q]
+            np.dot(g, wt, back)
+            for i in range(n):
+                for p in range(a):
+                    dx[i, f * a + p] = back[i, p]
 
 
 @njit(**KERNEL)
@@ -356,6 +371,44 @@ def embedding_backward(x, layout, dy, dtables, dx):
                 row = (start + min(max(int(x[i, j]), 0), size - 1)) * d
                 for q in range(d):
                     dtables[row + q] += dy[i, to + q]
+
+
+@njit(**KERNEL)
+def _bins(edges, f):
+    """How many of feature f's bins are real: its leading ones of positive width (adapt pads with the last edge)."""
+    k = 0
+    while k < edges.shape[1] - 1 and edges[f, k + 1] > edges[f, k]:
+        k += 1
+    return k
+
+
+@njit(**KERNEL)
+def piecewise_forward(x, edges, y):
+    """x (n, F), edges (F, B + 1) -> y (n, F*B): rtdl's piecewise-linear encoding, (x - e_t) / (e_t+1 - e_t) for
+    bin t of feature f, clipped to [0, 1] but for the first bin's lower and the last bin's upper side. A feature's
+    bins are its leading ones of positive width; the others output 0."""
+    m, b = edges.shape[0], edges.shape[1] - 1
+    for f in range(m):
+        k = _bins(edges, f)
+        for i in range(x.shape[0]):
+            for t in range(b):
+                y[i, f * b + t] = piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, k)[0]
+
+
+@njit(**KERNEL)
+def piecewise_backward(x, edges, dy, dx):
+    """x (n, F), edges (F, B + 1), dy (n, F*B) -> dx (n, F) = the sum of dy times each bin's slope (1 / its width
+    where unclipped, else 0), unless dx is (n, 0)."""
+    if not dx.shape[1]:
+        return
+    m, b = edges.shape[0], edges.shape[1] - 1
+    for f in range(m):
+        k = _bins(edges, f)
+        for i in range(x.shape[0]):
+            acc = like(x, 0.0)
+            for t in range(k):
+                acc += dy[i, f * b + t] * piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, k)[1]
+            dx[i, f] = acc
 
 
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)

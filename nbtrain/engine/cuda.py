@@ -20,6 +20,7 @@ from .elementwise import (
     activation_slope, activation_value, adam_alpha, adam_step, dropout_scale, learning_rate, loss_grad,
     count_slot, metric_value, normalization_scale, rmsprop_step, row_loss_grad, row_metric, sgd_step, softmax_row, softmax_row_backward,
 )
+from .elementwise import piecewise_value
 from .plan import ACT_SOFTMAX, COUNTING_CODES, OPT_ADAM, OPT_RMSPROP, ROW_CODES
 from .rng import permutation
 
@@ -541,6 +542,43 @@ def embedding_backward(x, layout, dy, dtables, dx):
     device_layout, size = _layout(layout)
     _zero[_grid(size)](dtables[:size])
     _embedding_backward[_grid(x.size)](x, device_layout, dy, dtables, dx)
+
+
+@cuda.jit(device=True)
+def _bins(edges, f):
+    k = 0
+    while k < edges.shape[1] - 1 and edges[f, k + 1] > edges[f, k]:
+        k += 1
+    return k
+
+
+@cuda.jit
+def _piecewise_forward(x, edges, y):
+    m, b = edges.shape[0], edges.shape[1] - 1
+    for e in range(cuda.grid(1), y.size, cuda.gridsize(1)):
+        i, f, t = e // (m * b), e % (m * b) // b, e % b
+        y[i, f * b + t] = piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, _bins(edges, f))[0]
+
+
+def piecewise_forward(x, edges, y):
+    _piecewise_forward[_grid(y.size)](x, edges, y)
+
+
+@cuda.jit
+def _piecewise_backward(x, edges, dy, dx):
+    m, b = edges.shape[0], edges.shape[1] - 1
+    for e in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        i, f = e // m, e % m
+        k = _bins(edges, f)
+        acc = np.float32(0.0)
+        for t in range(k):
+            acc += dy[i, f * b + t] * piecewise_value(x[i, f], edges[f, t], edges[f, t + 1], t, k)[1]
+        dx[i, f] = acc
+
+
+def piecewise_backward(x, edges, dy, dx):
+    if dx.shape[1]:
+        _piecewise_backward[_grid(dx.size)](x, edges, dy, dx)
 
 
 # ---------------------------------------------------------------- losses and metrics (weighted sums over rows)

@@ -62,6 +62,22 @@ def normalization_scale(variance):
 
 
 @njit(**ELEMENT)
+def piecewise_value(v, left, right, t, k):
+    """Bin t, [left, right), of a feature's k bins in the piecewise-linear encoding of v: (value, d value / d v).
+    (v - left) / (right - left), clipped to [0, 1] but for the first bin's lower and the last bin's upper side
+    (rtdl's PiecewiseLinearEncoding); 0 for t >= k (a feature with fewer bins than the layer's)."""
+    zero = like(v, 0.0)
+    if t >= k:
+        return zero, zero
+    z, slope = (v - left) / (right - left), like(v, 1.0) / (right - left)
+    if t > 0 and z < zero:
+        return zero, zero
+    if t < k - 1 and z > like(v, 1.0):
+        return like(v, 1.0), zero
+    return z, slope
+
+
+@njit(**ELEMENT)
 def activation_value(act, v):
     """One element of an activation, Keras's formulas and defaults: elu alpha 1, leaky_relu negative slope 0.2,
     gelu exact (erf), softplus log(1 + e^v) without overflow; silu (swish) v sigmoid(v), selu Keras's constants,

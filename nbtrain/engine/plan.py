@@ -17,8 +17,9 @@ OP_DENSE, OP_ACTIVATION, OP_DROPOUT, OP_BATCHNORM, OP_NORMALIZE = 0, 1, 2, 3, 4
 # PERIODIC (n, F) -> (n, F*2K), per feature K cosines then K sines of 2 pi c x, c (F, K) at T_P;
 # FEATURE_DENSE (n, F*a) -> (n, F*b), one dense map per feature: kernel (F*a, b) at T_P, bias (F, b) at T_P2,
 # fparams[T_FP] = F; EMBEDDING (n, m) -> (n, out), tables at T_P, fparams from T_FP: the width d, then per input
-# column (first table row of its table or -1 when passed through, its table's rows, its first output column).
-OP_PERIODIC, OP_FEATURE_DENSE, OP_EMBEDDING = 5, 6, 7
+# column (first table row of its table or -1 when passed through, its table's rows, its first output column);
+# PIECEWISE (n, F) -> (n, F*B), the piecewise-linear encoding over bin edges (F, B + 1) in state at T_S.
+OP_PERIODIC, OP_FEATURE_DENSE, OP_EMBEDDING, OP_PIECEWISE = 5, 6, 7, 8
 # Activation codes.
 ACT_LINEAR, ACT_RELU, ACT_SIGMOID, ACT_SOFTMAX = 0, 1, 2, 3  # softmax works on a whole row
 ACT_TANH, ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_SOFTPLUS = 4, 5, 6, 7, 8

@@ -24,7 +24,7 @@ from .plan import (
     LOSS_BCE, LOSS_BCE_LOGITS, LOSS_CCE, LOSS_CCE_LOGITS, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SCE, LOSS_SCE_LOGITS,
     METRIC_AUC, METRIC_BINARY_ACCURACY, METRIC_CATEGORICAL_ACCURACY, METRIC_PRECISION, METRIC_RECALL,
     METRIC_SPARSE_CATEGORICAL_ACCURACY, OP_ACTIVATION, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_NORMALIZE, T_A, T_ACT,
-    OP_EMBEDDING, OP_FEATURE_DENSE, OP_PERIODIC,
+    OP_EMBEDDING, OP_FEATURE_DENSE, OP_PERIODIC, OP_PIECEWISE,
     T_F, T_FP, T_ID, T_IN, T_KIND, T_OUT, T_P, T_P2, T_R, T_S, T_X,
 )
 
@@ -34,12 +34,12 @@ TARGET = ("rows", "matrix", "bias", "like", "store", "dense_forward", "dense_bac
           "activation_backward", "dropout_forward", "dropout_backward", "batchnorm_forward", "batchnorm_backward",
           "normalize_forward", "normalize_backward", "metric_sum", "loss_backward", "regularize", "Pass",
           "periodic_forward", "periodic_backward", "feature_dense_forward", "feature_dense_backward",
-          "embedding_forward", "embedding_backward")
+          "embedding_forward", "embedding_backward", "piecewise_forward", "piecewise_backward")
 rows = matrix = bias = like = store = dense_forward = dense_backward = activation_forward = None
 activation_backward = dropout_forward = dropout_backward = batchnorm_forward = batchnorm_backward = None
 normalize_forward = normalize_backward = metric_sum = loss_backward = regularize = Pass = None
 periodic_forward = periodic_backward = feature_dense_forward = feature_dense_backward = None
-embedding_forward = embedding_backward = None
+embedding_forward = embedding_backward = piecewise_forward = piecewise_backward = None
 WALKERS = ("activate", "activation_step", "score", "forward", "backward", "loss_head", "output", "add_penalties",
            "train_step", "add_metrics", "evaluate_rows", "predict")
 # Walkers inlined into their callers: small, and without calls whose branches need pruning first.
@@ -177,6 +177,8 @@ def forward(net, weights, ws, x, ps):
                                   matrix(theta, table[i, T_P2], m, fan_out // m), out)
         elif USE_OP_EMBEDDING and kind == OP_EMBEDDING:
             embedding_forward(inp, theta[p:], fparams[fp:fp + 1 + 3 * fan_in], out)
+        elif USE_OP_PIECEWISE and kind == OP_PIECEWISE:
+            piecewise_forward(inp, matrix(state, table[i, T_S], fan_in, fan_out // fan_in + 1), out)
 
 
 def backward(net, weights, ws, x, start, ps):
@@ -224,6 +226,8 @@ def backward(net, weights, ws, x, start, ps):
         elif USE_OP_EMBEDDING and kind == OP_EMBEDDING:
             fp = table[i, T_FP]
             embedding_backward(inp, net.fparams[fp:fp + 1 + 3 * fan_in], dy, grad[p:], dx)
+        elif USE_OP_PIECEWISE and kind == OP_PIECEWISE:
+            piecewise_backward(inp, matrix(weights.state, table[i, T_S], fan_in, fan_out // fan_in + 1), dy, dx)
 
 
 def loss_head(net, x, ws):
