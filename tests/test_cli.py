@@ -180,7 +180,8 @@ def test_fit_regression_reports_and_writes_the_run(regression_run):
     lines = result.stdout.splitlines()
     assert "Task: regression of 'price' (loss mae; trained on the standardized target" in result.stdout
     assert ("Features: 3 columns (2 numeric, 1 categorical) -> 5 inputs; scaling robust (median, IQR, "
-            "smooth clipping); embeddings none; dropped 'id', 'bought'") in result.stdout
+            "smooth clipping); embeddings piecewise-linear (48 quantile bins per input); dropped 'id', 'bought'") \
+        in result.stdout
     assert "Split: 158 training rows, 39 validation rows (seed 0)" in result.stdout
     assert "Note: 3 rows of the data have no 'price' value and were left out" in result.stdout
     epoch_lines = [line.split(" - ")[0] for line in lines if line.startswith("Epoch ")]

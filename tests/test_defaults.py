@@ -97,7 +97,8 @@ def test_the_summary_names_the_recipe_scaling_embeddings_and_architecture(tmp_pa
     default = runner.invoke(app, ["fit", str(HOUSES), "-t", "price_k", "--drop", "house_id", "--epochs", "1",
                                   "-o", str(tmp_path / "a")])
     assert default.exit_code == 0, default.output
-    for text in ("scaling robust (median, IQR, smooth clipping); embeddings none",
+    for text in ("scaling robust (median, IQR, smooth clipping); embeddings piecewise-linear (48 quantile bins per "
+                 "input)",
                  "Model (default recipe): hidden ReLU layers 256-256-256", "adam (beta_2 0.95) lr ", " cosine to 0",
                  "no early stopping, best epoch kept"):
         assert text in default.output

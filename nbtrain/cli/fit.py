@@ -6,7 +6,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..callbacks import format_metric
-from ..tabular.options import DEVICES, OPTIMIZERS, REGRESSION_LOSSES, FitOptions
+from ..tabular.options import DEVICES, EMBEDDINGS, OPTIMIZERS, PIECEWISE_BINS, REGRESSION_LOSSES, FitOptions
 from . import options as opt
 from .app import command, fail, make_console, say, user_errors
 from .display import ending, progress
@@ -15,6 +15,8 @@ from .ranks import abort_job_on_crash, process_group
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # the shell's 128 + SIGINT, 128 + SIGTERM
 SCALING_NAMES = {"robust": "robust (median, IQR, smooth clipping)", "standard": "standard", "minmax": "minmax",
                  "none": "none"}
+EMBEDDING_NAMES = {"none": "none", "periodic": "periodic",
+                   "piecewise": f"piecewise-linear ({PIECEWISE_BINS} quantile bins per input)"}
 
 
 @contextlib.contextmanager
@@ -76,6 +78,9 @@ def fit(
     class_weight: opt.ClassWeight = FitOptions.class_weight,
     recipe: opt.Recipe = FitOptions.recipe,
     scale: opt.Scale = FitOptions.scale,
+    embeddings: Annotated[Optional[Literal[EMBEDDINGS]], typer.Option(
+        help=f"Before the hidden layers, every input through: piecewise (a piecewise-linear encoding over "
+             f"{PIECEWISE_BINS} quantile bins of the training rows), periodic (trainable sines and cosines) or none.")] = FitOptions.embeddings,
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
@@ -111,7 +116,7 @@ def fit(
     if distributed == "mpi" and device == "cuda":
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
     options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, recipe=recipe,
-                         scale=scale, drop=tuple(drop or ()), val=val, val_split=val_split, test_split=test_split,
+                         scale=scale, embeddings=embeddings, drop=tuple(drop or ()), val=val, val_split=val_split, test_split=test_split,
                          layers=None if layers is None else _hidden_layers(layers),
                          dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -162,7 +167,8 @@ def _describe(console, errors, group, quiet, shape, prep, model, options, test_r
              f"mean {target.center:.4g}, sd {target.scale:.4g}; mae is in the target's units)")
     kinds = [f.kind for f in pre.features]
     line(f"Features: {len(kinds)} columns ({kinds.count('numeric')} numeric, {kinds.count('categorical')} "
-         f"categorical) -> {prep.x.shape[1]} inputs; scaling {SCALING_NAMES[pre.scaling]}; embeddings none"
+         f"categorical) -> {prep.x.shape[1]} inputs; scaling {SCALING_NAMES[pre.scaling]}; embeddings "
+         f"{EMBEDDING_NAMES[options.embeddings]}"
          + (f"; dropped {', '.join(map(repr, pre.dropped))}" if pre.dropped else ""))
     tested = f", {test_rows} test rows" if test_rows else ""
     line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows{tested} (seed {options.seed})")

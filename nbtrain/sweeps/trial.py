@@ -76,7 +76,7 @@ def run_trial(data, trial, report=None, epochs=None):
     started = time.perf_counter()
     try:
         check_memory(data.x.shape[1], options, data.outputs, len(data.x_val))  # as fit checks, before allocating
-        model = build_model(data.x.shape[1], data.task, options, trial["seed"], data.outputs, len(data.x))
+        model = build_model(data.x.shape[1], data.task, options, trial["seed"], data.outputs, data.x)
         outcome = train(model, data.x, data.y, data.x_val, data.y_val, options, data.task, data.target_scale,
                         trial["seed"], extra_callbacks=lambda recorder, stopper: [ScoreReport(recorder, stopper, report)]
                         if report else [])

@@ -55,7 +55,7 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     claim_folder = functools.partial(claim_run_folder, out, overwrite)
     claim = claim_folder() if group is None else group.run(claim_folder if writer else lambda: None)
     try:
-        model = build_model(prep.x.shape[1], target.task, options, options.seed, target.outputs, len(prep.x))
+        model = build_model(prep.x.shape[1], target.task, options, options.seed, target.outputs, prep.x)
         if on_ready is not None:
             on_ready(shape, prep, model, options, 0 if test is None else len(test[0]))
         display = callbacks if callable(callbacks) else lambda recorder, best: list(callbacks)

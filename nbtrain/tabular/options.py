@@ -5,7 +5,10 @@ from dataclasses import dataclass, field, replace
 from ..arrays import SEED_MAX  # noqa: F401 (seeds run from 0 to this; the command line's --seed takes it from here)
 
 TASKS = ("auto", "regression", "binary", "multiclass")
-SCALINGS = ("robust", "standard", "minmax", "none")  # robust: median and IQR, then smooth clipping (RealMLP's)
+SCALINGS = ("robust", "standard", "minmax", "none")
+# before the hidden layers, of every input: layers.PeriodicEmbedding, or layers.PiecewiseLinearEncoding
+EMBEDDINGS = ("none", "periodic", "piecewise")
+PIECEWISE_BINS = 48  # rtdl's default; better than 16 on California housing (bench/RESULTS.md)  # robust: median and IQR, then smooth clipping (RealMLP's)
 OPTIMIZERS = ("adam", "sgd")
 REGRESSION_LOSSES = ("mae", "mse", "huber")
 REGRESSION_LOSS = "mae"  # the course's, when a regression names none
@@ -14,7 +17,8 @@ DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("local", "ray")
 SEARCHES = ("random", "tpe")
 # the options a model file's training record keeps (its "options"), in this order
-RECORDED = ("task", "loss", "class_weight", "recipe", "scale", "layers", "dropout", "batchnorm", "epochs", "batch_size",
+RECORDED = ("task", "loss", "class_weight", "recipe", "scale", "embeddings", "layers", "dropout", "batchnorm", "epochs",
+            "batch_size",
             "optimizer", "lr", "patience", "min_delta", "val_split", "test_split", "seed")
 
 
@@ -23,8 +27,8 @@ class Recipe:
     """What a recipe of `nbtrain fit` sets where the options leave it open: the scaling of numeric columns, the
     ReLU hidden layers, the epochs (a fixed budget when patience is 0, the best epoch kept), rows per batch, the
     learning rate (None: the optimizer's), the patience of early stopping, label smoothing (multiclass targets;
-    the engine's binary accuracy needs hard targets), Adam's beta_2 and the learning-rate schedule ("cosine": from
-    lr down to 0 over all epochs; "constant")."""
+    the engine's binary accuracy needs hard targets), Adam's beta_2, the learning-rate schedule ("cosine": from
+    lr down to 0 over all epochs; "constant") and the embeddings of the inputs (EMBEDDINGS)."""
     scale: str
     layers: tuple
     epochs: int
@@ -34,16 +38,18 @@ class Recipe:
     label_smoothing: float = 0.0
     beta_2: float = 0.999
     schedule: str = "constant"
+    embeddings: str = "none"
 
 
 # the command line's default, chosen by measurement (bench/quality.py, bench/RESULTS.md), and the Keras course's
 # 3x512 network with early stopping, as `nbtrain fit` trained before (the sweep's trials train this way too)
 RECIPES = {"default": Recipe(scale="robust", layers=(256, 256, 256), epochs=30, batch_size=256,
-                             lr=0.002, patience=0, label_smoothing=0.1, beta_2=0.95, schedule="cosine"),
+                             lr=0.002, patience=0, label_smoothing=0.1, beta_2=0.95, schedule="cosine",
+                             embeddings="piecewise"),
            "course": Recipe(scale="standard", layers=(512, 512, 512), epochs=500, batch_size=256, lr=None,
                             patience=20)}
 COURSE = RECIPES["course"]
-FROM_RECIPE = ("scale", "layers", "epochs", "batch_size", "lr", "patience")  # the options a recipe fills in
+FROM_RECIPE = ("scale", "embeddings", "layers", "epochs", "batch_size", "lr", "patience")  # the options a recipe fills in
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ class FitOptions:
     class_weight: str = None
     recipe: str = "default"
     scale: str = None
+    embeddings: str = None
     drop: tuple = ()
     val: str = None
     val_split: float = 0.2

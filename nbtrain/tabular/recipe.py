@@ -13,7 +13,7 @@ import numpy as np
 from ..callbacks import Callback, EarlyStopping, History
 from ..errors import InputError
 from ..monitor import Monitor
-from .options import REGRESSION_LOSS
+from .options import PIECEWISE_BINS, REGRESSION_LOSS
 
 # a classifier's output activation, loss and metric; a regression has a linear output, options.loss and mae
 CLASSIFIERS = {"binary": ("sigmoid", "binary_crossentropy", "binary_accuracy"),
@@ -105,8 +105,12 @@ def fit_bytes(width, options, outputs, val_rows):
     weights, the gradient, the optimizer's slots and the best epoch's copy; every unit's activations, their
     gradients and the layer's own buffers for a batch (or a chunk of the validation rows), float32."""
     from ..model import EVAL_ROWS
-    widths = [width, *options.layers, outputs]
+    first = embedding(options)
+    widths = [width if first is None else first.output_width(width), *options.layers, outputs]
     params = sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 4 * sum(options.layers) * options.batchnorm
+    if first is not None:  # the embedding's own weights, and the inputs it reads
+        params += sum(int(np.prod(spec[1])) for spec in first.variable_specs(width))
+        widths.append(width)
     units = sum(widths) * (2 + options.batchnorm + (options.dropout > 0))
     return 4 * (COPIES * params + 3 * units * max(options.batch_size, min(val_rows, EVAL_ROWS)))
 
@@ -141,15 +145,25 @@ def smoothing(options, task):
     return options.settings.label_smoothing if task == "multiclass" else 0.0
 
 
-def build_model(width, task, options, seed, outputs=1, rows=None):
+def embedding(options):
+    """The layer that options.embeddings puts before the hidden layers: rtdl's periodic embeddings with their
+    defaults, the piecewise-linear encoding over PIECEWISE_BINS quantile bins of the training rows, or None."""
+    from .. import layers
+    return {"periodic": layers.PeriodicEmbedding, "piecewise": lambda: layers.PiecewiseLinearEncoding(
+        PIECEWISE_BINS)}.get(options.embeddings, lambda: None)()
+
+
+def build_model(width, task, options, seed, outputs=1, x=None):
     """The network for `options` (a resolved FitOptions whose loss is resolved): Dense ReLU layers (each followed
     by Dropout and BatchNormalization when asked), then one linear output, one sigmoid output for binary
     classification or `outputs` softmax ones for multiclass; initialized from `seed`, compiled on options.device
     (the CPU for an MPI fit) with the recipe's optimizer settings, label smoothing and schedule (a cosine one
-    spans options.epochs of `rows` training rows)."""
+    spans options.epochs over the training rows `x`, which a piecewise-linear encoding is adapted to)."""
     from .. import layers, losses, optimizers, schedules
     from ..model import Sequential
-    stack = []
+    stack = [layer for layer in [embedding(options)] if layer is not None]
+    if options.embeddings == "piecewise":
+        stack[0].adapt(x)
     for n in options.layers:
         stack.append(layers.Dense(n, activation="relu"))
         if options.dropout:
@@ -162,8 +176,8 @@ def build_model(width, task, options, seed, outputs=1, rows=None):
     recipe = options.settings
     adam = options.optimizer == "adam"
     rate = options.lr or (optimizers.Adam if adam else optimizers.SGD)().learning_rate
-    if recipe.schedule == "cosine" and rows:
-        rate = schedules.CosineDecay(rate, options.epochs * math.ceil(rows / options.batch_size))
+    if recipe.schedule == "cosine" and x is not None:
+        rate = schedules.CosineDecay(rate, options.epochs * math.ceil(len(x) / options.batch_size))
     opt = optimizers.Adam(rate, beta_2=recipe.beta_2) if adam else optimizers.SGD(rate)
     loss = losses.CategoricalCrossentropy(label_smoothing=smoothing(options, task)) if smoothing(options, task) \
         else options.loss
