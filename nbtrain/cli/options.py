@@ -32,11 +32,21 @@ Epochs = Annotated[Optional[int], typer.Option(min=1, help="Most epochs to train
 Patience = Annotated[Optional[int], typer.Option(min=0, help="Epochs without improvement of val_loss before "
                                                              "stopping (0: train all epochs). The best weights are "
                                                              "kept.")]
+
+
+def _recipe(name):
+    """A recipe's values in a line of --recipe's help."""
+    r = RECIPES[name]
+    stops = f"early stopping, patience {r.patience}" if r.patience else "all of them, the best kept"
+    return (f"{name}: {r.scale} scaling, embeddings {r.embeddings}, layers {','.join(map(str, r.layers))}, "
+            f"{r.epochs} epochs of batch {r.batch_size} ({stops}), Adam {f'lr {r.lr:g}' if r.lr else 'default lr'} beta_2 {r.beta_2:g} "
+            f"({r.schedule} schedule)" + (f", label smoothing {r.label_smoothing:g} (multiclass)"
+                                           if r.label_smoothing else ""))
+
+
 Recipe = Annotated[Literal[tuple(RECIPES)], typer.Option(
-    help="What the options left out default to. default: robust scaling, 3x256 ReLU layers, Adam (beta_2 0.95) "
-         "with a cosine learning-rate schedule over a fixed budget of epochs, the best epoch kept, label smoothing "
-         "0.1 (multiclass); course: the Keras course's standard scaling, 3x512 layers, Adam, batch 256, up to 500 "
-         "epochs with early stopping (patience 20), as nbtrain fit trained before.")]
+    help="What the options left out default to. " + "; ".join(map(_recipe, RECIPES))
+         + " (course: nbtrain fit as it trained before).")]
 MinDelta = Annotated[float, typer.Option(min=0.0, help="Smallest val_loss change that counts as improvement.")]
 Threads = Annotated[Optional[int], typer.Option(
     min=1, show_default=False, help="BLAS threads of each fit's matrix products \\[default: NBTRAIN_THREADS, else the "
