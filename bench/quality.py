@@ -133,7 +133,8 @@ def table_rows(results):
         for name in names:
             values = [scores.metrics[name] for _, scores in runs]
             digits = 4 if np.mean(values) < 100 else 0
-            cells.append(f"{name} {np.mean(values):,.{digits}f} ({min(values):,.{digits}f} to {max(values):,.{digits}f})")
+            low, mean, high = (f"{v:,.{digits}f}" for v in (min(values), np.mean(values), max(values)))
+            cells.append(f"{name} {mean} ({low} to {high})")
         seconds = [s for s, _ in runs]
         rows.append(f"| {table} | {method} | {'; '.join(cells)} | {np.mean(seconds):.1f} ({min(seconds):.1f} to "
                     f"{max(seconds):.1f}) |")

@@ -1,6 +1,7 @@
 """What tests/test_mpi.py runs under `mpiexec -n P python tests/mpi_prepare.py TABLE TARGET OUT_DIR TEST_SPLIT
-SCALING`: every rank prepares TABLE through streaming.prepare_file with its share of the rows and writes the preprocessing
-and arrays it got (the held-out test rows' too) to OUT_DIR/rank<r>.npz, to be compared with one process's."""
+SCALING`: every rank prepares TABLE through streaming.prepare_file with its share of the rows and writes the
+preprocessing and arrays it got (the held-out test rows' too) to OUT_DIR/rank<r>.npz, to be compared with one
+process's."""
 import json
 import sys
 

@@ -107,9 +107,9 @@ def test_cli_over_two_ranks_matches_one_process(tmp_path):
 @needs_mpi
 @pytest.mark.parametrize("size", [2, 3])
 def test_ranks_reading_their_shares_prepare_as_one_process(tmp_path, size, monkeypatch):
-    """Medians, quartiles, means, categories, labels and counts merged from the shares equal one process's exactly (a text
-    column, gaps, a column of numbers with a word in one share, CSV and Parquet), and so do the arrays (with a
-    test split held out: its rows too)."""
+    """Medians, quartiles, means, categories, labels and counts merged from the shares equal one process's exactly (a
+    text column, gaps, a column of numbers with a word in one share, CSV and Parquet; standard and robust scaling),
+    and so do the arrays (with a test split held out: its rows too)."""
     import mpi_prepare
     from nbtrain.tabular import tablefile
     from nbtrain.tabular.streaming import prepare_file

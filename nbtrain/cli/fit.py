@@ -80,7 +80,8 @@ def fit(
     scale: opt.Scale = FitOptions.scale,
     embeddings: Annotated[Optional[Literal[EMBEDDINGS]], typer.Option(
         help=f"Before the hidden layers, every input through: piecewise (a piecewise-linear encoding over "
-             f"{PIECEWISE_BINS} quantile bins of the training rows), periodic (trainable sines and cosines) or none.")] = FitOptions.embeddings,
+             f"{PIECEWISE_BINS} quantile bins of the training rows), periodic (trainable sines and cosines) or "
+             "none.")] = FitOptions.embeddings,
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
@@ -116,8 +117,8 @@ def fit(
     if distributed == "mpi" and device == "cuda":
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
     options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, recipe=recipe,
-                         scale=scale, embeddings=embeddings, drop=tuple(drop or ()), val=val, val_split=val_split, test_split=test_split,
-                         layers=None if layers is None else _hidden_layers(layers),
+                         scale=scale, embeddings=embeddings, drop=tuple(drop or ()), val=val, val_split=val_split,
+                         test_split=test_split, layers=None if layers is None else _hidden_layers(layers),
                          dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed,

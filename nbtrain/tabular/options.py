@@ -5,10 +5,10 @@ from dataclasses import dataclass, field, replace
 from ..arrays import SEED_MAX  # noqa: F401 (seeds run from 0 to this; the command line's --seed takes it from here)
 
 TASKS = ("auto", "regression", "binary", "multiclass")
-SCALINGS = ("robust", "standard", "minmax", "none")
+SCALINGS = ("robust", "standard", "minmax", "none")  # robust: median and IQR, then smooth clipping (RealMLP's)
 # before the hidden layers, of every input: layers.PeriodicEmbedding, or layers.PiecewiseLinearEncoding
 EMBEDDINGS = ("none", "periodic", "piecewise")
-PIECEWISE_BINS = 48  # rtdl's default; better than 16 on California housing (bench/RESULTS.md)  # robust: median and IQR, then smooth clipping (RealMLP's)
+PIECEWISE_BINS = 48  # rtdl's default; better than 16 on California housing (bench/RESULTS.md)
 OPTIMIZERS = ("adam", "sgd")
 REGRESSION_LOSSES = ("mae", "mse", "huber")
 REGRESSION_LOSS = "mae"  # the course's, when a regression names none
@@ -18,8 +18,7 @@ BACKENDS = ("local", "ray")
 SEARCHES = ("random", "tpe")
 # the options a model file's training record keeps (its "options"), in this order
 RECORDED = ("task", "loss", "class_weight", "recipe", "scale", "embeddings", "layers", "dropout", "batchnorm", "epochs",
-            "batch_size",
-            "optimizer", "lr", "patience", "min_delta", "val_split", "test_split", "seed")
+            "batch_size", "optimizer", "lr", "patience", "min_delta", "val_split", "test_split", "seed")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ RECIPES = {"default": Recipe(scale="robust", layers=(256, 256, 256), epochs=30, 
            "course": Recipe(scale="standard", layers=(512, 512, 512), epochs=500, batch_size=256, lr=None,
                             patience=20)}
 COURSE = RECIPES["course"]
-FROM_RECIPE = ("scale", "embeddings", "layers", "epochs", "batch_size", "lr", "patience")  # the options a recipe fills in
+FROM_RECIPE = ("scale", "embeddings", "layers", "epochs", "batch_size", "lr", "patience")  # what a recipe fills in
 
 
 @dataclass(frozen=True)

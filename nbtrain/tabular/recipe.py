@@ -154,7 +154,8 @@ def embedding(options):
 
 
 def build_model(width, task, options, seed, outputs=1, x=None):
-    """The network for `options` (a resolved FitOptions whose loss is resolved): Dense ReLU layers (each followed
+    """The network for `options` (a resolved FitOptions, its loss the task's): the recipe's embedding of the
+    inputs, if any, then Dense ReLU layers (each followed
     by Dropout and BatchNormalization when asked), then one linear output, one sigmoid output for binary
     classification or `outputs` softmax ones for multiclass; initialized from `seed`, compiled on options.device
     (the CPU for an MPI fit) with the recipe's optimizer settings, label smoothing and schedule (a cosine one
