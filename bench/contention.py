@@ -71,11 +71,11 @@ def wide_data(rows=8192, width=100, seed=0):
 
 
 def housing_data(folder):
-    """California housing as `nbtrain fit` prepares it with its defaults (scaling, one-hot text, validation split)."""
+    """California housing as `nbtrain fit --recipe course` prepares it (scaling, one-hot text, validation split)."""
     import pandas as pd
     from nbtrain.tabular.options import FitOptions
     from nbtrain.tabular.preprocessing import prepare
-    options = FitOptions()
+    options = FitOptions(recipe="course").resolved()
     prep = prepare(pd.read_csv(Path(folder) / "california-housing.csv"), "median_house_value", scaling=options.scale,
                    val_split=options.val_split, seed=options.seed)
     return as_arrays(((prep.x, prep.y), (prep.x_val, prep.y_val)))
@@ -83,12 +83,12 @@ def housing_data(folder):
 
 def workload_list(folder, epochs):
     from nbtrain.tabular.options import FitOptions
-    cli = FitOptions()
+    cli = FitOptions(recipe="course").resolved()
     return [
         Workload("ionosphere 4-4-1, batch 32", as_arrays(workloads.ionosphere(folder)), workloads.ION_4_4_1, "bce",
                  32, 150, 100),
         Workload("wide 3x512, 8,192 x 100, batch 256", wide_data(), workloads.WINE_3X512, "mae", 256, 3, epochs),
-        Workload(f"CLI default {'x'.join(map(str, cli.layers))} on California housing, batch {cli.batch_size}",
+        Workload(f"CLI course recipe {'x'.join(map(str, cli.layers))} on California housing, batch {cli.batch_size}",
                  housing_data(folder), [(units, "relu") for units in cli.layers] + [(1, None)], "mae",
                  cli.batch_size, 2, epochs),
     ]

@@ -1,6 +1,7 @@
-"""What tests/test_mpi.py runs under `mpiexec -n P python tests/mpi_prepare.py TABLE TARGET OUT_DIR TEST_SPLIT`:
-every rank prepares TABLE through streaming.prepare_file with its share of the rows and writes the preprocessing
-and arrays it got (the held-out test rows' too) to OUT_DIR/rank<r>.npz, to be compared with one process's."""
+"""What tests/test_mpi.py runs under `mpiexec -n P python tests/mpi_prepare.py TABLE TARGET OUT_DIR TEST_SPLIT
+SCALING`: every rank prepares TABLE through streaming.prepare_file with its share of the rows and writes the
+preprocessing and arrays it got (the held-out test rows' too) to OUT_DIR/rank<r>.npz, to be compared with one
+process's."""
 import json
 import sys
 
@@ -19,9 +20,9 @@ def arrays(prep):
 
 
 if __name__ == "__main__":
-    source, target, out, test_split = sys.argv[1:5]
+    source, target, out, test_split, scaling = sys.argv[1:6]
     tablefile.CHUNK_ROWS = 7  # many chunks per share
     streaming.PIECE = 5  # the whole arrays assembled in many pieces
     group = Group()
-    prep = prepare_file(source, target, group=group, test_split=float(test_split))[1]
+    prep = prepare_file(source, target, scaling=scaling, group=group, test_split=float(test_split))[1]
     np.savez(f"{out}/rank{group.rank}.npz", **arrays(prep))

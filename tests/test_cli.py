@@ -179,7 +179,8 @@ def test_fit_regression_reports_and_writes_the_run(regression_run):
     result, out = regression_run
     lines = result.stdout.splitlines()
     assert "Task: regression of 'price' (loss mae; trained on the standardized target" in result.stdout
-    assert "Features: 3 columns (2 numeric, 1 categorical) -> 5 inputs; scaling standard; dropped 'id', 'bought'" \
+    assert ("Features: 3 columns (2 numeric, 1 categorical) -> 5 inputs; scaling robust (median, IQR, "
+            "smooth clipping); embeddings piecewise-linear (48 quantile bins per input); dropped 'id', 'bought'") \
         in result.stdout
     assert "Split: 158 training rows, 39 validation rows (seed 0)" in result.stdout
     assert "Note: 3 rows of the data have no 'price' value and were left out" in result.stdout
@@ -279,8 +280,8 @@ def test_fit_multiclass_from_a_text_target(multiclass_run, tmp_path):
     counts = pd.read_csv(BIRDS).iloc[validation_rows_complement(BIRDS, "species")]["species"].value_counts()
     assert (f"Task: multiclass classification of 'species': 'finch' -> 0 ({counts['finch']} training rows), "
             f"'sparrow' -> 1 ({counts['sparrow']}), 'warbler' -> 2 ({counts['warbler']}) (loss "
-            "sparse_categorical_crossentropy)") in result.stdout
-    assert "Model: hidden ReLU layers 16 -> 3 softmax outputs" in result.stdout
+            "sparse_categorical_crossentropy with label smoothing 0.1)") in result.stdout
+    assert "Model (default recipe): hidden ReLU layers 16 -> 3 softmax outputs" in result.stdout
     assert "Features: 4 columns (3 numeric, 1 categorical) -> 6 inputs" in result.stdout
     history = pd.read_csv(out / "history.csv")
     assert list(history.columns) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -304,7 +305,7 @@ def test_class_weight_balanced_passes_scikit_learns_weights_to_fit(tmp_path, mon
     result = run("fit", BIRDS, "-t", "species", "--drop", "bird_id", *TINY, "--class-weight", "balanced",
                  "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert "(loss sparse_categorical_crossentropy; class weights balanced)" in result.stdout
+    assert "(loss sparse_categorical_crossentropy with label smoothing 0.1; class weights balanced)" in result.stdout
     counts = pd.read_csv(BIRDS).iloc[validation_rows_complement(BIRDS, "species")]["species"].value_counts()
     expected = {i: counts.sum() / (3 * counts[s]) for i, s in enumerate(SPECIES)}
     assert passed["class_weight"] == pytest.approx(expected)

@@ -15,9 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # Most compilations each model may make on an empty cache, itself first (README's first command) and then after the
 # models before it (the course's models share README's kernels and add their configurations' walkers). Measured
-# with numba 0.68.1: 48, 2, 20 and 27 (84 for README's command before configurations); the margin of two absorbs
-# Numba's own helpers changing between releases.
-BUDGET = {"readme": 50, "red-wine": 4, "ionosphere": 22, "multiclass": 29}
+# with numba 0.68.1: 53, 13, 13 and 24 since README's command trains the default recipe (a piecewise-linear
+# encoding, a cosine schedule), whose configuration the course's red wine model no longer shares; 48, 2, 20 and 27
+# with the course's 3x512 (84 for README's command before configurations); the margin of two absorbs Numba's own
+# helpers changing between releases.
+BUDGET = {"readme": 55, "red-wine": 15, "ionosphere": 22, "multiclass": 29}
 
 
 def compiled(tmp_path, models, cache=None, env=None):

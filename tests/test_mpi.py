@@ -107,26 +107,26 @@ def test_cli_over_two_ranks_matches_one_process(tmp_path):
 @needs_mpi
 @pytest.mark.parametrize("size", [2, 3])
 def test_ranks_reading_their_shares_prepare_as_one_process(tmp_path, size, monkeypatch):
-    """Medians, means, categories, labels and counts merged from the shares equal one process's exactly (a text
-    column, gaps, a column of numbers with a word in one share, CSV and Parquet), and so do the arrays (with a
-    test split held out: its rows too)."""
+    """Medians, quartiles, means, categories, labels and counts merged from the shares equal one process's exactly (a
+    text column, gaps, a column of numbers with a word in one share, CSV and Parquet; standard and robust scaling),
+    and so do the arrays (with a test split held out: its rows too)."""
     import mpi_prepare
     from nbtrain.tabular import tablefile
     from nbtrain.tabular.streaming import prepare_file
     from test_streaming import shop
     frame = shop(157)
     frame.to_csv(tmp_path / "shop.csv", index=False)
-    paths = [(tmp_path / "shop.csv", "y", 0.0), (tmp_path / "shop.csv", "price", 0.2)]
+    paths = [(tmp_path / "shop.csv", "y", 0.0, "standard"), (tmp_path / "shop.csv", "price", 0.2, "robust")]
     if have_parquet():
         frame.assign(b=frame["b"].astype(str)).to_parquet(tmp_path / "shop.parquet", row_group_size=20)
-        paths.append((tmp_path / "shop.parquet", "c", 0.15))
+        paths.append((tmp_path / "shop.parquet", "c", 0.15, "robust"))
     monkeypatch.setattr(tablefile, "CHUNK_ROWS", 7)
-    for path, target, test_split in paths:
+    for path, target, test_split, scaling in paths:
         out = tmp_path / f"{path.suffix[1:]}-{target}"
         out.mkdir()
-        result = mpiexec((size, [sys.executable, Path(mpi_prepare.__file__), path, target, out, test_split]))
+        result = mpiexec((size, [sys.executable, Path(mpi_prepare.__file__), path, target, out, test_split, scaling]))
         assert result.returncode == 0, result.stderr[-2000:]
-        one = mpi_prepare.arrays(prepare_file(path, target, test_split=test_split)[1])
+        one = mpi_prepare.arrays(prepare_file(path, target, scaling=scaling, test_split=test_split)[1])
         assert ("x_test" in one) == bool(test_split)
         for rank in range(size):
             got = np.load(out / f"rank{rank}.npz")

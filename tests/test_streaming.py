@@ -62,6 +62,7 @@ def same(old, new):
 
 @pytest.mark.parametrize("target, options", [
     ("y", {}), ("price", {"scaling": "minmax"}), ("flag", {"drop": ["id"], "scaling": "none"}),
+    ("price", {"scaling": "robust"}), ("y", {"scaling": "robust", "drop": ["id"]}),
     ("c", {"val_split": 0.3, "seed": 4}), ("y", {"task": "multiclass", "drop": ["b", "flag"]}),
 ])
 def test_a_streamed_csv_prepares_as_the_whole_dataframe(tmp_path, target, options):

@@ -170,9 +170,9 @@ def test_regression_target_is_standardized_with_training_statistics_and_decoded_
     target = Target("price", "regression")
     target.fit(pd.Series([10.0, 20.0, 30.0]))
     assert (target.center, target.scale) == pytest.approx((20.0, np.std([10, 20, 30])))
-    y = target.encode(pd.Series([10.0, 40.0]), "data")
-    assert y.dtype == np.float32 and y.shape == (2, 1)
-    np.testing.assert_allclose(target.decode(y)["prediction"], [10.0, 40.0], rtol=1e-6)
+    y = target.encode(pd.Series([10.0, 25.0, 40.0]), "data")
+    assert y.dtype == np.float32 and y.shape == (3, 1)
+    np.testing.assert_allclose(target.decode(y)["prediction"], [10.0, 25.0, 30.0], rtol=1e-6)  # the training range
 
 
 def test_binary_target_encoding_and_decoding():

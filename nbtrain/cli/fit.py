@@ -6,13 +6,17 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from ..callbacks import format_metric
-from ..tabular.options import DEVICES, OPTIMIZERS, REGRESSION_LOSSES, FitOptions
+from ..tabular.options import DEVICES, EMBEDDINGS, OPTIMIZERS, PIECEWISE_BINS, REGRESSION_LOSSES, FitOptions
 from . import options as opt
 from .app import command, fail, make_console, say, user_errors
 from .display import ending, progress
 from .ranks import abort_job_on_crash, process_group
 
 EXIT_CODES = {"interrupted": 130, "terminated": 143}  # the shell's 128 + SIGINT, 128 + SIGTERM
+SCALING_NAMES = {"robust": "robust (median, IQR, smooth clipping)", "standard": "standard", "minmax": "minmax",
+                 "none": "none"}
+EMBEDDING_NAMES = {"none": "none", "periodic": "periodic",
+                   "piecewise": f"piecewise-linear ({PIECEWISE_BINS} quantile bins per input)"}
 
 
 @contextlib.contextmanager
@@ -30,9 +34,11 @@ FIT_HELP = (
     "Train a model on a CSV (or Parquet) table and save it with its preprocessing.\n\n"
     "The task comes from the target: two distinct values make a binary classifier, text with more a multiclass "
     "one (the classes are printed with their training rows), numbers otherwise a regression (--task overrides). "
-    "Numeric columns are imputed (median) and scaled, text columns "
+    "Numeric columns are imputed (median) and scaled (--scale), text columns "
     "imputed (most frequent) and one-hot encoded, all with training-split statistics. A regression target is "
-    "standardized for training; predictions and mae are in its own units.\n\n"
+    "standardized for training; predictions (clamped to the training rows' range) and mae are in its own units.\n\n"
+    "--recipe says what the options left out default to: the default recipe, or the Keras course's (--recipe "
+    "course, as nbtrain fit trained before).\n\n"
     "--test-split holds out rows that nothing sees until the end, for an honest test score beside the training "
     "and validation ones.\n\n"
     "The run folder gets model.nbt (with the best epoch's weights), history.csv (one row per epoch, counted from 1 "
@@ -70,22 +76,28 @@ def fit(
                                       "(binary) or sparse_categorical_crossentropy (multiclass).",
                                  show_default=False)] = FitOptions.loss,
     class_weight: opt.ClassWeight = FitOptions.class_weight,
+    recipe: opt.Recipe = FitOptions.recipe,
     scale: opt.Scale = FitOptions.scale,
+    embeddings: Annotated[Optional[Literal[EMBEDDINGS]], typer.Option(
+        help=f"Before the hidden layers, every input through: piecewise (a piecewise-linear encoding over "
+             f"{PIECEWISE_BINS} quantile bins of the training rows), periodic (trainable sines and cosines) or "
+             "none.")] = FitOptions.embeddings,
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
     test_split: opt.TestSplit = FitOptions.test_split,
-    layers: Annotated[str, typer.Option(metavar="WIDTHS", help="Widths of the ReLU hidden layers.")]
-    = ",".join(map(str, FitOptions.layers)),
+    layers: Annotated[Optional[str], typer.Option(metavar="WIDTHS", help="Widths of the ReLU hidden layers.")]
+    = FitOptions.layers,
     dropout: Annotated[float, typer.Option(min=0.0, max=0.9, help="Dropout rate after each hidden layer.")]
     = FitOptions.dropout,
     batchnorm: Annotated[bool, typer.Option(help="BatchNormalization after each hidden layer.")]
     = FitOptions.batchnorm,
     epochs: opt.Epochs = FitOptions.epochs,
-    batch_size: Annotated[int, typer.Option(min=1, help="Rows per minibatch.")] = FitOptions.batch_size,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Rows per minibatch.")] = FitOptions.batch_size,
     optimizer: Annotated[Literal[OPTIMIZERS], typer.Option(help="Optimizer.")] = FitOptions.optimizer,
     lr: Annotated[Optional[float], typer.Option(show_default=False,
-                                                help="Learning rate \\[default: 0.001 adam, 0.01 sgd].")]
+                                                help="Learning rate \\[default: the recipe's, else 0.001 adam, "
+                                                     "0.01 sgd].")]
     = FitOptions.lr,
     patience: opt.Patience = FitOptions.patience,
     min_delta: opt.MinDelta = FitOptions.min_delta,
@@ -107,9 +119,9 @@ def fit(
         fail(f"--lr must be a positive number, got {lr}")
     if distributed == "mpi" and device == "cuda":
         fail("--distributed mpi trains on the CPU; leave out --device cuda")
-    options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, scale=scale,
-                         drop=tuple(drop or ()),
-                         val=val, val_split=val_split, test_split=test_split, layers=_hidden_layers(layers),
+    options = FitOptions(data=data, target=target, task=task, loss=loss, class_weight=class_weight, recipe=recipe,
+                         scale=scale, embeddings=embeddings, drop=tuple(drop or ()), val=val, val_split=val_split,
+                         test_split=test_split, layers=None if layers is None else _hidden_layers(layers),
                          dropout=dropout,
                          batchnorm=batchnorm, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
                          patience=patience, min_delta=min_delta, seed=seed, device=device, distributed=distributed,
@@ -151,26 +163,32 @@ def _describe(console, errors, group, quiet, shape, prep, model, options, test_r
     line(f"Data: {'standard input' if options.data == '-' else options.data}: {shape[0]} rows x {shape[1]} columns")
     if target.task != "regression":
         weights = f"; class weights {options.class_weight}" if options.class_weight else ""
+        smooth = getattr(model.loss, "label_smoothing", 0)
         line(f"Task: {target.task} classification of {target.name!r}: {target.mapping(counts=True)} "
-             f"(loss {options.loss}{weights})")
+             f"(loss {options.loss}{f' with label smoothing {smooth:g}' if smooth else ''}{weights})")
     else:
         line(f"Task: regression of {target.name!r} (loss {options.loss}; trained on the standardized target, "
              f"mean {target.center:.4g}, sd {target.scale:.4g}; mae is in the target's units)")
     kinds = [f.kind for f in pre.features]
     line(f"Features: {len(kinds)} columns ({kinds.count('numeric')} numeric, {kinds.count('categorical')} "
-         f"categorical) -> {prep.x.shape[1]} inputs; scaling {pre.scaling}"
+         f"categorical) -> {prep.x.shape[1]} inputs; scaling {SCALING_NAMES[pre.scaling]}; embeddings "
+         f"{EMBEDDING_NAMES[options.embeddings]}"
          + (f"; dropped {', '.join(map(repr, pre.dropped))}" if pre.dropped else ""))
     tested = f", {test_rows} test rows" if test_rows else ""
     line(f"Split: {len(prep.x)} training rows, {len(prep.x_val)} validation rows{tested} (seed {options.seed})")
     extras = (f", dropout {options.dropout}" if options.dropout else "") + (", batchnorm" if options.batchnorm else "")
     head = model.layers[-1]
-    line(f"Model: hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}{extras} -> {head.units} "
-         f"{head.activation} output{'s' if head.units > 1 else ''}; {model.count_params():,} parameters"
+    line(f"Model ({options.recipe} recipe): hidden ReLU layers {'-'.join(map(str, options.layers)) or '(none)'}"
+         f"{extras} -> {head.units} {head.activation} output{'s' if head.units > 1 else ''}; "
+         f"{model.count_params():,} parameters"
          + (f" in an ensemble of {options.ensemble}" if options.ensemble > 1 else ""))
     stops = (f"early stopping on {'val_loss' if len(prep.x_val) else 'loss'} (patience {options.patience})"
              if options.patience else "no early stopping")
-    line(f"Training: {options.optimizer} lr {model.optimizer.learning_rate:g}, batch {options.batch_size}, up to "
-         f"{options.epochs} epochs, {stops}; device {model.device}"
+    optimizer = model.optimizer
+    rate = f"lr {optimizer.learning_rate:g}" + (" cosine to 0" if options.settings.schedule == "cosine" else "")
+    adam = f" (beta_2 {optimizer.beta_2:g})" if hasattr(optimizer, "beta_2") else ""
+    line(f"Training: {options.optimizer}{adam} {rate}, batch {options.batch_size}, up to "
+         f"{options.epochs} epochs, {stops}, best epoch kept; device {model.device}"
          + (f", data-parallel over {group.size} MPI ranks" if group else ""))
     for note in prep.notes:
         line(f"Note: {note}")

@@ -4,7 +4,7 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
+from ..tabular.options import BACKENDS, COURSE, SEARCHES, FitOptions, SweepOptions
 from . import options as opt
 from .app import command, fail, user_errors
 from .fit import EXIT_CODES, stopped_at_once
@@ -55,12 +55,12 @@ def sweep_command(
                                                            "(needs optuna).")] = SweepOptions.search,
     task: opt.Task = FitOptions.task,
     class_weight: opt.ClassWeight = FitOptions.class_weight,
-    scale: opt.Scale = FitOptions.scale,
+    scale: opt.Scale = COURSE.scale,
     drop: opt.Drop = None,
     val: opt.Val = FitOptions.val,
     val_split: opt.ValSplit = FitOptions.val_split,
-    epochs: opt.Epochs = FitOptions.epochs,
-    patience: opt.Patience = FitOptions.patience,
+    epochs: opt.Epochs = COURSE.epochs,
+    patience: opt.Patience = COURSE.patience,
     min_delta: opt.MinDelta = FitOptions.min_delta,
     seed: opt.seed_option("Seed of the split, the sampled trials and their fits.") = FitOptions.seed,
     threads: opt.Threads = FitOptions.threads,
@@ -69,7 +69,7 @@ def sweep_command(
     quiet: opt.Quiet = False,
 ):
     from ..sweeps.api import run_sweep
-    fit = FitOptions(data=data, target=target, task=task, class_weight=class_weight, scale=scale,
+    fit = FitOptions(data=data, target=target, task=task, recipe="course", class_weight=class_weight, scale=scale,
                      drop=tuple(drop or ()), val=val, val_split=val_split, epochs=epochs, patience=patience,
                      min_delta=min_delta, seed=seed, device="cpu", threads=threads)
     options = SweepOptions(fit, trials, space, backend, address, workers, metric, search)

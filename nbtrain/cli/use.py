@@ -184,7 +184,8 @@ def info(model: ModelFile):
     for heading in ("column", "kind", "missing ->", "encoding"):
         schema.add_column(heading)
     for f in pre.features:
-        encoding = (f"(x - {f.center:.6g}) / {f.scale:.6g}" if f.kind == "numeric"
+        encoding = (f"(x - {f.center:.6g}) / {f.scale:.6g}" + (f", smooth clip {f.clip:g}" if f.clip else "")
+                    if f.kind == "numeric"
                     else f"one-hot: {', '.join(f.categories[:8])}{', ...' if len(f.categories) > 8 else ''}")
         schema.add_row(cell(f.name), f.kind, cell(f.fill if f.kind != "numeric" else f"{f.fill:.6g}"), cell(encoding))
     console.print(schema)

@@ -8,15 +8,15 @@ from pathlib import Path
 from ..arrays import SEED_MAX, whole_number
 from ..errors import InputError
 from ..threads import requested
-from ..tabular.options import BACKENDS, SEARCHES, FitOptions, SweepOptions
+from ..tabular.options import BACKENDS, COURSE, SEARCHES, FitOptions, SweepOptions
 from ..utils import available_cores
 from .board import log_names
 
 
 def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, backend=SweepOptions.backend,
           address=SweepOptions.address, workers=SweepOptions.workers, metric=SweepOptions.metric,
-          seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=FitOptions.scale, drop=FitOptions.drop,
-          val=FitOptions.val, val_split=FitOptions.val_split, epochs=FitOptions.epochs, patience=FitOptions.patience,
+          seed=FitOptions.seed, out=None, *, task=FitOptions.task, scale=COURSE.scale, drop=FitOptions.drop,
+          val=FitOptions.val, val_split=FitOptions.val_split, epochs=COURSE.epochs, patience=COURSE.patience,
           min_delta=FitOptions.min_delta, class_weight=FitOptions.class_weight, search=SweepOptions.search,
           grace_epochs=SweepOptions.grace_epochs, threads=FitOptions.threads, overwrite=False, verbose=0):
     """Train `trials` models on `data` (a CSV or Parquet path, or a DataFrame) with hyperparameters drawn from
@@ -32,7 +32,7 @@ def sweep(data, target, trials=SweepOptions.trials, space=SweepOptions.space, ba
     data's warnings come as Python warnings), 1 only the result, 2 what `nbtrain sweep` shows: the sweep described
     and the trials as they run. On the local backend, call this from under `if __name__ == "__main__":` in a
     script: the worker processes import the script."""
-    fit = FitOptions(data=data, target=target, task=task, scale=scale, drop=tuple(drop), val=val, val_split=val_split,
+    fit = FitOptions(data=data, target=target, task=task, recipe="course", scale=scale, drop=tuple(drop), val=val, val_split=val_split,
                      epochs=epochs, patience=patience, min_delta=min_delta, class_weight=class_weight, seed=seed,
                      device="cpu", threads=threads)
     return run_sweep(SweepOptions(fit, trials, space, backend, address, workers, metric, search, grace_epochs), out,

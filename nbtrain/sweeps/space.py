@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import schema
 from ..errors import InputError
-from ..tabular.options import OPTIMIZERS, REGRESSION_LOSS, REGRESSION_LOSSES, FitOptions
+from ..tabular.options import COURSE, OPTIMIZERS, REGRESSION_LOSS, REGRESSION_LOSSES, FitOptions
 from ..tabular.recipe import task_loss
 
 
@@ -42,12 +42,12 @@ class Key:
         return plain
 
 
-# each key's default is `nbtrain fit`'s (a fit's hidden layers all have one width here)
+# each key's default is `nbtrain fit --recipe course`'s (a fit's hidden layers all have one width here)
 KEYS = {
-    "layers": Key(int, len(FitOptions.layers), 0, 32),  # hidden layers; 0 makes a linear (or logistic) model
-    "units": Key(int, FitOptions.layers[0], 1, 65536),  # width of every hidden layer
-    "lr": Key(float, FitOptions.lr, 1e-12, 10.0),  # None: the optimizer's default (0.001 adam, 0.01 sgd)
-    "batch_size": Key(int, FitOptions.batch_size, 1, 2**31 - 1),
+    "layers": Key(int, len(COURSE.layers), 0, 32),  # hidden layers; 0 makes a linear (or logistic) model
+    "units": Key(int, COURSE.layers[0], 1, 65536),  # width of every hidden layer
+    "lr": Key(float, COURSE.lr, 1e-12, 10.0),  # None: the optimizer's default (0.001 adam, 0.01 sgd)
+    "batch_size": Key(int, COURSE.batch_size, 1, 2**31 - 1),
     "dropout": Key(float, FitOptions.dropout, 0.0, 0.9),
     "batchnorm": Key(bool, FitOptions.batchnorm),
     "optimizer": Key(str, FitOptions.optimizer, allowed=OPTIMIZERS),

@@ -28,9 +28,10 @@ class SweepData:
 
 def trial_options(options, params, task):
     """The FitOptions of one trial: the shared options with the trial's network and training (every hidden layer
-    params["units"] wide), and the loss the task trains with."""
+    params["units"] wide; Adam's and the schedule's settings of the course recipe), and the loss the task trains
+    with."""
     from ..tabular.recipe import task_loss
-    return replace(options, layers=(params["units"],) * params["layers"], dropout=params["dropout"],
+    return replace(options, recipe="course", layers=(params["units"],) * params["layers"], dropout=params["dropout"],
                    batchnorm=params["batchnorm"], batch_size=params["batch_size"], optimizer=params["optimizer"],
                    lr=params["lr"], loss=task_loss(task, params.get("loss")))
 
@@ -75,7 +76,7 @@ def run_trial(data, trial, report=None, epochs=None):
     started = time.perf_counter()
     try:
         check_memory(data.x.shape[1], options, data.outputs, len(data.x_val))  # as fit checks, before allocating
-        model = build_model(data.x.shape[1], data.task, options, trial["seed"], data.outputs)
+        model = build_model(data.x.shape[1], data.task, options, trial["seed"], data.outputs, data.x)
         outcome = train(model, data.x, data.y, data.x_val, data.y_val, options, data.task, data.target_scale,
                         trial["seed"], extra_callbacks=lambda recorder, stopper: [ScoreReport(recorder, stopper, report)]
                         if report else [])

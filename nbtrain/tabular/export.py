@@ -17,6 +17,11 @@ def _feature(graph, feature):
         filled = graph.node("Where", [graph.node("IsNaN", [x]), graph.constant("fill", feature.fill, np.float64), x])
         scaled = graph.node("Div", [graph.node("Sub", [filled, graph.constant("center", feature.center, np.float64)]),
                                     graph.constant("scale", feature.scale, np.float64)])
+        if feature.clip:  # x / sqrt(1 + (x / clip)^2), as Feature.scaled
+            ratio = graph.node("Div", [scaled, graph.constant("clip", feature.clip, np.float64)])
+            root = graph.node("Sqrt", [graph.node("Add", [graph.constant("one", 1.0, np.float64),
+                                                          graph.node("Mul", [ratio, ratio])])])
+            scaled = graph.node("Div", [scaled, root])
         return graph.node("Cast", [scaled], to=graph.onnx.TensorProto.FLOAT)
     categories = list(feature.categories)
     keys, values = categories + [""], list(range(len(categories))) + [categories.index(feature.fill)]
@@ -49,6 +54,9 @@ def table_proto(model, pre):
         value = graph.node("Cast", [out], to=types.DOUBLE)
         value = graph.node("Add", [graph.node("Mul", [value, graph.constant("scale", target.scale, np.float64)]),
                                    graph.constant("center", target.center, np.float64)])
+        if target.low is not None:  # clamped to the training range, as Target.decode
+            value = graph.node("Min", [graph.node("Max", [value, graph.constant("low", target.low, np.float64)]),
+                                       graph.constant("high", target.high, np.float64)])
         graph.node("Reshape", [value, flat], output="prediction")
         outputs.append(helper.make_tensor_value_info("prediction", types.DOUBLE, [None]))
     else:

@@ -40,8 +40,10 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     matrices (streaming.prepare_file); options.test_split holds out test rows before anything is fitted, scored at
     the end (holdout.py). Under MPI (`group`) every rank reads its share and trains; rank 0 alone writes. Raises
     InputError when no epoch ended with a finite loss; when Ctrl-C or SIGTERM came before the first epoch ended,
-    nothing is saved either and the result has run_dir None."""
+    nothing is saved either and the result has run_dir None. What options leave None comes from their recipe
+    (FitOptions.resolved)."""
     requested(options.threads)  # a bad NBTRAIN_THREADS is an error before the data is read
+    options = options.resolved()
     shape, prep = prepare_file(options.data, options.target, task=options.task, scaling=options.scale,
                                drop=options.drop, val_split=options.val_split, seed=options.seed,
                                validation=options.val, group=group, test_split=options.test_split)
@@ -53,7 +55,7 @@ def fit_table(options, out=None, group=None, callbacks=(), on_ready=None, overwr
     claim_folder = functools.partial(claim_run_folder, out, overwrite)
     claim = claim_folder() if group is None else group.run(claim_folder if writer else lambda: None)
     try:
-        model = build_model(prep.x.shape[1], target.task, options, options.seed, target.outputs)
+        model = build_model(prep.x.shape[1], target.task, options, options.seed, target.outputs, prep.x)
         if on_ready is not None:
             on_ready(shape, prep, model, options, 0 if test is None else len(test[0]))
         display = callbacks if callable(callbacks) else lambda recorder, best: list(callbacks)

@@ -15,8 +15,10 @@ from ..schema import SchemaError, check
 from .options import SCALINGS, TASKS
 from .reading import column_list, unknown_column
 
-PREPROCESSING_FORMAT = 2  # 2: classes' training rows (Target.counts); multiclass
-READABLE_FORMATS = (1, 2)
+PREPROCESSING_FORMAT = 3  # 2: classes' training rows (Target.counts); multiclass. 3: smooth clipping, target range
+READABLE_FORMATS = (1, 2, 3)
+CLIP = 3.0  # robust scaling's smooth clipping, x / sqrt(1 + (x / CLIP)^2): inputs within (-3, 3), as RealMLP's
+QUARTILES = (0.25, 0.75)
 
 
 def _is_numeric(series):
@@ -66,16 +68,46 @@ def _numbers(series, name, what):
 # ---------------------------------------------------------------------------------------------------------------
 # The fitted preprocessing: plain data, saved in the model file's metadata and re-applied at predict time.
 
+def quantile(kth, n, q):
+    """NumPy's default (linear) quantile q of n numbers, from kth(k), the k-th smallest (from 0)."""
+    position = q * (n - 1)
+    low = int(np.floor(position))
+    first = kth(low)
+    return first if position == low else first + (position - low) * (kth(low + 1) - first)
+
+
+def quantile_ranks(n, qs):
+    """The k of kth(k) that quantile(kth, n, q) reads for each q of qs."""
+    return sorted({k for q in qs for k in (int(np.floor(q * (n - 1))), int(np.ceil(q * (n - 1))))})
+
+
+def robust_scale(kth, n):
+    """(center, spread) of robust scaling from the order statistics kth(k) of n numbers: the median and the
+    interquartile range; half the range where the quartiles are equal (a column mostly of one value), as RealMLP's
+    RobustScaleSmoothClipTransform; 1 for a constant column."""
+    spread = quantile(kth, n, QUARTILES[1]) - quantile(kth, n, QUARTILES[0])
+    if spread <= 0:
+        spread = (kth(n - 1) - kth(0)) / 2
+    return quantile(kth, n, 0.5), spread if spread > 0 else 1.0
+
+
+def robust_ranks(n):
+    """The order statistics robust_scale reads."""
+    return sorted({0, n - 1, *quantile_ranks(n, (QUARTILES[0], 0.5, QUARTILES[1]))})
+
+
 @dataclass
 class Feature:
-    """One input column. Numeric: missing -> fill (training median), then (x - center) / scale. Categorical:
-    missing -> fill (most frequent training value), then one-hot over `categories`; unseen values -> zeros."""
+    """One input column. Numeric: missing -> fill (training median), then (x - center) / scale, then with `clip`
+    (robust scaling) smoothly clipped to (-clip, clip) by x / sqrt(1 + (x / clip)^2). Categorical: missing -> fill
+    (most frequent training value), then one-hot over `categories`; unseen values -> zeros."""
     name: str
     kind: str
     fill: object
     center: float = 0.0
     scale: float = 1.0
     categories: list = field(default_factory=list)
+    clip: float = 0.0
 
     @property
     def outputs(self):
@@ -96,10 +128,20 @@ class Feature:
         values = values[~np.isnan(values)]
         if values.size == 0:
             raise InputError(f"column {name!r} has no values in the training rows; drop it")
-        center, spread = {"standard": (values.mean(), values.std()),
-                          "minmax": (values.min(), values.max() - values.min()),
-                          "none": (0.0, 1.0)}[scaling]
-        return cls(name, "numeric", float(np.median(values)), float(center), float(spread) if spread > 0 else 1.0)
+        if scaling == "robust":
+            values.sort()
+            center, spread = robust_scale(values.__getitem__, len(values))
+        else:
+            center, spread = {"standard": (values.mean(), values.std()),
+                              "minmax": (values.min(), values.max() - values.min()),
+                              "none": (0.0, 1.0)}[scaling]
+        return cls(name, "numeric", float(np.median(values)), float(center), float(spread) if spread > 0 else 1.0,
+                   clip=CLIP if scaling == "robust" else 0.0)
+
+    def scaled(self, values):
+        """Filled float64 values of this numeric column as model inputs (float64): scaled, and clipped if asked."""
+        x = (values - self.center) / self.scale
+        return x / np.hypot(1.0, x / self.clip) if self.clip else x
 
     def transform(self, series, what):
         """This column's block of model inputs, float64 (rows, len(outputs)). Numbers are read at float32's
@@ -109,7 +151,7 @@ class Feature:
             with np.errstate(over="ignore"):
                 values = _numbers(series, self.name, what).astype(np.float32)
             values = np.where(np.isfinite(values), values, np.nan).astype(np.float64)
-            return ((np.where(np.isnan(values), self.fill, values) - self.center) / self.scale)[:, None]
+            return self.scaled(np.where(np.isnan(values), self.fill, values))[:, None]
         import pandas as pd
         codes = pd.Index(self.categories).get_indexer(_as_text(series).fillna(self.fill))
         block = np.zeros((len(series), len(self.categories)))
@@ -122,13 +164,16 @@ class Feature:
 class Target:
     """The column to predict. Binary: labels[0] -> 0, labels[1] -> 1; multiclass: labels[i] -> class i (labels in
     sorted order), with `counts` the training rows of each. Regression: trained on (y - center) / scale with
-    training-split statistics; predictions are mapped back to the original units."""
+    training-split statistics; predictions are mapped back to the original units and clamped to the training
+    rows' range [low, high] (None in model files from before it was kept: not clamped)."""
     name: str
     task: str
     labels: list = None
     center: float = 0.0
     scale: float = 1.0
     counts: list = None
+    low: float = None
+    high: float = None
 
     @classmethod
     def infer(cls, series, name, task="auto"):
@@ -170,11 +215,12 @@ class Target:
         return len(self.labels) if self.task == "multiclass" else 1
 
     def fit(self, series):
-        """From the training rows: a regression target's mean and standard deviation, a classifier's rows per
-        class."""
+        """From the training rows: a regression target's mean, standard deviation and range, a classifier's rows
+        per class."""
         if self.task == "regression":
             values = _numbers(series, self.name, "the training rows")
             self.center, self.scale = float(values.mean()), float(values.std()) or 1.0
+            self.low, self.high = float(values.min()), float(values.max())
         else:
             self.counts = np.bincount(self.encode(series, "the training rows")[:, 0].astype(int),
                                       minlength=len(self.labels)).tolist()
@@ -203,7 +249,8 @@ class Target:
         label coded 1 (binary) or a probability_<label> column per class (multiclass)."""
         import pandas as pd
         if self.task == "regression":
-            return pd.DataFrame({"prediction": np.asarray(outputs, np.float64)[:, 0] * self.scale + self.center})
+            value = np.asarray(outputs, np.float64)[:, 0] * self.scale + self.center
+            return pd.DataFrame({"prediction": value if self.low is None else np.clip(value, self.low, self.high)})
         chances = self.probabilities(outputs)
         table = pd.DataFrame({"prediction": np.array(self.labels, dtype=object)[chances.argmax(axis=1)]})
         if self.task == "binary":
@@ -273,11 +320,13 @@ LABEL = schema.either(schema.text(), schema.number(), schema.boolean(), wanted="
 SCALE = schema.number(above=0)
 FEATURE = schema.record({"name": schema.text(), "kind": schema.text(("numeric", "categorical")),
                          "fill": schema.either(schema.number(), schema.text(), wanted="a number or text"),
-                         "center": schema.number(), "scale": SCALE, "categories": schema.list_of(schema.text())},
+                         "center": schema.number(), "scale": SCALE, "categories": schema.list_of(schema.text()),
+                         "clip": schema.number(low=0)},
                         required=("name", "kind", "fill"))
 TARGET = schema.record({"name": schema.text(), "task": schema.text(TASKS[1:]),
                         "labels": schema.optional(schema.list_of(LABEL)), "center": schema.number(), "scale": SCALE,
-                        "counts": schema.optional(schema.list_of(schema.number(low=0, integer=True)))},
+                        "counts": schema.optional(schema.list_of(schema.number(low=0, integer=True))),
+                        "low": schema.optional(schema.number()), "high": schema.optional(schema.number())},
                        required=("name", "task"))
 SCHEMA = schema.record({"format": schema.number(integer=True), "target": TARGET, "features": schema.list_of(FEATURE), "scaling": schema.text(SCALINGS),
                         "dropped": schema.list_of(schema.text())})
@@ -294,6 +343,9 @@ def _consistent(target, features):
                               f"for {target.task} classification, got {labels!r}")
         if target.counts is not None and len(target.counts) != len(labels):
             raise SchemaError("preprocessing.target.counts must have one count per label")
+    elif (target.low is None) != (target.high is None) or (target.low is not None and target.low > target.high):
+        raise SchemaError(f"preprocessing.target's range must be two numbers, low <= high, got {target.low!r} and "
+                          f"{target.high!r}")
     for i, f in enumerate(features):
         numeric = f.kind == "numeric"
         if isinstance(f.fill, str) == numeric or (not numeric and not f.categories):

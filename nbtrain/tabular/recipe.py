@@ -13,7 +13,7 @@ import numpy as np
 from ..callbacks import Callback, EarlyStopping, History
 from ..errors import InputError
 from ..monitor import Monitor
-from .options import REGRESSION_LOSS
+from .options import PIECEWISE_BINS, REGRESSION_LOSS
 
 # a classifier's output activation, loss and metric; a regression has a linear output, options.loss and mae
 CLASSIFIERS = {"binary": ("sigmoid", "binary_crossentropy", "binary_accuracy"),
@@ -105,9 +105,13 @@ def fit_bytes(width, options, outputs, val_rows):
     weights, the gradient, the optimizer's slots and the best epoch's copy; every unit's activations, their
     gradients and the layer's own buffers for a batch (or a chunk of the validation rows), float32."""
     from ..model import EVAL_ROWS
-    widths = [width, *options.layers, outputs]
-    params = (sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 4 * sum(options.layers) * options.batchnorm) \
-        * options.ensemble
+    first = embedding(options)
+    widths = [width if first is None else first.output_width(width), *options.layers, outputs]
+    params = sum((a + 1) * b for a, b in zip(widths, widths[1:])) + 4 * sum(options.layers) * options.batchnorm
+    if first is not None:  # the embedding's own weights, and the inputs it reads
+        params += sum(int(np.prod(spec[1])) for spec in first.variable_specs(width))
+        widths.append(width)
+    params *= options.ensemble
     units = sum(widths) * (2 + options.batchnorm + (options.dropout > 0))
     return 4 * (COPIES * params + 3 * units * max(options.batch_size, min(val_rows, EVAL_ROWS)))
 
@@ -136,14 +140,32 @@ def check_memory(width, options, outputs, val_rows):
                          f"{free / 2**30:.1f} GiB of memory available; use narrower or fewer layers")
 
 
-def build_model(width, task, options, seed, outputs=1):
-    """The course's network for `options` (a FitOptions whose loss is resolved): Dense ReLU layers (each followed
+def smoothing(options, task):
+    """The label smoothing a fit of `options` trains a `task` with (multiclass only: the engine's categorical
+    cross-entropy takes it, on one-hot targets)."""
+    return options.settings.label_smoothing if task == "multiclass" else 0.0
+
+
+def embedding(options):
+    """The layer that options.embeddings puts before the hidden layers: rtdl's periodic embeddings with their
+    defaults, the piecewise-linear encoding over PIECEWISE_BINS quantile bins of the training rows, or None."""
+    from .. import layers
+    return {"periodic": layers.PeriodicEmbedding, "piecewise": lambda: layers.PiecewiseLinearEncoding(
+        PIECEWISE_BINS)}.get(options.embeddings, lambda: None)()
+
+
+def build_model(width, task, options, seed, outputs=1, x=None):
+    """The network for `options` (a resolved FitOptions, its loss the task's): the recipe's embedding of the
+    inputs, if any, then Dense ReLU layers (each followed
     by Dropout and BatchNormalization when asked), then one linear output, one sigmoid output for binary
     classification or `outputs` softmax ones for multiclass; initialized from `seed`, compiled on options.device
-    (the CPU for an MPI fit)."""
-    from .. import layers, optimizers
+    (the CPU for an MPI fit) with the recipe's optimizer settings, label smoothing and schedule (a cosine one
+    spans options.epochs over the training rows `x`, which a piecewise-linear encoding is adapted to)."""
+    from .. import layers, losses, optimizers, schedules
     from ..model import Sequential
-    stack = []
+    stack = [layer for layer in [embedding(options)] if layer is not None]
+    if options.embeddings == "piecewise":
+        stack[0].adapt(x)
     for n in options.layers:
         stack.append(layers.Dense(n, activation="relu"))
         if options.dropout:
@@ -153,10 +175,15 @@ def build_model(width, task, options, seed, outputs=1):
     activation = CLASSIFIERS[task][0] if task in CLASSIFIERS else None
     model = Sequential(stack + [layers.Dense(outputs, activation=activation)])
     model.build((None, width), seed=seed)
-    opt = (optimizers.Adam if options.optimizer == "adam" else optimizers.SGD)(
-        **({"learning_rate": options.lr} if options.lr else {}))
-    model.compile(opt, options.loss, [task_metric(task)],
-                  device="cpu" if options.distributed == "mpi" else options.device)
+    recipe = options.settings
+    adam = options.optimizer == "adam"
+    rate = options.lr or (optimizers.Adam if adam else optimizers.SGD)().learning_rate
+    if recipe.schedule == "cosine" and x is not None:
+        rate = schedules.CosineDecay(rate, options.epochs * math.ceil(len(x) / options.batch_size))
+    opt = optimizers.Adam(rate, beta_2=recipe.beta_2) if adam else optimizers.SGD(rate)
+    loss = losses.CategoricalCrossentropy(label_smoothing=smoothing(options, task)) if smoothing(options, task) \
+        else options.loss
+    model.compile(opt, loss, [task_metric(task)], device="cpu" if options.distributed == "mpi" else options.device)
     if options.ensemble > 1:  # the members' weights are drawn at fit, from the fit's seed (ensemble.member_seeds)
         from ..ensemble import Ensemble
         return Ensemble(model, options.ensemble)
@@ -188,11 +215,15 @@ def train(model, x, y, x_val, y_val, options, task, target_scale, seed,
     best = BestEpoch(stopper)
     recorder = History()
     units = [TargetUnits(target_scale)] if task == "regression" else []
+    weights = class_weights(options.class_weight, y)
+    if smoothing(options, task):  # the categorical cross-entropy takes one-hot targets
+        outputs = model.layers[-1].units
+        y, y_val = (np.eye(outputs, dtype=np.float32)[np.asarray(t).astype(int).ravel()] for t in (y, y_val))
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a diverging loss is reported in the outcome
         model.fit(x, y, validation_data=(x_val, y_val) if has_val else None, batch_size=options.batch_size,
-                  epochs=epochs, verbose=0, seed=seed, class_weight=class_weights(options.class_weight, y),
+                  epochs=epochs, verbose=0, seed=seed, class_weight=weights,
                   callbacks=units + [recorder, stopper, best] + extra_callbacks(recorder, best),
                   distribute="mpi" if options.distributed == "mpi" else None, threads=options.threads)
     diverged = model.stop_cause == "nonfinite"

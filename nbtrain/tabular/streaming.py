@@ -14,8 +14,8 @@ from ..errors import InputError
 from .options import SCALINGS, TASKS
 from .apply import labelled_matrix
 from .holdout import TEST_NAME, held_out_rows, rest_share
-from .preprocessing import (ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric, _label_key,
-                            advice, fits_a_model_file, split_rows)
+from .preprocessing import (CLIP, ROW_ID_ROWS, Feature, Prepared, Preprocessing, Target, _as_text, _is_numeric,
+                            _label_key, advice, fits_a_model_file, robust_ranks, robust_scale, split_rows)
 from .reading import unknown_column
 from .tablefile import TableFile
 
@@ -266,8 +266,11 @@ def _encode_target(spec, goal, labelled, layout, ranks):
     import pandas as pd
     values = np.concatenate(goal.values) if goal.numeric and goal.values else np.zeros(0)
     if spec.task == "regression":
-        center, scale = _mean_std(values[layout.part == TRAIN], ranks)
+        training = values[layout.part == TRAIN]
+        center, scale = _mean_std(training, ranks)
         spec.center, spec.scale = center, scale or 1.0
+        ends = [e for e in ranks.gather((training.min(), training.max()) if len(training) else None) if e is not None]
+        spec.low, spec.high = float(min(e[0] for e in ends)), float(max(e[1] for e in ends))
         coded = (values - spec.center) / spec.scale
     elif goal.numeric:
         keys = np.array([_label_key(label) for label in spec.labels])
@@ -346,19 +349,22 @@ def _row_id(column, matrices, start, layout, ranks):
 
 def _fit_numeric(column, name, scaling, ranks):
     """Feature.fit of a numeric column from its float32 training values over all shares: the exact median, then
-    the mean and standard deviation (or minimum and range) in float64."""
+    the mean and standard deviation (or minimum and range; or the median and quartiles) in float64."""
     values = column[~np.isnan(column)].astype(np.float64)
     n = ranks.total(len(values))
     if n == 0:
         raise InputError(f"column {name!r} has no values in the training rows; drop it")
-    ks = sorted({(n - 1) // 2, n // 2})
+    middle = sorted({(n - 1) // 2, n // 2})
+    ks = sorted(set(middle + (robust_ranks(n) if scaling == "robust" else [])))
     if ranks.comm is None:  # the same numbers as the selection over shares: the k-th smallest is one value
-        middle = np.partition(values, ks)[ks]
+        kth = dict(zip(ks, np.partition(values, ks)[ks]))
     else:
         values.sort()
-        middle = [_kth(values, k, ranks) for k in ks]
-    median = float(np.mean(middle))
-    if scaling == "standard":
+        kth = {k: _kth(values, k, ranks) for k in ks}
+    median = float(np.mean([kth[k] for k in middle]))
+    if scaling == "robust":
+        center, spread = robust_scale(kth.__getitem__, n)
+    elif scaling == "standard":
         center, spread = _mean_std(values, ranks)
     elif scaling == "minmax":
         ends = [e for e in ranks.gather((values.min(), values.max()) if len(values) else None) if e is not None]
@@ -366,7 +372,8 @@ def _fit_numeric(column, name, scaling, ranks):
         center, spread = low, max(e[1] for e in ends) - low
     else:
         center, spread = 0.0, 1.0
-    return Feature(name, "numeric", median, float(center), float(spread) if spread > 0 else 1.0)
+    return Feature(name, "numeric", median, float(center), float(spread) if spread > 0 else 1.0,
+                   clip=CLIP if scaling == "robust" else 0.0)
 
 
 def _mean_std(values, ranks):
@@ -431,7 +438,7 @@ def _apply(feature, column):
     for start in range(0, len(column), PIECE):
         values = column[start:start + PIECE].astype(np.float64)
         values[np.isnan(values)] = feature.fill
-        column[start:start + PIECE] = (values - feature.center) / feature.scale
+        column[start:start + PIECE] = feature.scaled(values)
 
 
 def _assemble(part, owned, n, group):
