@@ -175,7 +175,7 @@ def test_a_subclass_call_is_refused_rather_than_ignored():
 @pytest.mark.parametrize("name", ["LayerNormalization", "Conv1D", "LSTM", "GaussianNoise"])
 def test_keras_layers_nbtrain_lacks_are_named(name):
     with pytest.raises(AttributeError, match=f"nbtrain.layers has no '{name}'.*: nbtrain has Activation, "
-                                             "BatchNormalization, Dense, Dropout, Embedding, Flatten, Input") as info:
+                                             "Adapter, BatchNormalization, Dense, Dropout, Embedding, Flatten, Input") as info:
         getattr(layers, name)
     assert "\n" not in str(info.value)
     assert not hasattr(layers, name)
