@@ -117,7 +117,7 @@ def test_a_schedule_moves_the_learning_rate_every_step():
         e = X[t] @ w[:, 0] + b[0] - y[t]
         w[:, 0] -= schedule(t) * 2 * e * X[t]
         b[0] -= schedule(t) * 2 * e
-    np.testing.assert_allclose(model.get_weights()[0], w, rtol=1e-5)
+    np.testing.assert_allclose(model.get_weights()[0], w, rtol=1e-5, atol=1e-6)  # float32 rounding, weights near 0 too
     assert model.optimizer.learning_rate == pytest.approx(schedule(8))
     with pytest.raises(TypeError, match="schedule"):
         model.optimizer.learning_rate = 0.1
